@@ -1,0 +1,398 @@
+"""Numba kernels: lexicographic combinations, lifted cross products and fused column pricing.
+
+One column is a set of k training points (a combination, by lexicographic rank) with a fold
+labeling; its parameters are the generalized cross product of the lifted points
+``[x_i; 1; -s_i]``, normalised to ``||w|| = 1`` and ``c >= 0`` (``geometry.normalize_parameters``
+is the numpy twin used for the reference tests).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+def binomial_table(n: int, k: int) -> np.ndarray:
+    """``T[a, j] = C(a, j)`` for ``a <= n``, ``j <= k`` (int64; exact for the sizes we enumerate)."""
+    T = np.zeros((n + 1, k + 1), dtype=np.int64)
+    T[:, 0] = 1
+    for a in range(1, n + 1):
+        for j in range(1, min(a, k) + 1):
+            T[a, j] = T[a - 1, j - 1] + T[a - 1, j]
+    return T
+
+
+@njit(cache=True)
+def _unrank(rank, n, k, binom, out):
+    """Write the combination of lexicographic ``rank`` among C(n, k) into ``out[:k]``."""
+    x = 0
+    for i in range(k):
+        c = x
+        while True:
+            cnt = binom[n - 1 - c, k - 1 - i]
+            if rank < cnt:
+                break
+            rank -= cnt
+            c += 1
+        out[i] = c
+        x = c + 1
+
+
+@njit(cache=True, inline='always')
+def _next_comb(a, n, k):
+    """Advance ``a`` to the next combination in lexicographic order; False after the last."""
+    i = k - 1
+    while i >= 0 and a[i] == n - k + i:
+        i -= 1
+    if i < 0:
+        return False
+    a[i] += 1
+    for j in range(i + 1, k):
+        a[j] = a[j - 1] + 1
+    return True
+
+
+@njit(cache=True)
+def _det(A, k):
+    """Determinant of ``A[:k, :k]`` by Gaussian elimination with partial pivoting (A is clobbered)."""
+    det = 1.0
+    for col in range(k):
+        piv = col
+        best = abs(A[col, col])
+        for row in range(col + 1, k):
+            if abs(A[row, col]) > best:
+                best = abs(A[row, col])
+                piv = row
+        if best == 0.0:
+            return 0.0
+        if piv != col:
+            for j in range(k):
+                tmp = A[col, j]
+                A[col, j] = A[piv, j]
+                A[piv, j] = tmp
+            det = -det
+        det *= A[col, col]
+        for row in range(col + 1, k):
+            f = A[row, col] / A[col, col]
+            for j in range(col + 1, k):
+                A[row, j] -= f * A[col, j]
+    return det
+
+
+@njit(cache=True)
+def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, v, w, c):
+    """Parameters of one column into ``w``, ``c``; returns ``(valid, b)``."""
+    k = pts.shape[0]
+    d = X.shape[1]
+    m = labels.shape[2]
+    width = k + 1
+    hadamard = 1.0
+    for i in range(k):
+        s = 0.0
+        for t in range(d):
+            M[i, t] = X[pts[i], t]
+            s += M[i, t] * M[i, t]
+        col = d
+        if bias:
+            M[i, col] = 1.0
+            s += 1.0
+            col += 1
+        for l in range(m):
+            M[i, col + l] = -labels[lab, i, l]
+            s += M[i, col + l] * M[i, col + l]
+        hadamard *= np.sqrt(s)
+    for i in range(width):
+        for row in range(k):
+            jj = 0
+            for j in range(width):
+                if j != i:
+                    minor[row, jj] = M[row, j]
+                    jj += 1
+        sgn = 1.0 if i % 2 == 0 else -1.0
+        v[i] = sgn * _det(minor, k)
+    nw = 0.0
+    for t in range(d):
+        nw += v[t] * v[t]
+    nw = np.sqrt(nw)
+    if not nw > tol * hadamard:
+        return False, 0.0
+    b = v[d] / nw if bias else 0.0
+    off = d + (1 if bias else 0)
+    ctol = 1e-12 * (1.0 + abs(b))
+    sign = 1.0
+    for l in range(m):
+        cl = v[off + l] / nw
+        if abs(cl) > ctol:
+            if cl < 0:
+                sign = -1.0
+            break
+    for t in range(d):
+        w[t] = sign * v[t] / nw
+    b *= sign
+    for l in range(m):
+        cl = sign * v[off + l] / nw
+        if cl < -ctol:
+            return False, 0.0
+        c[l] = max(cl, 0.0)
+    return True, b
+
+
+@njit(cache=True)
+def params_for(X, points, labs, labels, bias, tol):
+    """Parameters ``(W, b, C, valid)`` of the columns given by point sets and labeling indices."""
+    n = points.shape[0]
+    k = points.shape[1]
+    d = X.shape[1]
+    m = labels.shape[2]
+    W = np.zeros((n, d))
+    B = np.zeros(n)
+    C = np.zeros((n, m))
+    valid = np.zeros(n, dtype=np.bool_)
+    M = np.empty((max(k, 1), k + 1))
+    minor = np.empty((max(k, 1), max(k, 1)))
+    v = np.empty(k + 1)
+    for j in range(n):
+        ok, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, v, W[j], C[j])
+        valid[j] = ok
+        B[j] = b
+    return W, B, C, valid
+
+
+@njit(cache=True)
+def unrank_many(ranks, n, k, binom):
+    """Point sets (len(ranks), k) of the given lexicographic ranks."""
+    out = np.empty((ranks.shape[0], k), dtype=np.int64)
+    for j in range(ranks.shape[0]):
+        _unrank(ranks[j], n, k, binom, out[j])
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def _column_values(XT, w, b, c, u):
+    """``u = phi(x_i)`` for one column (``XT`` is X transposed), in passes (any d and depth)."""
+    d, n_pts = XT.shape
+    for i in range(n_pts):
+        u[i] = b
+    for t in range(d):
+        wt = w[t]
+        for i in range(n_pts):
+            u[i] += wt * XT[t, i]
+    for l in range(c.shape[0]):
+        cl = c[l]
+        for i in range(n_pts):
+            u[i] = abs(u[i]) - cl
+    for i in range(n_pts):
+        u[i] = abs(u[i])
+
+
+@njit(cache=True, fastmath=True, inline='always')
+def _fold2(s, m, c0, c1):
+    """``| |s| - c0 | - c1 |`` truncated to the first ``m`` offsets."""
+    if m >= 1:
+        s = abs(s) - c0
+    if m >= 2:
+        s = abs(s) - c1
+    return abs(s)
+
+
+@njit(cache=True, fastmath=True, inline='always')
+def _column_dot(XT, r, w, b, c, u, want_norm):
+    """``(sum_i r_i phi_i, ||phi - mean phi||)`` for one column (norm 0 unless ``want_norm``).
+
+    One fused vectorised loop for d <= 3 and at most two fold offsets (LLVM unswitches the
+    loop-invariant branches), passes over ``u`` otherwise.
+    """
+    d, n_pts = XT.shape
+    m = c.shape[0]
+    acc = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    if d > 3 or m > 2:
+        _column_values(XT, w, b, c, u)
+        for i in range(n_pts):
+            acc += r[i] * u[i]
+            s1 += u[i]
+            s2 += u[i] * u[i]
+    else:
+        c0 = c[0] if m > 0 else 0.0
+        c1 = c[1] if m > 1 else 0.0
+        w0 = w[0]
+        w1 = w[1] if d > 1 else 0.0
+        w2 = w[2] if d > 2 else 0.0
+        x0 = XT[0]
+        x1 = XT[1] if d > 1 else XT[0]
+        x2 = XT[2] if d > 2 else XT[0]
+        if d == 1:
+            for i in range(n_pts):
+                a = _fold2(b + w0 * x0[i], m, c0, c1)
+                acc += r[i] * a
+                if want_norm:
+                    s1 += a
+                    s2 += a * a
+        elif d == 2:
+            for i in range(n_pts):
+                a = _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
+                acc += r[i] * a
+                if want_norm:
+                    s1 += a
+                    s2 += a * a
+        else:
+            for i in range(n_pts):
+                a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+                acc += r[i] * a
+                if want_norm:
+                    s1 += a
+                    s2 += a * a
+    nrm = np.sqrt(max(s2 - s1 * s1 / n_pts, 0.0)) if want_norm else 0.0
+    return acc, nrm
+
+
+@njit(cache=True)
+def _lu(A, k, piv):
+    """In-place LU with partial pivoting of ``A[:k, :k]``; returns the determinant."""
+    det = 1.0
+    for col in range(k):
+        p = col
+        best = abs(A[col, col])
+        for row in range(col + 1, k):
+            if abs(A[row, col]) > best:
+                best = abs(A[row, col])
+                p = row
+        piv[col] = p
+        if best == 0.0:
+            return 0.0
+        if p != col:
+            for j in range(k):
+                tmp = A[col, j]
+                A[col, j] = A[p, j]
+                A[p, j] = tmp
+            det = -det
+        det *= A[col, col]
+        for row in range(col + 1, k):
+            A[row, col] /= A[col, col]
+            for j in range(col + 1, k):
+                A[row, j] -= A[row, col] * A[col, j]
+    return det
+
+
+@njit(cache=True)
+def _lu_solve(A, k, piv, rhs):
+    """Solve ``A x = rhs`` in place with the factors of ``_lu``."""
+    for col in range(k):
+        p = piv[col]
+        if p != col:
+            tmp = rhs[col]
+            rhs[col] = rhs[p]
+            rhs[p] = tmp
+    for row in range(k):
+        for j in range(row):
+            rhs[row] -= A[row, j] * rhs[j]
+    for row in range(k - 1, -1, -1):
+        for j in range(row + 1, k):
+            rhs[row] -= A[row, j] * rhs[j]
+        rhs[row] /= A[row, row]
+
+
+@njit(cache=True)
+def _single_fold_setup(X, pts, bias, F, piv, Finv, rn0, rn1):
+    """Invert ``F = [x_i, 1]`` (square) for one point set into ``Finv``; returns det F.
+    ``rn0``/``rn1`` get the lifted row norms for a zero / non-zero label."""
+    k = pts.shape[0]
+    d = X.shape[1]
+    for i in range(k):
+        s = 0.0
+        for t in range(d):
+            F[i, t] = X[pts[i], t]
+            s += F[i, t] * F[i, t]
+        if bias:
+            F[i, d] = 1.0
+            s += 1.0
+        rn0[i] = np.sqrt(s)
+        rn1[i] = np.sqrt(s + 1.0)
+    det = _lu(F, k, piv)
+    if det != 0.0:
+        for j in range(k):
+            for i in range(k):
+                Finv[i, j] = 1.0 if i == j else 0.0
+            _lu_solve(F, k, piv, Finv[:, j])
+    return det
+
+
+@njit(cache=True, inline='always')
+def _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, p, w):
+    """Depth-3 column ``w.x_i + b = s_i c``: ``(w, b) = F^-1 s / ||.||``, ``c = 1 / ||.||``.
+
+    The cross product of the lifted points is ``det F (F^-1 s, 1)``, so the degeneracy test
+    is the one of ``_lifted_params``. Returns ``(valid, b, c)``.
+    """
+    k = rn0.shape[0]
+    if det == 0.0:
+        return False, 0.0, 0.0
+    hadamard = 1.0
+    for i in range(k):
+        hadamard *= rn0[i] if labels[lab, i, 0] == 0.0 else rn1[i]
+    for t in range(k):
+        acc = 0.0
+        for i in range(k):
+            acc += Finv[t, i] * labels[lab, i, 0]
+        p[t] = acc
+    nw = 0.0
+    for t in range(d):
+        nw += p[t] * p[t]
+    nw = np.sqrt(nw)
+    if not abs(det) * nw > tol * hadamard:
+        return False, 0.0, 0.0
+    for t in range(d):
+        w[t] = p[t] / nw
+    b = p[d] / nw if bias else 0.0
+    return True, b, 1.0 / nw
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
+    """``|A_j . r|`` for the columns of combinations ``start .. start+count-1`` and every labeling.
+
+    Returns ``scores`` (count, n_lab), -1 where the column is degenerate, and with ``want_norms``
+    the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise).
+    """
+    n_pts, d = X.shape
+    XT = np.ascontiguousarray(X.T)
+    n_lab = labels.shape[0]
+    m = labels.shape[2]
+    scores = np.empty((count, n_lab))
+    norms = np.zeros((count, n_lab))
+    n_chunks = min(count, 64)
+    for ch in prange(n_chunks):
+        lo = count * ch // n_chunks
+        hi = count * (ch + 1) // n_chunks
+        if lo >= hi:
+            continue
+        pts = np.empty(k, dtype=np.int64)
+        _unrank(start + lo, n_pts, k, binom, pts)
+        M = np.empty((max(k, 1), k + 1))
+        minor = np.empty((max(k, 1), max(k, 1)))
+        v = np.empty(k + 1)
+        w = np.empty(d)
+        c = np.empty(m)
+        u = np.empty(n_pts)
+        piv = np.empty(k, dtype=np.int64)
+        Finv = np.empty((max(k, 1), max(k, 1)))
+        rn0 = np.empty(k)
+        rn1 = np.empty(k)
+        single = m == 1 and k == d + (1 if bias else 0)
+        for j in range(lo, hi):
+            if single:
+                det = _single_fold_setup(X, pts, bias, M, piv, Finv, rn0, rn1)
+            for lab in range(n_lab):
+                if single:
+                    ok, b, c0 = _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, v, w)
+                    c[0] = c0
+                else:
+                    ok, b = _lifted_params(X, pts, labels, lab, bias, tol, M, minor, v, w, c)
+                if not ok:
+                    scores[j, lab] = -1.0
+                    continue
+                dot, nrm = _column_dot(XT, r, w, b, c, u, want_norms)
+                scores[j, lab] = abs(dot)
+                norms[j, lab] = nrm
+            _next_comb(pts, n_pts, k)
+    return scores, norms

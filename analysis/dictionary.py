@@ -1,0 +1,189 @@
+"""The geometric-algebra dictionary of a depth-L absolute-value network (MATH.md section 3).
+
+A column of family ``l`` (2 <= l <= L) is fixed by ``k = d + l - 2`` training points (``d + l - 3``
+without bias), each with a fold label (a vector of ``l - 2`` signs in {-1, 0, +1} whose non-zero
+entries come first) saying on which level set ``w.x_i + b = s_i . c`` it lies. The depth-L
+dictionary is the union of families 2..L (a zero fold offset lowers the depth). Columns are
+numbered ``offset(l) + rank(points) * n_labelings(l) + labeling`` with lexicographic ranks of the
+point sets, so any column can be rebuilt and explained from its integer id.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from . import _kernels
+from .geometry import DEGENERATE_TOL, feature_values
+
+_SIGN = {0: "0", 1: "+", -1: "-"}
+
+
+class DictionaryTooLarge(ValueError):
+    """Raised when a dictionary is asked to be materialised past its budget."""
+
+
+def level_alphabet(m: int) -> list[tuple[int, ...]]:
+    """Fold labels of one point: sign vectors of length m whose non-zero entries come first."""
+    out = [(0,) * m]
+    for j in range(1, m + 1):
+        out += [s + (0,) * (m - j) for s in itertools.product((1, -1), repeat=j)]
+    return out
+
+
+def labelings(k: int, m: int, bias: bool = True) -> np.ndarray:
+    """Labelings of k points with fold labels of length m, one per column up to a global sign.
+
+    Kept: the first non-zero entry is +1 (the global flip gives the same feature) and the
+    label matrix ``[1, S]`` (``S`` without bias) has full column rank, else ``w = 0``.
+    """
+    if m == 0:
+        return np.zeros((1, k, 0))
+    keep = []
+    for lab in itertools.product(level_alphabet(m), repeat=k):
+        S = np.array(lab, dtype=float).reshape(k, m)
+        flat = S.ravel()
+        nz = flat[flat != 0]
+        if not nz.size or nz[0] < 0:
+            continue
+        B = np.hstack([np.ones((k, 1)), S]) if bias else S
+        if np.linalg.matrix_rank(B) == B.shape[1]:
+            keep.append(S)
+    return np.array(keep).reshape(len(keep), k, m)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Columns of one depth ``l``: ``n_sets`` point sets of size ``k`` times ``labels``."""
+
+    depth: int
+    k: int
+    labels: np.ndarray
+    n_sets: int
+    offset: int
+
+    @property
+    def n_labelings(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_columns(self) -> int:
+        return self.n_sets * self.n_labelings
+
+
+def kind_of(depth: int, labels: np.ndarray) -> str:
+    """plane (depth 2), reflection (a point on the mirror), midpoint (none on it), fold (deeper)."""
+    if depth == 2:
+        return "plane"
+    if depth == 3:
+        return "reflection" if np.any(labels[:, 0] == 0) else "midpoint"
+    return "fold"
+
+
+class Dictionary:
+    """Every candidate feature of a depth-``depth`` network on training points ``X`` (N, d)."""
+
+    def __init__(self, X, depth: int = 2, bias: bool = True, tol: float = DEGENERATE_TOL):
+        X = np.ascontiguousarray(X, dtype=float)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (points x dimensions), got shape {X.shape}")
+        if depth < 2:
+            raise ValueError(f"depth must be >= 2, got {depth}")
+        self.X, self.depth, self.bias, self.tol = X, int(depth), bool(bias), float(tol)
+        self.n_points, self.dim = X.shape
+        fams, offset = [], 0
+        for level in range(2, self.depth + 1):
+            k = self.dim + level - 2 - (0 if self.bias else 1)
+            if k > self.n_points:
+                continue
+            labels = labelings(k, level - 2, self.bias)
+            n_sets = int(_kernels.binomial_table(self.n_points, k)[self.n_points, k]) if k >= 0 else 0
+            fam = Family(level, k, np.ascontiguousarray(labels, dtype=float), n_sets, offset)
+            fams.append(fam)
+            offset += fam.n_columns
+        self.families: tuple[Family, ...] = tuple(fams)
+        self.n_candidates = offset
+
+    def __repr__(self) -> str:
+        return (f"Dictionary(N={self.n_points}, d={self.dim}, depth={self.depth}, bias={self.bias}, "
+                f"n_candidates={self.n_candidates:,})")
+
+    @cached_property
+    def binom(self) -> np.ndarray:
+        return _kernels.binomial_table(self.n_points, max([f.k for f in self.families] + [0]))
+
+    def _locate(self, ids):
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_candidates):
+            raise IndexError(f"column ids must lie in [0, {self.n_candidates})")
+        starts = np.array([f.offset for f in self.families], dtype=np.int64)
+        fam = np.searchsorted(starts, ids, side="right") - 1
+        return ids, fam
+
+    def _family_params(self, fam: Family, local: np.ndarray):
+        ranks, labs = np.divmod(local, fam.n_labelings)
+        pts = _kernels.unrank_many(ranks, self.n_points, fam.k, self.binom)
+        W, b, C, valid = _kernels.params_for(self.X, pts, labs, fam.labels, self.bias, self.tol)
+        return pts, labs, W, b, C, valid
+
+    def params(self, ids):
+        """``(W (m, d), b (m,), C (m, depth-2), valid (m,))`` of the given columns."""
+        ids, fam = self._locate(ids)
+        W = np.zeros((ids.size, self.dim))
+        b = np.zeros(ids.size)
+        C = np.zeros((ids.size, self.depth - 2))
+        valid = np.zeros(ids.size, dtype=bool)
+        for i, f in enumerate(self.families):
+            sel = fam == i
+            if sel.any():
+                _, _, W[sel], b[sel], Cf, valid[sel] = self._family_params(f, ids[sel] - f.offset)
+                C[sel, : f.depth - 2] = Cf
+        return W, b, C, valid
+
+    def valid(self, ids) -> np.ndarray:
+        return self.params(ids)[3]
+
+    def columns(self, ids, X=None) -> np.ndarray:
+        """Feature values of the given columns at ``X`` (the training points by default)."""
+        W, b, C, _ = self.params(ids)
+        return feature_values(self.X if X is None else X, W, b, C)
+
+    def explain(self, ids) -> list[dict]:
+        """One dict per column: id text, kind, depth, points, labels, w, b, offsets, valid."""
+        ids, fam = self._locate(ids)
+        out = [None] * ids.size
+        for i, f in enumerate(self.families):
+            where = np.flatnonzero(fam == i)
+            if not where.size:
+                continue
+            pts, labs, W, b, C, valid = self._family_params(f, ids[where] - f.offset)
+            for j, pos in enumerate(where):
+                lab = f.labels[labs[j]].astype(int)
+                label_text = tuple("".join(_SIGN[s] for s in row) for row in lab)
+                points = tuple(int(p) for p in pts[j])
+                name = f"L{f.depth}:{'-'.join(map(str, points))}"
+                if f.depth > 2:
+                    name += ":" + ",".join(label_text)
+                out[pos] = {
+                    "id": name, "column": int(ids[pos]), "kind": kind_of(f.depth, lab),
+                    "depth": f.depth, "points": points, "labels": label_text, "w": W[j].tolist(),
+                    "b": float(b[j]), "offsets": tuple(float(c) for c in C[j]), "valid": bool(valid[j]),
+                }
+        return out
+
+    def blocks(self, sets_per_block: int = 4096):
+        """``(family, first set rank, number of sets)`` covering the whole dictionary."""
+        for f in self.families:
+            for start in range(0, f.n_sets, sets_per_block):
+                yield f, start, min(sets_per_block, f.n_sets - start)
+
+    def materialize(self, max_columns: int = 300_000):
+        """The whole matrix ``A`` (N, M) of valid columns and their ids; small dictionaries only."""
+        if self.n_candidates > max_columns:
+            raise DictionaryTooLarge(
+                f"dictionary has {self.n_candidates:,} candidate columns, more than max_columns={max_columns:,}")
+        ids = np.arange(self.n_candidates, dtype=np.int64)
+        W, b, C, valid = self.params(ids)
+        return feature_values(self.X, W[valid], b[valid], C[valid]), ids[valid]
