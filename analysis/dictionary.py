@@ -41,17 +41,14 @@ def labelings(k: int, m: int, bias: bool = True) -> np.ndarray:
     """
     if m == 0:
         return np.zeros((1, k, 0))
-    keep = []
-    for lab in itertools.product(level_alphabet(m), repeat=k):
-        S = np.array(lab, dtype=float).reshape(k, m)
-        flat = S.ravel()
-        nz = flat[flat != 0]
-        if not nz.size or nz[0] < 0:
-            continue
-        B = np.hstack([np.ones((k, 1)), S]) if bias else S
-        if np.linalg.matrix_rank(B) == B.shape[1]:
-            keep.append(S)
-    return np.array(keep).reshape(len(keep), k, m)
+    alphabet = np.array(level_alphabet(m), dtype=float)
+    grid = np.stack(np.meshgrid(*[np.arange(len(alphabet))] * k, indexing="ij"), -1).reshape(-1, k)
+    S = alphabet[grid]                                   # (n, k, m)
+    flat = S.reshape(len(S), -1)
+    first = flat[np.arange(len(flat)), np.argmax(flat != 0, axis=1)]
+    S = S[first > 0]
+    B = np.concatenate([np.ones(S.shape[:2] + (1,)), S], axis=2) if bias else S
+    return S[np.linalg.matrix_rank(B) == B.shape[2]]
 
 
 @dataclass(frozen=True)
