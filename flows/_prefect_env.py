@@ -1,0 +1,50 @@
+"""Prefect's environment for a workspace, set before ``prefect`` is first imported.
+
+Prefect reads its settings when it is imported, so every entry point (the CLI, the tests)
+calls :func:`configure` first: Prefect's home (its SQLite database, local storage) then lives
+in ``<workspace>/.prefect`` and runs never write into the user's own Prefect profile.
+Variables the user has set are kept.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PACKAGES = ("analysis", "data", "embeddings", "flows", "reports")
+
+DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(PACKAGES),
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def prefect_home(workspace: str | Path) -> Path:
+    """``<workspace>/.prefect``: where Prefect keeps its database for this workspace."""
+    return Path(workspace).expanduser().resolve() / ".prefect"
+
+
+def configure(workspace: str | Path) -> Path:
+    """Point ``PREFECT_HOME`` at the workspace and set quiet defaults; returns the home.
+
+    Must run before ``prefect`` is imported; if it already was (with another home), the
+    existing settings stay in force and a warning says so.
+    """
+    home = prefect_home(workspace)
+    home.mkdir(parents=True, exist_ok=True)
+    if "prefect" in sys.modules and os.environ.get("PREFECT_HOME") != str(home):
+        logger.warning("prefect was imported before the workspace was set; PREFECT_HOME stays %s",
+                       os.environ.get("PREFECT_HOME", "~/.prefect"))
+    else:
+        os.environ["PREFECT_HOME"] = str(home)
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return home
