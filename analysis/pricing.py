@@ -18,7 +18,7 @@ from .dictionary import Dictionary
 
 log = logging.getLogger(__name__)
 
-COLUMNS_PER_BLOCK = 1 << 16
+COLUMNS_PER_BLOCK = 1 << 14
 
 
 @dataclass
