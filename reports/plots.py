@@ -1,0 +1,207 @@
+"""Plotly figures of a run report.
+
+Traces of the training/test points carry ``meta="points:train"`` (or ``"points:test"``) and no
+data: the page fills them from one shared array of points, so texts are stored once per page.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import diverging, sequential
+
+from .features import fitted_values, fold_levels
+
+GRID = 121
+MAX_CURVE_POINTS = 400
+FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+MIRROR = dict(color="#3b3b3b", width=1.2, dash="dash")
+ZERO = dict(color="#111111", width=1.6)
+
+TEMPLATE = go.layout.Template(layout=go.Layout(
+    font=dict(family=FONT, size=12, color="#222"), paper_bgcolor="white", plot_bgcolor="white",
+    margin=dict(l=60, r=20, t=30, b=50), hoverlabel=dict(font=dict(family=FONT, size=12), align="left"),
+    xaxis=dict(showline=True, linecolor="#999", ticks="outside", gridcolor="#eee", zeroline=False),
+    yaxis=dict(showline=True, linecolor="#999", ticks="outside", gridcolor="#eee", zeroline=False),
+    legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, bgcolor="rgba(255,255,255,0.8)"),
+    colorway=["#1f5fa8", "#d1495b", "#3a9b6d", "#edae49", "#6b4c9a", "#00798c", "#8d6a40"]))
+
+
+def coloraxis(target: np.ndarray) -> dict:
+    """One colour scale for targets and fitted values: diverging about 0 when targets change sign."""
+    t = np.asarray(target, dtype=float)
+    t = t[np.isfinite(t)]
+    lo, hi = (float(t.min()), float(t.max())) if t.size else (0.0, 1.0)
+    if lo < 0 < hi:
+        m = max(-lo, hi)
+        return dict(colorscale=_scale(diverging.RdBu), cmin=-m, cmax=m, cmid=0.0,
+                    colorbar=dict(title=dict(text="target"), thickness=12))
+    return dict(colorscale=_scale(sequential.Viridis), cmin=lo, cmax=hi if hi > lo else lo + 1,
+                colorbar=dict(title=dict(text="target"), thickness=12))
+
+
+def _scale(colors) -> list:
+    return [[i / (len(colors) - 1), c] for i, c in enumerate(colors)]
+
+
+def _point_traces(has_test: bool, size: int = 6) -> list[go.Scatter]:
+    """Empty train/test traces the page fills from the shared points (``meta``)."""
+    marker = dict(coloraxis="coloraxis", size=size, line=dict(color="rgba(30,30,30,0.55)", width=0.6))
+    traces = [go.Scatter(mode="markers", name="train", meta="points:train", marker=marker,
+                         hovertemplate="%{text}<extra></extra>")]
+    if has_test:
+        traces.append(go.Scatter(mode="markers", name="test", meta="points:test",
+                                 marker=dict(marker, symbol="diamond", line=dict(color="#222", width=0.8)),
+                                 hovertemplate="%{text}<extra></extra>"))
+    return traces
+
+
+def point_xy(coords: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plotted position of each point: its first two coordinates, or (x, target) in 1-D."""
+    return (coords[:, 0], target) if coords.shape[1] == 1 else (coords[:, 0], coords[:, 1])
+
+
+def _axes(d: int) -> tuple[str, str]:
+    return ("coordinate 1", "target" if d == 1 else "coordinate 2")
+
+
+def data_figure(d: int, target: np.ndarray, has_test: bool) -> go.Figure:
+    """The reduced points coloured by target, texts on hover."""
+    fig = go.Figure(_point_traces(has_test))
+    xt, yt = _axes(d)
+    fig.update_layout(coloraxis=coloraxis(target), height=520, xaxis_title=xt, yaxis_title=yt,
+                      hovermode="closest")
+    return fig
+
+
+def path_figure(path: pd.DataFrame, beta: float | None) -> go.Figure:
+    """Number of selected features and objective against beta (log scale)."""
+    path = path.sort_values("beta")
+    fig = go.Figure([
+        go.Scatter(x=path["beta"], y=path["n_features"], name="selected features", mode="lines+markers",
+                   line=dict(shape="hv", color="#1f5fa8"), marker=dict(size=5),
+                   hovertemplate="beta %{x:.4g}<br>%{y} features<extra></extra>"),
+        go.Scatter(x=path["beta"], y=path["objective"], name="objective", yaxis="y2", mode="lines+markers",
+                   line=dict(color="#d1495b"), marker=dict(size=5),
+                   hovertemplate="beta %{x:.4g}<br>objective %{y:.5g}<extra></extra>")])
+    fig.update_layout(height=340, xaxis=dict(type="log", title="beta"),
+                      yaxis=dict(title=dict(text="selected features", font=dict(color="#1f5fa8")), rangemode="tozero"),
+                      yaxis2=dict(title=dict(text="objective", font=dict(color="#d1495b")), overlaying="y",
+                                  side="right", showgrid=False, showline=True, linecolor="#999", ticks="outside"),
+                      margin=dict(r=70), hovermode="x unified")
+    if beta is not None and np.isfinite(beta) and beta > 0:
+        fig.add_vline(x=beta, line=dict(color="#777", dash="dot", width=1))
+    return fig
+
+
+def _clip(a: float, c: float, k: float, box) -> tuple | None:
+    """Segment of the line ``a x + c y + k = 0`` inside ``box = (x0, x1, y0, y1)``."""
+    x0, x1, y0, y1 = box
+    pts = []
+    if abs(c) > 1e-12:
+        pts += [(x, -(k + a * x) / c) for x in (x0, x1)]
+    if abs(a) > 1e-12:
+        pts += [(-(k + c * y) / a, y) for y in (y0, y1)]
+    tol = 1e-9 * max(x1 - x0, y1 - y0)
+    pts = [p for p in pts if x0 - tol <= p[0] <= x1 + tol and y0 - tol <= p[1] <= y1 + tol]
+    if len(pts) < 2:
+        return None
+    far = max(((p, q) for p in pts for q in pts), key=lambda pq: np.hypot(pq[0][0] - pq[1][0], pq[0][1] - pq[1][1]))
+    return far if far[0] != far[1] else None
+
+
+def _lines(segments: list, style: dict, name: str) -> go.Scatter:
+    """All segments ``((x0, y0), (x1, y1), label)`` as one trace with gaps."""
+    xs, ys, text = [], [], []
+    for (p, q, label) in segments:
+        xs += [p[0], q[0], None]
+        ys += [p[1], q[1], None]
+        text += [label, label, None]
+    return go.Scatter(x=xs, y=ys, mode="lines", line=style, name=name, text=text, hoverinfo="text",
+                      connectgaps=False)
+
+
+def function_figure(fit: dict, coords: np.ndarray, target: np.ndarray, has_test: bool, pairs: list,
+                    max_planes: int) -> tuple[go.Figure, str]:
+    """The fitted function ``f`` over the plane of the first two coordinates with the fold planes
+    and zero sets of the ``max_planes`` largest features, and ``pairs`` ``(point, mirror image,
+    label)`` drawn as arrows; returns the figure and its caption."""
+    features = fit["features"].head(max_planes)
+    d = coords.shape[1]
+    px, py = point_xy(coords, target)
+    pad_x = 0.06 * (np.ptp(px) or 1.0)
+    pad_y = 0.06 * (np.ptp(py) or 1.0)
+    box = (px.min() - pad_x, px.max() + pad_x, py.min() - pad_y, py.max() + pad_y)
+    fig = go.Figure()
+    mirrors, zeros = [], []
+    center = coords.mean(axis=0)
+    for _, feat in features.iterrows():
+        w, b = np.asarray(feat["w"], dtype=float), float(feat["b"])
+        mir, zer = fold_levels(feat["offsets"])
+        for levels, out, what in ((mir, mirrors, "fold plane"), (zer, zeros, "zero set")):
+            for u in levels:
+                if d == 1:
+                    if abs(w[0]) > 1e-12:
+                        x = (u - b) / w[0]
+                        out.append(((x, box[2]), (x, box[3]), f"{feat['id']} · {what}"))
+                    continue
+                seg = _clip(w[0], w[1], float(w[2:] @ center[2:]) + b - u, box)
+                if seg:
+                    out.append((*seg, f"{feat['id']} · {what}"))
+    if d == 1:
+        xs = np.linspace(box[0], box[1], 4 * GRID)
+        fig.add_trace(go.Scatter(x=xs, y=fitted_values(fit["features"], fit["intercept"], xs[:, None]),
+                                 mode="lines", name="f(x)", line=dict(color="#1f5fa8", width=2.2),
+                                 hovertemplate="x %{x:.4g}<br>f %{y:.4g}<extra></extra>"))
+        caption = "The fitted function f over the data range (1-D), training targets as points."
+    else:
+        gx, gy = np.linspace(box[0], box[1], GRID), np.linspace(box[2], box[3], GRID)
+        G = np.repeat(center[None, :], GRID * GRID, axis=0)
+        G[:, 0], G[:, 1] = np.tile(gx, GRID), np.repeat(gy, GRID)
+        z = fitted_values(fit["features"], fit["intercept"], G).reshape(GRID, GRID)
+        fig.add_trace(go.Heatmap(x=gx, y=gy, z=z.astype(np.float32), coloraxis="coloraxis", zsmooth="best",
+                                 hovertemplate="(%{x:.3g}, %{y:.3g})<br>f = %{z:.4g}<extra></extra>"))
+        caption = "The fitted function f over the plane of coordinates 1 and 2" + (
+            "." if d == 2 else f"; d = {d}: a 2-D slice through the data mean (coordinates 3 to {d} held "
+                              "at their mean), points and mirror images projected onto it.")
+    if mirrors:
+        fig.add_trace(_lines(mirrors, MIRROR, "fold (mirror) planes"))
+    if zeros:
+        fig.add_trace(_lines(zeros, ZERO, "zero sets of the features" if len(features) and
+                             features["offsets"].map(len).any() else "selected planes"))
+    if pairs:
+        fig.add_trace(_lines(pairs, dict(color="#6b4c9a", width=1, dash="dot"), "point → mirror image"))
+        fig.add_trace(go.Scatter(x=[q[0] for _, q, _ in pairs], y=[q[1] for _, q, _ in pairs], mode="markers",
+                                 name="mirror images", text=[t for *_, t in pairs], hoverinfo="text",
+                                 marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="#6b4c9a"))))
+    for tr in _point_traces(has_test, size=5):
+        fig.add_trace(tr)
+    n_all = len(fit["features"])
+    if n_all > len(features):
+        caption += f" Planes drawn for the {len(features)} largest of {n_all} features."
+    xt, yt = _axes(d)
+    fig.update_layout(coloraxis=dict(coloraxis(target), colorbar=dict(title=dict(text="f / target"), thickness=12)),
+                      height=560, xaxis=dict(title=xt, range=list(box[:2])),
+                      yaxis=dict(title=yt, range=list(box[2:])), hovermode="closest")
+    return fig, caption
+
+
+def training_figure(network: dict, lasso_objective: float | None, lower_bound: float | None) -> go.Figure:
+    """Objective curves of non-convex training (one per seed) against the Lasso optimum."""
+    fig = go.Figure()
+    curves = [np.asarray(c, dtype=float) for c in network.get("curves") or [] if len(c)]
+    seeds = network.get("seeds") or list(range(len(curves)))
+    for i, c in enumerate(curves):
+        step = max(1, int(np.ceil(len(c) / MAX_CURVE_POINTS)))
+        x = np.unique(np.r_[np.arange(0, len(c), step), len(c) - 1])
+        fig.add_trace(go.Scatter(x=x, y=c[x], mode="lines", name=f"seed {seeds[i] if i < len(seeds) else i}",
+                                 line=dict(width=1.4), hovertemplate="step %{x}<br>objective %{y:.5g}"))
+    for value, name, dash in ((lasso_objective, "Lasso optimum", "dash"), (lower_bound, "certified lower bound", "dot")):
+        if value is not None and np.isfinite(value):
+            fig.add_hline(y=value, line=dict(color="#111", dash=dash, width=1.4),
+                          annotation=dict(text=f"{name} {value:.5g}", font=dict(size=11)),
+                          annotation_position="top right")
+    positive = all((c > 0).all() for c in curves) and (lasso_objective or 1) > 0
+    fig.update_layout(height=360, xaxis_title="step", yaxis=dict(
+        title="training objective", **(dict(type="log", dtick="D2") if positive and curves else {})))
+    return fig

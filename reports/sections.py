@@ -1,0 +1,318 @@
+"""The content of a run report, section by section, as plain values for the templates.
+
+``report_context(bundle)`` turns a run bundle (``Store.load_run``) into the template context and
+the Plotly figures it references; every section is present only when its data exists.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import textwrap
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .features import mirror_pairs
+
+log = logging.getLogger(__name__)
+
+HOVER_CHARS = 240
+TABLE_CHARS = 200
+TITLE_CHARS = 1000
+MAX_W = 8
+
+
+def fmt(value, digits: int = 4) -> str:
+    """A value as short text: numbers to ``digits`` significant digits, None as a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v == 0 or 1e-3 <= abs(v) < 1e5:
+            return f"{v:.{digits}g}"
+        return f"{v:.{max(digits - 2, 1)}e}"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = list(value)
+        shown = ", ".join(fmt(v, digits) for v in items[:MAX_W])
+        return f"({shown}{', …' if len(items) > MAX_W else ''})" + (f" [{len(items)}]" if len(items) > MAX_W else "")
+    return str(value)
+
+
+def shorten(text, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis."""
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def scalars(obj, prefix: str = "", skip: tuple = ()) -> list[tuple[str, str]]:
+    """``(key, formatted value)`` rows of a nested dict; long lists are summarised by length."""
+    if not isinstance(obj, dict):
+        return [(prefix or "value", fmt(obj))] if obj is not None else []
+    rows = []
+    for key, value in obj.items():
+        if key in skip:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += scalars(value, name + ".")
+        elif isinstance(value, (list, tuple, np.ndarray)) and (
+                len(value) > MAX_W or any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in value)):
+            rows.append((name, f"{len(value)} values"))
+        else:
+            rows.append((name, fmt(value)))
+    return rows
+
+
+def _number(obj) -> float | None:
+    return float(obj) if isinstance(obj, (int, float, np.integer, np.floating)) and not isinstance(obj, bool) else None
+
+
+def numbers(obj, prefix: str) -> dict[str, float]:
+    """Numeric entries of a number or a (one level) dict, keyed ``prefix`` or ``prefix: key``."""
+    if _number(obj) is not None:
+        return {prefix: _number(obj)}
+    if isinstance(obj, dict):
+        return {f"{prefix}: {k}": _number(v) for k, v in obj.items() if _number(v) is not None}
+    return {}
+
+
+class Points:
+    """The stored points of a run: coordinates, targets, texts, and lookup by ``idx``."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df.reset_index(drop=True)
+        self.coords = np.asarray(self.df["coords"].tolist(), dtype=float).reshape(len(self.df), -1)
+        self.target = pd.to_numeric(self.df["target"], errors="coerce").to_numpy(float)
+        self.row = {int(i): r for r, i in enumerate(self.df["idx"])}
+        train = (self.df["split"] != "test").to_numpy()
+        self.train_rows = np.flatnonzero(train)
+        self.test_rows = np.flatnonzero(~train)
+        self.train_idx = self.df["idx"].to_numpy(int)[self.train_rows]
+
+    @property
+    def d(self) -> int:
+        return self.coords.shape[1]
+
+    def describe(self, idx: int, label: str = "") -> dict:
+        """Table entry of training point ``idx``: id, text (short and full), target, fold label."""
+        r = self.row.get(int(idx))
+        if r is None:
+            return {"idx": int(idx), "id": "", "text": "(point not stored)", "full": "", "target": "—", "label": label}
+        row = self.df.iloc[r]
+        return {"idx": int(idx), "id": str(row["id"]), "text": shorten(row["text"], TABLE_CHARS),
+                "full": shorten(row["text"], TITLE_CHARS), "target": fmt(self.target[r], 3), "label": label}
+
+    def payload(self) -> dict:
+        """Shared arrays of the page: plotted positions, colours, escaped hover texts, splits."""
+        x, y = plots.point_xy(self.coords, self.target)
+        hover = []
+        for r, row in self.df.iterrows():
+            lines = textwrap.wrap(shorten(row["text"], HOVER_CHARS), 70) or [""]
+            head = f"<b>#{int(row['idx'])} {html.escape(shorten(row['id'], 40))}</b> · {html.escape(str(row['split']))}"
+            head += f" · target {fmt(self.target[r], 3)}"
+            if isinstance(row.get("label"), str) and row["label"]:
+                head += f" · {html.escape(shorten(row['label'], 30))}"
+            hover.append(head + "<br>" + "<br>".join(html.escape(s) for s in lines))
+        return {"x": np.round(x, 6).tolist(), "y": np.round(y, 6).tolist(),
+                "c": [None if not np.isfinite(t) else round(float(t), 6) for t in self.target],
+                "text": hover, "index": {"train": self.train_rows.tolist(), "test": self.test_rows.tolist()}}
+
+
+def _frame(value, columns) -> pd.DataFrame:
+    return value if isinstance(value, pd.DataFrame) else pd.DataFrame(columns=columns)
+
+
+def normalise_fit(fit: dict) -> dict:
+    """A fit with a features table (possibly empty) ordered by ``|coef|``."""
+    features = _frame(fit.get("features"), ["id", "kind", "depth", "points", "labels", "w", "b", "offsets",
+                                            "coef", "source", "equivalents"])
+    if len(features):
+        features = features.iloc[np.argsort(-np.abs(features["coef"].to_numpy(float)), kind="stable")]
+    return {**fit, "features": features.reset_index(drop=True)}
+
+
+def feature_rows(fit: dict, pts: Points | None) -> list[dict]:
+    """One table row per selected feature: kind, coefficient, planes, defining points, mirrors."""
+    rows = []
+    for rank, f in fit["features"].iterrows():
+        labels = tuple(f["labels"]) if isinstance(f.get("labels"), (list, tuple, np.ndarray)) else ()
+        points = [int(p) for p in f["points"]]
+        offsets = tuple(f["offsets"])
+        row = {"rank": rank + 1, "id": str(f["id"]), "kind": str(f["kind"]), "depth": int(f["depth"]),
+               "coef": fmt(float(f["coef"])), "sign": "pos" if f["coef"] > 0 else "neg",
+               "source": str(f.get("source", "") or ""), "w": fmt(list(f["w"]), 3), "b": fmt(float(f["b"]), 3),
+               "offsets": fmt(list(offsets), 3) if offsets else "",
+               "equivalents": len(f["equivalents"]) if isinstance(f.get("equivalents"), (list, tuple, np.ndarray)) else 0,
+               "points": [], "mirrors": []}
+        if pts is not None:
+            row["points"] = [pts.describe(p, labels[i] if i < len(labels) else "") for i, p in enumerate(points)]
+            known = [p for p in points if p in pts.row]
+            if offsets and len(known) == len(points):
+                X = pts.coords[[pts.row[p] for p in points]]
+                for m in mirror_pairs(f["w"], f["b"], labels, points, X, pts.coords[pts.train_rows], pts.train_idx):
+                    m["source_xy"] = pts.coords[pts.row[m["source"]], :2]
+                    m["source_point"] = pts.describe(m["source"])
+                    m["nearest_point"] = pts.describe(m["nearest"])
+                    m["distance_text"] = fmt(m["distance"], 3)
+                    row["mirrors"].append(m)
+        rows.append(row)
+    return rows
+
+
+def metric_table(metrics) -> dict | None:
+    """``{columns, rows}`` of metrics: splits as columns when the dict is nested by split."""
+    if not isinstance(metrics, dict) or not metrics:
+        return None
+    if all(isinstance(v, dict) for v in metrics.values()):
+        names = list(dict.fromkeys(k for v in metrics.values() for k in v))
+        return {"columns": ["metric", *metrics], "rows": [[n, *(fmt(v.get(n)) for v in metrics.values())] for n in names]}
+    return {"columns": ["metric", "value"], "rows": [[k, v] for k, v in scalars(metrics)]}
+
+
+def _kinds(features: pd.DataFrame) -> dict[str, float]:
+    n = len(features)
+    counts = features["kind"].value_counts() if n else pd.Series(dtype=int)
+    return {k: (counts.get(k, 0) / n if n else None) for k in ("reflection", "midpoint", "fold", "plane")}
+
+
+def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
+    """Depths side by side: objective, features, kind shares, certificate, symmetry, training gap."""
+    if not fits and not networks:
+        return None
+    by_depth = {}
+    for fit in fits:
+        shares = _kinds(fit["features"])
+        cert = fit.get("certificate") or {}
+        by_depth[int(fit["depth"])] = {
+            "beta": fit.get("beta"), "objective": fit.get("objective"), "features": len(fit["features"]),
+            "reflection share": shares["reflection"], "midpoint share": shares["midpoint"],
+            "exact": cert.get("exact"), "gap": cert.get("gap", cert.get("duality_gap")),
+            **numbers(fit.get("symmetry"), "symmetry")}
+    for net in networks:
+        row = by_depth.setdefault(int(net["depth"]), {})
+        row.update({"training best": net.get("best_objective"), "training gap": net.get("rel_gap"),
+                    **numbers(net.get("symmetry"), "symmetry"),
+                    **emergence_share(net.get("emergence"))})
+    columns = list(dict.fromkeys(k for row in by_depth.values() for k in row))
+    columns = [c for c in columns if any(row.get(c) is not None for row in by_depth.values())]
+    return {"columns": ["depth", *columns],
+            "rows": [[str(d), *(fmt(by_depth[d].get(c)) for c in columns)] for d in sorted(by_depth)]}
+
+
+def emergence_share(emergence) -> dict[str, float]:
+    """The share of trained neurons landing on a predicted plane (a number, or a dict's ``share``)."""
+    share = emergence.get("share") if isinstance(emergence, dict) else emergence
+    return {"emergence share": _number(share)} if _number(share) is not None else {}
+
+
+def summary(bundle: dict, pts: Points | None) -> dict:
+    """Headline numbers and detail tables: corpus, model, reduction, config, timings, versions."""
+    run = bundle.get("run") or {}
+    info = run.get("info") or {}
+    reduction = bundle.get("reduction") or {}
+    ratio = reduction.get("explained_variance_ratio")
+    explained = float(np.sum(ratio)) if ratio is not None and len(ratio) else (
+        (info.get("reduction") or {}).get("explained_variance") if isinstance(info.get("reduction"), dict) else None)
+    headline = [("status", run.get("status", "unknown"))]
+    if pts is not None:
+        headline += [("points", f"{len(pts.df):,} ({len(pts.train_rows):,} train, {len(pts.test_rows):,} test)"),
+                     ("reduced dimension d", fmt(pts.d))]
+    if explained is not None:
+        headline.append(("explained variance", f"{100 * float(explained):.1f} %"))
+    fits = bundle.get("fits") or []
+    if fits:
+        headline.append(("depths fitted", ", ".join(str(f["depth"]) for f in fits)))
+    details = []
+    for title, obj in (("corpus", info.get("corpus")), ("model", info.get("model")),
+                       ("reduction", {**({"explained_variance_ratio": ratio} if ratio is not None else {}),
+                                      **(info.get("reduction") if isinstance(info.get("reduction"), dict) else {}),
+                                      **{k: v for k, v in reduction.items() if not isinstance(v, (list, dict))}}),
+                       ("timings (s)", run.get("timings")), ("versions", run.get("versions"))):
+        rows = scalars(obj)
+        if rows:
+            details.append({"title": title, "rows": rows})
+    other = {k: v for k, v in info.items() if k not in ("corpus", "model", "reduction")}
+    if other:
+        details.append({"title": "run info", "rows": scalars(other)})
+    config = run.get("config")
+    return {"headline": headline, "details": details,
+            "config": json.dumps(config, indent=2, sort_keys=True, default=str) if config else None}
+
+
+def certificate_view(cert) -> dict | None:
+    """The certificate: its statement, an exact/restriction badge and its numbers."""
+    if not isinstance(cert, dict) or not cert:
+        return None
+    keys = ("scope", "dictionary_ratio", "duality_gap", "continuum_ratio", "continuum_method",
+            "lower_bound", "upper_bound", "gap", "tol")
+    return {"statement": cert.get("statement"), "exact": bool(cert.get("exact")),
+            "rows": [(k, fmt(cert[k])) for k in keys if cert.get(k) is not None]}
+
+
+def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
+    """``(context, figures)`` of a run report; ``figures`` maps a plot id to a Plotly figure."""
+    run = bundle.get("run") or {}
+    df = bundle.get("points")
+    pts = Points(df) if isinstance(df, pd.DataFrame) and len(df) else None
+    fits = [normalise_fit(f) for f in sorted(bundle.get("fits") or [], key=lambda f: f["depth"])]
+    networks = sorted(bundle.get("networks") or [], key=lambda n: n["depth"])
+    figures = {}
+    has_test = pts is not None and len(pts.test_rows) > 0
+    if pts is not None:
+        figures["data"] = plots.data_figure(pts.d, pts.target, has_test)
+    depths = []
+    for fit in fits:
+        depth = int(fit["depth"])
+        rows = feature_rows(fit, pts)
+        view = {"depth": depth, "features": rows, "n_features": len(rows), "path": None, "function": None,
+                "has_mirrors": any(r["mirrors"] for r in rows),
+                "certificate": certificate_view(fit.get("certificate")), "metrics": metric_table(fit.get("metrics")),
+                "headline": [("beta", fmt(fit.get("beta"))), ("beta_max", fmt(fit.get("beta_max"))),
+                             ("objective", fmt(fit.get("objective"), 6)), ("intercept", fmt(fit.get("intercept"))),
+                             ("selected features", fmt(len(rows))), ("candidates", fmt(fit.get("n_candidates")))],
+                "kinds": {k: int(v) for k, v in fit["features"]["kind"].value_counts().items()} if len(rows) else {},
+                "timings": scalars(fit.get("timings"))}
+        path = fit.get("path")
+        if isinstance(path, pd.DataFrame) and len(path) and {"beta", "objective", "n_features"} <= set(path.columns):
+            figures[f"path{depth}"] = plots.path_figure(path, fit.get("beta"))
+            view["path"] = f"path{depth}"
+        if pts is not None and fit.get("intercept") is not None:
+            pairs = [(m["source_xy"], m["image"][:2], f"{r['id']}: #{m['source']} → image, nearest #{m['nearest']}")
+                     for r in rows[:max_planes] for m in r["mirrors"]] if pts.d > 1 else []
+            fig, caption = plots.function_figure(fit, pts.coords, pts.target, has_test, pairs, max_planes)
+            figures[f"function{depth}"] = fig
+            view["function"], view["function_caption"] = f"function{depth}", caption
+        depths.append(view)
+    trainings = []
+    for net in networks:
+        fit = next((f for f in fits if int(f["depth"]) == int(net["depth"])), None)
+        cert = (fit or {}).get("certificate") or {}
+        key = f"training{net['depth']}-{len(trainings)}"
+        lasso = net.get("lasso_objective", (fit or {}).get("objective"))
+        if net.get("curves"):
+            figures[key] = plots.training_figure(net, lasso, cert.get("lower_bound"))
+        trainings.append({"depth": int(net["depth"]), "figure": key if key in figures else None,
+                          "status": net.get("status", "ok"),
+                          "headline": [(k, fmt(v)) for k, v in (("best objective", net.get("best_objective")),
+                                                               ("Lasso objective", lasso),
+                                                               ("relative gap", net.get("rel_gap")),
+                                                               *emergence_share(net.get("emergence")).items())
+                                       if v is not None],
+                          "rows": scalars(net, skip=("curves", "depth", "status"))})
+    context = {"run": run, "run_id": str(run.get("run_id", "")), "status": str(run.get("status", "unknown")),
+               "error": run.get("error"), "summary": summary(bundle, pts),
+               "points": None if pts is None else {"n": len(pts.df), "d": pts.d},
+               "data_figure": "data" if "data" in figures else None, "depths": depths,
+               "comparison": comparison_table(fits, networks) if len(fits) + len(networks) > 1 else None,
+               "trainings": trainings, "payload_points": pts.payload() if pts is not None else None}
+    log.info("report of run %s: %d points, %d depths, %d trainings, %d figures", context["run_id"],
+             0 if pts is None else len(pts.df), len(depths), len(trainings), len(figures))
+    return context, figures
+

@@ -1,0 +1,302 @@
+"""Reports: escaping of untrusted texts, geometry shown (mirror images, planes, fitted values),
+sections present only with data, failed runs, the index, and the size of a large report."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.geometry import fold_parameters, hyperplanes_through
+from reports import build_index, build_report, publish, report_path
+from reports.features import fitted_values, fold_levels, mirror_pairs
+from reports.sections import report_context
+
+XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "</script><script>alert(2)</script>",
+       "a & b <!-- c --> \u2028 done"]
+WORDS = ("warm bright gloomy quiet brave awful lovely tired clever bitter calm eager fragile "
+         "honest jolly lazy noble proud rude silly tender vivid weary zealous").split()
+
+
+def make_bundle(n=60, d=2, n_features=6, seed=0, depths=(2, 3), status="completed", networks=True):
+    """A synthetic but realistic run bundle: texts, coordinates, fits with planes, reflections
+    and midpoints built from real geometry, paths, certificates and training curves."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = np.tanh(X[:, 0] - 0.5 * X[:, -1] ** 2 + 0.3)
+    texts = [" ".join(rng.choice(WORDS, size=rng.integers(3, 30))) for _ in range(n)]
+    texts[:len(XSS)] = XSS
+    split = np.where(np.arange(n) % 5 == 4, "test", "train")
+    points = pd.DataFrame({"idx": np.arange(n), "id": [f"t{i}" for i in range(n)], "text": texts, "target": y,
+                           "label": np.where(y > 0, "pos", "neg"), "split": split, "coords": list(X)})
+    train = np.flatnonzero(split == "train")
+    fits = []
+    for depth in depths:
+        rows = []
+        while len(rows) < n_features:
+            k = d if depth == 2 or len(rows) % 3 == 2 else d + 1
+            # the first feature is defined by the untrusted texts (points 0..3) and others
+            pool = train if rows else np.r_[train[:min(k, len(XSS))], rng.permutation(train[len(XSS):])]
+            pts = np.sort(pool[:k] if not rows else rng.choice(pool, size=k, replace=False))
+            if k == d:
+                w, b, ok = hyperplanes_through(X[pts])
+                c, labels, kind, fam = (), ("",) * d, "plane", 2
+            else:
+                lab = rng.choice([0.0, 1.0, -1.0], size=(d + 1, 1))
+                w, b, c, ok = fold_parameters(X[pts], lab)
+                labels = tuple({0: "0", 1: "+", -1: "-"}[int(s)] for s in lab[:, 0])
+                c, kind, fam = tuple(c), "reflection" if "0" in labels else "midpoint", 3
+            if not ok or (fam == 3 and not c[0] > 1e-6):
+                continue
+            rows.append({"id": f"L{fam}:{'-'.join(map(str, pts))}", "kind": kind, "depth": fam,
+                         "points": tuple(int(p) for p in pts), "labels": labels, "w": list(w), "b": float(b),
+                         "offsets": c, "coef": float(rng.normal()), "source": "dictionary",
+                         "equivalents": [] if len(rows) % 2 else ["L2:0-1"]})
+        features = pd.DataFrame(rows)
+        grid = np.geomspace(1.0, 1e-3, 12)
+        fits.append({"depth": depth, "beta": 0.05, "beta_max": 1.0, "objective": 1.0 / depth, "intercept": 0.1,
+                     "n_candidates": 1234 * depth, "features": features,
+                     "path": pd.DataFrame({"beta": grid, "objective": 1 / (1 + 1 / grid), "n_features":
+                                           np.minimum(np.arange(12), n_features), "dictionary_ratio": 1.0,
+                                           "duality_gap": 1e-9}),
+                     "certificate": {"scope": "dictionary", "exact": depth == 2, "dictionary_ratio": 1.0,
+                                     "duality_gap": 1e-10, "tol": 1e-6, "lower_bound": 0.2, "upper_bound": 0.5,
+                                     "gap": 0.3, "statement": f"Depth {depth}: optimum of the dictionary Lasso."},
+                     "metrics": {"train": {"r2": 0.9, "mse": 0.01}, "test": {"r2": 0.7, "mse": 0.05}},
+                     "timings": {"solve": 0.5, "certificate": 0.1}})
+    nets = [{"depth": dd, "architecture": "parallel", "width": 16, "optimizer": "adam", "seeds": [0, 1],
+             "best_objective": 1.02 / dd, "lasso_objective": 1.0 / dd, "rel_gap": 0.02,
+             "curves": [list(1.0 / dd + np.exp(-np.arange(300) / s)) for s in (30, 60)],
+             "emergence": {"share": 0.75, "threshold_deg": 5.0}, "symmetry": {"score": 0.1 * dd},
+             "status": "ok"} for dd in depths] if networks else []
+    run = {"run_id": f"run-{seed}", "status": status, "config": {"corpus": "adjectives", "depths": list(depths),
+                                                                    "note": "</script><b>x</b>"},
+           "created_at": "2026-01-01 10:00", "finished_at": None, "timings": {"embed": 1.5, "fit": 3.0},
+           "versions": {"python": "3.11", "numpy": np.__version__}, "error": None,
+           "info": {"corpus": {"name": "adjectives", "n": n}, "model": {"name": "all-MiniLM-L6-v2"},
+                    "reduction": {"method": "pca", "d": d}}}
+    return {"run": run, "points": points, "reduction": {"method": "pca", "explained_variance_ratio": list(0.3 * 0.6 ** np.arange(d))},
+            "fits": fits, "networks": nets}
+
+
+class Tags(HTMLParser):
+    """Start tags and text of a page, as a browser's tokenizer sees them."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text, self.scripts = [], [], []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        (self.scripts if self._in_script else self.text).append(data)
+
+
+def parse(path) -> Tags:
+    p = Tags()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def payload(page: Tags) -> dict:
+    return json.loads(next(s for s in page.scripts if s.startswith('{"figures"')))
+
+
+def test_untrusted_texts_appear_literally_and_run_nothing(tmp_path):
+    out = build_report(make_bundle(), tmp_path / "r.html")
+    page = parse(out)
+    # the tokenizer sees exactly our three scripts (plotly.js, the JSON document, the renderer), no img
+    assert [t for t, _ in page.tags if t in ("script", "img", "iframe", "object")] == ["script"] * 3
+    assert page.tags[[t for t, _ in page.tags].index("script") + 1:] and \
+        sum(1 for t, a in page.tags if t == "script" and a.get("type") == "application/json") == 1
+    text = "".join(page.text)
+    for bad in XSS[:3]:
+        assert bad in text                      # shown literally in the features table / hover data
+    raw = out.read_text(encoding="utf-8")
+    assert "<img src=x" not in raw and raw.count("<script") == 3
+    assert "&lt;img src=x onerror=alert(1)&gt;" in raw
+    data = payload(page)
+    hover = data["points"]["text"]
+    # hover labels are HTML for plotly: the texts are entity-escaped there, so they display literally
+    assert any(html.escape(XSS[0]) in h for h in hover) and not any(XSS[0] in h for h in hover)
+    # "<" is \u003c-escaped inside the script element and restored by JSON.parse
+    assert all("<br>" in h for h in hover) and "\\u003cbr\\u003e" in raw and "<br>" not in raw.split("lg-data")[1]
+    assert "</script><b>x</b>" in text          # the run config, shown literally
+
+
+def test_every_section_present_with_data(tmp_path):
+    bundle = make_bundle(d=3)
+    out = build_report(bundle, tmp_path / "r.html")
+    raw = out.read_text(encoding="utf-8")
+    for anchor in ("summary", "data", "depth-2", "depth-3", "comparison", "training"):
+        assert f'id="{anchor}"' in raw
+    figures = payload(parse(out))["figures"]
+    assert set(figures) == {"data", "path2", "path3", "function2", "function3", "training2-0", "training3-1"}
+    assert "2-D slice through the data mean" in raw
+    assert "Depth 3: optimum of the dictionary Lasso." in raw and "proven optimum" in raw and "restriction" in raw
+    assert "explained variance" in raw and "58.8 %" in raw     # 0.3 + 0.18 + 0.108
+    texts = bundle["points"].set_index("idx")["text"]
+    f3 = bundle["fits"][1]["features"]
+    for p in f3.iloc[0]["points"]:             # defining texts of a selected feature are in the table
+        assert html.escape(texts[p][:40], quote=False) in raw
+
+
+def test_heat_map_is_the_fitted_function_on_the_slice():
+    bundle = make_bundle(n=40, d=3, n_features=5)
+    fit = bundle["fits"][1]
+    _, figures = report_context(bundle)
+    heat = figures["function3"].data[0]
+    X = np.asarray(bundle["points"]["coords"].tolist())
+    gx, gy, z = np.asarray(heat.x), np.asarray(heat.y), np.asarray(heat.z)
+    rng = np.random.default_rng(1)
+    for i, j in rng.integers(0, len(gx), size=(20, 2)):
+        x = X.mean(axis=0)
+        x[0], x[1] = gx[j], gy[i]
+        ref = fit["intercept"]
+        for _, f in fit["features"].iterrows():    # phi = | |w.x + b| - c | written out
+            u = np.dot(f["w"], x) + f["b"]
+            ref += f["coef"] * (abs(abs(u) - f["offsets"][0]) if len(f["offsets"]) else abs(u))
+        assert z[i, j] == pytest.approx(ref, rel=1e-5, abs=1e-5)
+
+
+def test_fitted_values_one_dimensional_reflection_closed_form():
+    # MATH.md: in 1-D a depth-3 reflection about x_j through x_k is ||x - x_j| - |x_k - x_j||
+    xj, xk = 0.3, 1.1
+    feats = pd.DataFrame({"w": [[1.0], [1.0]], "b": [-xj, -0.5], "offsets": [(abs(xk - xj),), ()],
+                          "coef": [2.0, -0.5]})
+    x = np.linspace(-2, 3, 41)
+    ref = 0.7 + 2.0 * np.abs(np.abs(x - xj) - abs(xk - xj)) - 0.5 * np.abs(x - 0.5)
+    assert np.allclose(fitted_values(feats, 0.7, x[:, None]), ref)
+
+
+def test_fold_levels_are_the_mirror_planes_and_zero_sets():
+    assert fold_levels(()) == ([], [0.0])
+    assert fold_levels((0.4,)) == ([0.0], [-0.4, 0.4])
+    mirrors, zeros = fold_levels((1.0, 0.25))
+    assert mirrors == [-1.0, 0.0, 1.0]
+    assert zeros == [-1.25, -0.75, 0.75, 1.25]
+    # brute force: the zeros of | | u | - 1 | - 0.25 | on a fine grid
+    u = np.linspace(-2, 2, 399_997)                  # no grid point lands on a zero
+    g = np.abs(np.abs(u) - 1.0) - 0.25
+    crossings = u[1:][np.sign(g[1:]) != np.sign(g[:-1])]
+    assert np.allclose(crossings, zeros, atol=1e-4)
+    assert fold_levels((0.2, 0.5)) == ([-0.2, 0.0, 0.2], [-0.7, 0.7])   # c2 > c1: inner zeros vanish
+
+
+def test_mirror_pairs_match_householder_reflection_and_brute_force_nearest():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 3))
+    pts = (2, 5, 11, 17)
+    w, b, c, ok = fold_parameters(X[list(pts)], np.array([[0.0], [0.0], [1.0], [-1.0]]))
+    assert ok
+    pairs = mirror_pairs(w, b, ("0", "0", "+", "-"), pts, X[list(pts)], X, np.arange(30))
+    assert [p["source"] for p in pairs] == [11, 17]
+    R = np.eye(3) - 2 * np.outer(w, w)
+    for p in pairs:
+        image = R @ X[p["source"]] - 2 * b * w
+        assert np.allclose(p["image"], image)
+        dists = [np.linalg.norm(image - x) if i != p["source"] else np.inf for i, x in enumerate(X)]
+        assert p["nearest"] == int(np.argmin(dists)) and p["distance"] == pytest.approx(min(dists))
+    # a point next to its own mirror maps onto its nearest other point, not onto itself
+    w, b = np.array([1.0, 0.0, 0.0]), -X[11, 0] + 1e-3
+    (p,) = mirror_pairs(w, b, ("+",), (11,), X[[11]], X, np.arange(30))
+    assert p["nearest"] != 11 and p["distance"] > 2e-3
+
+
+def test_one_dimensional_midpoint_maps_its_points_onto_each_other(tmp_path):
+    # a midpoint feature in 1-D: mirror at (x_j + x_k)/2, so x_j's image is x_k exactly
+    bundle = make_bundle(n=30, d=1, n_features=4, depths=(3,), networks=False)
+    X = np.asarray(bundle["points"]["coords"].tolist())[:, 0]
+    j, k = 3, 8
+    w, b, c, ok = fold_parameters(X[[j, k]][:, None], np.array([[1.0], [-1.0]]))
+    feat = {"id": f"L3:{j}-{k}:+,-", "kind": "midpoint", "depth": 3, "points": (j, k), "labels": ("+", "-"),
+            "w": list(w), "b": float(b), "offsets": tuple(c), "coef": 9.0, "source": "dictionary", "equivalents": []}
+    fit = bundle["fits"][0]
+    fit["features"] = pd.concat([pd.DataFrame([feat]), fit["features"]], ignore_index=True)
+    context, _ = report_context(bundle)
+    top = context["depths"][0]["features"][0]
+    assert top["id"] == feat["id"] and top["kind"] == "midpoint"
+    assert [(m["source"], m["nearest"]) for m in top["mirrors"]] == [(j, k), (k, j)]
+    assert all(m["distance"] < 1e-9 for m in top["mirrors"])
+    out = build_report(bundle, tmp_path / "r.html")
+    assert f"#{j} → #{k}" in out.read_text(encoding="utf-8")
+
+
+def test_failed_run_reports_what_exists(tmp_path):
+    bundle = make_bundle(status="failed", depths=(2,), networks=False)
+    bundle["run"]["error"] = "ValueError: corpus row 7 <b>bad</b>"
+    out = build_report(bundle, tmp_path / "failed.html")
+    raw = out.read_text(encoding="utf-8")
+    assert "This run failed." in raw and "ValueError: corpus row 7 &lt;b&gt;bad&lt;/b&gt;" in raw
+    assert 'id="depth-2"' in raw and 'id="training"' not in raw and 'id="comparison"' not in raw
+    empty = {"run": {"run_id": "r0", "status": "running", "error": None}, "points": pd.DataFrame(),
+             "reduction": None, "fits": [], "networks": []}
+    raw = build_report(empty, tmp_path / "empty.html").read_text(encoding="utf-8")
+    assert "This run is not finished (status: running)" in raw
+    assert "<script" not in raw and "lg-plot" not in raw      # no figures: no plotly.js either
+    with pytest.raises(ValueError, match="run bundle"):
+        build_report({"points": None}, tmp_path / "x.html")
+
+
+def test_index_lists_runs_links_reports_and_escapes(tmp_path):
+    runs = pd.DataFrame({"run_id": ["a1", "b2"], "status": ["completed", "failed"],
+                         "created": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+                         "corpus": ["adjectives", "<script>alert(3)</script>"], "n_points": [100, 2000],
+                         "best_objective": [0.12345678, None]})
+    (tmp_path / "reports").mkdir()
+    out = build_index(runs, tmp_path / "index.html", {"a1": tmp_path / "reports" / "a1.html"})
+    raw = out.read_text(encoding="utf-8")
+    assert '<a href="reports/a1.html">a1</a>' in raw and 'href="b2' not in raw and "reports/b2" not in raw
+    assert raw.index("b2") < raw.index("a1")                  # newest first
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in raw and "<script" not in raw
+    assert "0.1235" in raw and "2,000" in raw and "status-failed" in raw
+    with pytest.raises(ValueError, match="run_id column"):
+        build_index(pd.DataFrame({"id": [1]}), tmp_path / "i.html")
+
+
+def test_publish_builds_reports_and_index_from_a_store(tmp_path):
+    bundles = {"r1": make_bundle(n=20, seed=1, networks=False), "r2": make_bundle(n=20, seed=2, status="failed")}
+
+    class FakeStore:
+        def list_runs(self):
+            return pd.DataFrame({"run_id": list(bundles), "status": [b["run"]["status"] for b in bundles.values()]})
+
+        def load_run(self, run_id):
+            return bundles[run_id]
+
+    built = publish(FakeStore(), tmp_path / "out", ["r2"])
+    assert built == {"r2": tmp_path / "out" / "r2.html"} and built["r2"].exists()
+    index = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert 'href="r2.html"' in index and 'href="r1.html"' not in index
+    publish(FakeStore(), tmp_path / "out")
+    assert 'href="r1.html"' in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="not usable as a report file name"):
+        report_path(tmp_path, "../evil")
+
+
+@pytest.mark.slow
+def test_large_report_stays_under_10_mb(tmp_path):
+    bundle = make_bundle(n=2000, d=5, n_features=100, seed=4)
+    for i, t in enumerate(bundle["points"]["text"]):         # long texts: hover must be cut, not the page
+        bundle["points"].loc[i, "text"] = t + " lorem" * 200 if i % 2 else t
+    t0 = time.perf_counter()
+    out = build_report(bundle, tmp_path / "big.html")
+    seconds = time.perf_counter() - t0
+    size = out.stat().st_size
+    print(f"2,000 points, 2 x 100 features: {size / 1e6:.2f} MB in {seconds:.1f} s")
+    assert size < 10e6
+    data = payload(parse(out))
+    assert max(len(re.sub("<[^>]+>", "", h)) for h in data["points"]["text"]) < 400
+    assert len(data["points"]["x"]) == 2000
+    assert sum(len(f["features"]) for f in bundle["fits"]) == 200
