@@ -14,6 +14,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+WORKSPACE_VAR = "LOOKINGGLASS_WORKSPACE"
 PACKAGES = ("analysis", "data", "embeddings", "flows", "reports")
 
 DEFAULTS = {
@@ -35,11 +36,14 @@ def prefect_home(workspace: str | Path) -> Path:
 def configure(workspace: str | Path) -> Path:
     """Point ``PREFECT_HOME`` at the workspace and set quiet defaults; returns the home.
 
+    ``LOOKINGGLASS_WORKSPACE`` records the workspace for processes started later (Dask workers,
+    the served flow), which import ``flows.pipeline`` and so call this again with it.
     Must run before ``prefect`` is imported; if it already was (with another home), the
     existing settings stay in force and a warning says so.
     """
     home = prefect_home(workspace)
     home.mkdir(parents=True, exist_ok=True)
+    os.environ[WORKSPACE_VAR] = str(Path(workspace).expanduser().resolve())
     if "prefect" in sys.modules and os.environ.get("PREFECT_HOME") != str(home):
         logger.warning("prefect was imported before the workspace was set; PREFECT_HOME stays %s",
                        os.environ.get("PREFECT_HOME", "~/.prefect"))

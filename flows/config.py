@@ -25,6 +25,7 @@ class RunConfig:
     corpus: str = "adjectives"
     text_column: str | None = None
     target: str | None = None
+    task: str = "auto"
     max_points: int = 200
     seed: int = 0
     test_size: float = 0.2
@@ -56,6 +57,7 @@ class RunConfig:
     dask: bool = False
     dask_address: str | None = None
     workspace: str = "workspace"
+    lock_timeout: float = 600.0
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -148,6 +150,8 @@ def _check(c: RunConfig) -> None:
         raise ValueError(f"beta_min_ratio must be in (0, 1], got {c.beta_min_ratio}")
     if c.beta is not None and not (c.beta > 0 and math.isfinite(c.beta)):
         raise ValueError(f"beta must be a positive number, got {c.beta}")
+    if not c.lock_timeout >= 0:
+        raise ValueError(f"lock_timeout must be >= 0 seconds, got {c.lock_timeout}")
     if c.batch_size < 1 or c.epochs < 1 or not c.widths or min(c.widths) < 1:
         raise ValueError("batch_size, epochs and widths must be >= 1")
 

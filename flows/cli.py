@@ -1,0 +1,359 @@
+"""The ``lookingglass`` command line: ``run``, ``fit``, ``report``, ``runs``, ``corpora``, ``serve``.
+
+Bad input ends with one line ``Error: ...`` on stderr and exit code 2; a run that fails for
+another reason prints its error and the report of what exists, exit code 1. Prefect is imported
+only after the workspace is known (``flows._prefect_env.configure``).
+"""
+import functools
+import inspect
+import json
+import logging
+import sys
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import typer
+
+from ._prefect_env import configure
+from .config import RunConfig
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="What a deep absolute-value network looks for in language-model embeddings.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+HELP = {
+    "corpus": "built-in corpus (adjectives, vader, afinn), a CSV/TSV/JSONL/Parquet file, a folder of class "
+              "sub-folders, a save_to_disk folder or hf:NAME",
+    "text_column": "text column of a file corpus",
+    "target": "target column (or built-in target, e.g. polarity)",
+    "task": "auto, regression or classification",
+    "max_points": "number of texts sampled (with --seed)",
+    "seed": "seed of sampling, split, reduction and sampled candidates",
+    "test_size": "fraction of points held out",
+    "model": "sentence-transformers or transformers model: a name or a local folder",
+    "encoder_kind": "auto, sentence-transformers or transformers",
+    "pooling": "transformers pooling: mean, cls or last",
+    "layer": "transformers hidden layer (negative counts from the end)",
+    "batch_size": "embedding batch size",
+    "device": "cpu, cuda or auto (embeddings and networks)",
+    "reduction": "pca or random (projection)",
+    "n_components": "reduced dimension d",
+    "standardize": "standardise the reduced coordinates",
+    "depths": "network depths to fit, comma separated (e.g. 2,3)",
+    "n_betas": "number of betas on the regularisation path",
+    "beta_min_ratio": "smallest beta of the path as a fraction of beta_max",
+    "beta": "final beta (default: the end of the path)",
+    "bias": "first-layer biases",
+    "candidates": "dictionary, continuum or sampled",
+    "max_candidates": "largest dictionary enumerated",
+    "networks": "also train the networks in PyTorch",
+    "widths": "network widths, comma separated",
+    "epochs": "maximum training epochs",
+    "network_seeds": "training seeds, comma separated",
+    "dask": "run the tasks on a local Dask cluster",
+    "dask_address": "run the tasks on the Dask scheduler at this address (tcp://host:port)",
+    "workspace": "folder of the store, reports and Prefect's database",
+    "lock_timeout": "seconds to wait for the store while another run writes",
+}
+
+
+class InputError(ValueError):
+    """Bad input from the command line: reported as one line with exit code 2."""
+
+
+def _fail(message: str, code: int = 2) -> typing.NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input (the store's lock and corruption errors included)."""
+    from data import store
+    return (ValueError, LookupError, OSError, store.StoreLockedError, store.StoreCorruptError)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _guard(func):
+    """Turn bad-input exceptions raised by a command into ``Error: ...`` and exit code 2."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except _input_errors() as err:
+            _fail(_one_line(err))
+    return wrapper
+
+
+def _option_type(hint):
+    """The CLI type of a RunConfig field: lists are given comma separated."""
+    if isinstance(hint, types.UnionType):
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return str if typing.get_origin(hint) is tuple else hint
+
+
+def _config_options(func):
+    """Give ``func`` (which takes ``**options``) one ``--option`` per RunConfig field, all defaulting to None."""
+    hints = typing.get_type_hints(RunConfig)
+    params = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    for f in fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = _option_type(hints[f.name])
+        decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+        default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
+        params.append(inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
+            default=typer.Option(None, *decls, help=f"{HELP[f.name]} \\[default: {default}]", show_default=False)))
+
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        return func(**kwargs)
+    wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def _build_config(config_file: Optional[Path], options: dict) -> RunConfig:
+    """``config_file`` (or the defaults) with the options given on the command line applied."""
+    hints = typing.get_type_hints(RunConfig)
+    given = {}
+    for name, value in options.items():
+        if value is None or name not in hints:
+            continue
+        if isinstance(value, str) and typing.get_origin(_unwrap(hints[name])) is tuple:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+            value = [int(v) if v.lstrip("-").isdigit() else _bad_list(name, v) for v in value]
+        given[name] = value
+    base = RunConfig.load(config_file) if config_file is not None else RunConfig()
+    return base.replace(**given)
+
+
+def _unwrap(hint):
+    if isinstance(hint, types.UnionType):
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return hint
+
+
+def _bad_list(name: str, value: str) -> typing.NoReturn:
+    raise InputError(f"--{name.replace('_', '-')}: {value!r} is not an integer (give e.g. 2,3)")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("analysis", "data", "embeddings", "flows", "reports"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+@app.command()
+@_guard
+@_config_options
+def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file of a run (written beside each "
+                                              "report as runs/<run_id>/config.toml); options given here override it"),
+        resume: Optional[str] = typer.Option(None, "--resume", help="resume this run id with its stored config"),
+        **options):
+    """Run the pipeline (load, embed, reduce, fit each depth over a beta path, train, report); prints the report path."""
+    _setup_logging(False)
+    if resume is not None:
+        extra = sorted(k for k, v in options.items() if v is not None and k != "workspace")
+        if extra or config is not None:
+            raise InputError(f"--resume uses the run's stored config; give only --workspace (got {', '.join(extra) or '--config'})")
+        from data.store import Store
+        with Store(options.get("workspace") or RunConfig.workspace, read_only=True) as store:
+            stored = store.load_run(resume)["run"]["config"]
+        cfg = RunConfig.from_dict({**stored, **({"workspace": options["workspace"]} if options.get("workspace") else {})},
+                                  source=f"run {resume}")
+    else:
+        cfg = _build_config(config, options)
+    configure(cfg.workspace)
+    from .pipeline import run_pipeline
+    outcome = run_pipeline(cfg, run_id=resume)
+    for line in outcome.summary:
+        typer.echo(line)
+    if outcome.error is not None:
+        if isinstance(outcome.error, _input_errors()):
+            _fail(f"run {outcome.run_id}: {_one_line(outcome.error)}")
+        _fail(f"run {outcome.run_id} failed: {type(outcome.error).__name__}: {_one_line(outcome.error)}", code=1)
+    typer.echo(outcome.report)
+
+
+def read_points(path: Path, target: Optional[str], target_file: Optional[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(X, y, column names)`` from a CSV, Parquet or NPY file; errors name the file, column or row."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise InputError(f"{path}: not a numeric .npy array ({err})") from None
+        if data.ndim != 2:
+            raise InputError(f"{path}: expected a 2-D array, got shape {data.shape}")
+        frame = pd.DataFrame(data, columns=[str(i) for i in range(data.shape[1])])
+    elif suffix in (".csv", ".tsv", ".txt"):
+        frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    elif suffix in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    else:
+        raise InputError(f"{path}: unknown format {suffix!r} (use .csv, .tsv, .parquet or .npy)")
+    if target_file is not None:
+        if target is not None:
+            raise InputError("give --target or --target-file, not both")
+        y_raw, source = _read_target_file(target_file), str(target_file)
+        if len(y_raw) != len(frame):
+            raise InputError(f"{target_file}: {len(y_raw)} targets for {len(frame)} points in {path}")
+    else:
+        if target is None:
+            raise InputError(f"{path}: give --target (a column{' index' if suffix == '.npy' else ''}) or --target-file")
+        if target not in frame.columns:
+            raise InputError(f"{path}: no column {target!r} (columns: {', '.join(map(str, frame.columns))})")
+        y_raw, source = frame.pop(target), f"{path} column {target!r}"
+    y = _numeric(pd.Series(np.asarray(y_raw)), source)
+    for column in frame.columns:
+        _numeric(frame[column], f"{path} column {column!r}")
+    if frame.shape[1] == 0:
+        raise InputError(f"{path}: no feature columns besides the target")
+    return frame.to_numpy(dtype=float), y, [str(c) for c in frame.columns]
+
+
+def _read_target_file(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    if path.suffix.lower() == ".npy":
+        y = np.load(path, allow_pickle=False)
+    else:
+        y = pd.read_csv(path, header=None).to_numpy()
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise InputError(f"{path}: expected one target per point, got shape {y.shape}")
+    return y
+
+
+def _numeric(values: pd.Series, source: str) -> np.ndarray:
+    """``values`` as finite floats; the first bad value is an error naming its row."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if len(bad):
+        raise InputError(f"{source}: row {bad[0] + 1} value {values.iloc[bad[0]]!r} is not a finite number")
+    return numbers
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@app.command()
+@_guard
+def fit(points: Path = typer.Argument(..., help="CSV, TSV, Parquet or NPY file of points (one row each)"),
+        target: Optional[str] = typer.Option(None, "--target", help="target column (for NPY: its column index)"),
+        target_file: Optional[Path] = typer.Option(None, "--target-file", help="targets in a separate NPY or CSV file"),
+        depth: int = typer.Option(2, "--depth", help="network depth L"),
+        beta: Optional[float] = typer.Option(None, "--beta", help="regularisation (default: the estimator's)"),
+        bias: bool = typer.Option(True, "--bias/--no-bias", help="first-layer biases"),
+        candidates: str = typer.Option("dictionary", "--candidates", help="dictionary, continuum or sampled"),
+        max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="largest dictionary enumerated"),
+        seed: int = typer.Option(0, "--seed", help="seed of sampled candidates"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON: objective, certificate and features")):
+    """Fit the Lasso of a depth-L absolute-value network to POINTS and print the selected features."""
+    X, y, columns = read_points(points, target, target_file)
+    from analysis import ReflectionLasso
+    model = ReflectionLasso(depth=depth, beta=beta, bias=bias, candidates=candidates, random_state=seed,
+                            **({} if max_candidates is None else {"max_candidates": max_candidates}))
+    model.fit(X, y)
+    features = model.features_
+    if as_json:
+        out = {"objective": model.objective_, "beta": model.beta_, "intercept": model.intercept_,
+               "n_candidates": model.n_candidates_, "columns": columns, "certificate": model.certificate_,
+               "features": features.to_dict(orient="records")}
+        typer.echo(json.dumps(_jsonable(out), indent=2))
+        return
+    typer.echo(f"objective {model.objective_:.10g} at beta {model.beta_:.6g}, intercept {model.intercept_:.6g}, "
+               f"{len(features)} features of {model.n_candidates_} candidates")
+    typer.echo(model.certificate_.get("statement", ""))
+    if len(features):
+        shown = features[[c for c in ("id", "kind", "depth", "points", "coef", "w", "b", "offsets") if c in features]]
+        with pd.option_context("display.max_rows", None, "display.width", 160, "display.precision", 4):
+            typer.echo(shown.to_string(index=False))
+
+
+@app.command()
+@_guard
+def report(run_id: str = typer.Argument(..., help="run id (see `lookingglass runs`)"),
+           workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace", help=HELP["workspace"])):
+    """Rebuild the HTML report of a run (and the workspace index); prints its path."""
+    from data.store import Store
+    from reports import publish
+
+    from .pipeline import reports_dir
+    _workspace_exists(workspace)
+    with Store(workspace, read_only=True) as store:
+        if run_id not in set(store.list_runs()["run_id"].astype(str)):
+            raise InputError(f"no run {run_id!r} in {workspace} (see `lookingglass runs`)")
+        path = publish(store, reports_dir(workspace), [run_id])[run_id]
+    typer.echo(Path(path).resolve())
+
+
+def _workspace_exists(workspace: Path) -> None:
+    if not (workspace / "lookingglass.duckdb").is_file():
+        raise InputError(f"{workspace}: no lookingglass store here (run `lookingglass run --workspace {workspace}`)")
+
+
+@app.command()
+@_guard
+def runs(workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace", help=HELP["workspace"]),
+         as_json: bool = typer.Option(False, "--json", help="print JSON records")):
+    """List the runs of a workspace."""
+    from data.store import Store
+    _workspace_exists(workspace)
+    with Store(workspace, read_only=True) as store:
+        table = store.list_runs()
+    if as_json:
+        typer.echo(table.to_json(orient="records", date_format="iso"))
+    elif table.empty:
+        typer.echo(f"no runs in {workspace}")
+    else:
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 40):
+            typer.echo(table.to_string(index=False))
+
+
+@app.command()
+@_guard
+def corpora():
+    """List the built-in corpora."""
+    from data.corpora import list_corpora
+    table = pd.DataFrame(list_corpora())
+    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+        typer.echo(table.to_string(index=False))
+
+
+@app.command()
+@_guard
+@_config_options
+def serve(cron: Optional[str] = typer.Option(None, "--cron", help='cron schedule, e.g. "0 3 * * *"'),
+          interval: Optional[float] = typer.Option(None, "--interval", help="schedule every SECONDS"),
+          config: Optional[Path] = typer.Option(None, "--config", help="TOML file of the run to schedule"),
+          name: str = typer.Option("lookingglass", "--name", help="deployment name"),
+          **options):
+    """Serve the pipeline as a scheduled Prefect deployment (on PREFECT_API_URL, else a managed local server)."""
+    _setup_logging(False)
+    cfg = _build_config(config, options)
+    configure(cfg.workspace)
+    from .serve import serve as serve_pipeline
+    serve_pipeline(cfg, cron=cron, interval=interval, name=name)

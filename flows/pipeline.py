@@ -1,0 +1,354 @@
+"""The Prefect flow ``pipeline``: load -> embed -> reduce -> fit each depth over a beta path -> train -> report.
+
+Tasks pass run ids, paths and fingerprints, never arrays: vectors, points, fits and network
+results live in the store (``data.store.Store``) under one ``run_id``. A step already completed
+for a run (``Store.completed_steps``) is skipped, so ``pipeline(config, run_id=...)`` resumes
+an interrupted run. A failure marks the run failed with its error and still writes the report
+of what exists. The run's config is stored with it and saved as ``runs/<run_id>/config.toml``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import _prefect_env
+
+_prefect_env.configure(os.environ.get(_prefect_env.WORKSPACE_VAR, "workspace"))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from prefect import flow, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from .config import RunConfig  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+REPORT_ARTIFACT = "lookingglass-report"
+
+
+def run_dir(workspace: str | Path, run_id: str) -> Path:
+    """``<workspace>/runs/<run_id>``: the run's corpus snapshot and config file."""
+    path = Path(workspace) / "runs" / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reports_dir(workspace: str | Path) -> Path:
+    """``<workspace>/reports``: one HTML page per run and ``index.html``."""
+    return Path(workspace) / "reports"
+
+
+def _store(cfg: RunConfig, read_only: bool = False):
+    """The run's store (every call opens and closes the file under its lock)."""
+    from data.store import Store
+    return Store(cfg.workspace, read_only=read_only, lock_timeout=cfg.lock_timeout)
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry only what may pass on a second try (not bad input: ValueError, LookupError, OSError)."""
+    try:
+        state.result()
+    except (ValueError, LookupError, OSError, TypeError):
+        return False
+    except Exception:  # noqa: BLE001 - anything else (e.g. CUDA out of memory) may be transient
+        return True
+    return False
+
+
+@task(name="load", cache_policy=NO_CACHE)
+def load_step(config: dict, run_id: str) -> dict:
+    """Load, sample and split the corpus into ``runs/<run_id>/corpus.parquet``; returns its path and summary."""
+    from data.corpora import load_corpus
+    cfg = RunConfig.from_dict(config)
+    corpus = load_corpus(cfg.corpus, text_column=cfg.text_column, target=cfg.target, task=cfg.task,
+                         max_points=cfg.max_points, seed=cfg.seed, test_size=cfg.test_size,
+                         min_points=cfg.n_components + max(cfg.depths))
+    path = run_dir(cfg.workspace, run_id) / "corpus.parquet"
+    corpus.frame.to_parquet(path, index=False)
+    return {"path": str(path), "provenance": corpus.provenance}
+
+
+@task(name="embed", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
+def embed_step(config: dict, corpus_path: str) -> dict:
+    """Embed the corpus texts through the store's cache; returns the fingerprint and cache counts."""
+    from embeddings.cache import embed_texts
+    from embeddings.encoders import load_encoder
+    cfg = RunConfig.from_dict(config)
+    texts = pd.read_parquet(corpus_path, columns=["text"])["text"].tolist()
+    encoder = load_encoder(cfg.model, kind=cfg.encoder_kind, pooling=cfg.pooling, layer=cfg.layer,
+                           device=cfg.device)
+    _, stats = embed_texts(encoder, texts, _store(cfg), batch_size=cfg.batch_size, progress=True)
+    return {"name": cfg.model, "fingerprint": encoder.fingerprint, **stats}
+
+
+@task(name="register", cache_policy=NO_CACHE)
+def register_step(config: dict, run_id: str, corpus: dict, embeddings: dict) -> str:
+    """Keep the corpus and create the run (once its inputs are known to be good); returns the corpus id."""
+    cfg = RunConfig.from_dict(config)
+    store = _store(cfg)
+    frame = pd.read_parquet(corpus["path"])
+    corpus_id = store.add_corpus(frame, corpus["provenance"])
+    store.create_run(config, run_id)
+    model = {"name": embeddings["name"], "fingerprint": embeddings["fingerprint"]}
+    store.update_run(run_id, status="running", info={"corpus": {"corpus_id": corpus_id, **corpus["provenance"]},
+                                                      "model": model, "embeddings": embeddings})
+    for step in ("corpus", "embed"):
+        store.mark_step(run_id, step)
+    return corpus_id
+
+
+@task(name="reduce", cache_policy=NO_CACHE)
+def reduce_step(config: dict, run_id: str, corpus_path: str, fingerprint: str) -> None:
+    """Fit the reduction on the training split, project every point, store points and reduction."""
+    from embeddings.cache import text_hash
+    from embeddings.reduce import Reduction
+    cfg = RunConfig.from_dict(config)
+    store = _store(cfg)
+    frame = pd.read_parquet(corpus_path)
+    hashes = [text_hash(t) for t in frame["text"]]
+    cached = store.get_embeddings(fingerprint, hashes)
+    if len(cached) < len(set(hashes)):
+        raise RuntimeError(f"run {run_id}: {len(set(hashes)) - len(cached)} embeddings are missing from the cache "
+                           f"(fingerprint {fingerprint})")
+    vectors = np.stack([cached[h] for h in hashes])
+    train = (frame["split"] == "train").to_numpy()
+    reduction = Reduction(cfg.reduction, n_components=cfg.n_components, standardize=cfg.standardize,
+                          random_state=cfg.seed).fit(vectors[train])
+    store.put_points(run_id, frame.assign(idx=np.arange(len(frame)), coords=reduction.transform(vectors).tolist()))
+    params = reduction.to_dict()
+    store.put_reduction(run_id, params)
+    store.update_run(run_id, info={"reduction": {k: v for k, v in params.items() if np.ndim(v) == 0}})
+    store.mark_step(run_id, "reduce")
+
+
+def _points(cfg: RunConfig, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, y, train mask)`` of a reduced run."""
+    pts = _store(cfg).get_points(run_id)
+    return np.array(pts["coords"].tolist(), dtype=float), pts["target"].to_numpy(float), \
+        (pts["split"] == "train").to_numpy()
+
+
+def _metrics(model, X, y, train: np.ndarray, classes: bool) -> dict:
+    """R^2 and MSE on the train and test splits, plus sign accuracy for classes."""
+    from sklearn.metrics import mean_squared_error, r2_score
+    out = {}
+    for name, mask in (("train", train), ("test", ~train)):
+        if mask.sum() < 2:
+            continue
+        pred = model.predict(X[mask])
+        out[f"{name}_r2"] = float(r2_score(y[mask], pred))
+        out[f"{name}_mse"] = float(mean_squared_error(y[mask], pred))
+        if classes:
+            out[f"{name}_accuracy"] = float(np.mean(np.sign(pred) == y[mask]))
+    return out
+
+
+@task(name="fit", cache_policy=NO_CACHE)
+def fit_step(config: dict, run_id: str, depth: int) -> float:
+    """Fit the Lasso of ``depth`` over the beta path on the training points; returns the objective."""
+    from analysis import ReflectionLasso
+    cfg = RunConfig.from_dict(config)
+    X, y, train = _points(cfg, run_id)
+    store = _store(cfg)
+    classes = store.get_run(run_id)["info"]["corpus"].get("task") == "classification"
+    model = ReflectionLasso(depth=depth, beta=cfg.beta, bias=cfg.bias, candidates=cfg.candidates,
+                            path=(cfg.n_betas, cfg.beta_min_ratio), random_state=cfg.seed,
+                            **({} if cfg.max_candidates is None else {"max_candidates": cfg.max_candidates}))
+    start = time.perf_counter()
+    model.fit(X[train], y[train])
+    wall = time.perf_counter() - start
+    result = {"beta": model.beta_, "beta_max": model.beta_max_, "objective": model.objective_,
+              "intercept": model.intercept_, "n_candidates": model.n_candidates_,
+              "certificate": model.certificate_, "metrics": _metrics(model, X, y, train, classes),
+              "timings": {**getattr(model, "timings_", {}), "wall_s": wall}}
+    store.put_fit(run_id, depth, result, model.features_, getattr(model, "path_", None))
+    store.update_run(run_id, timings={f"fit:{depth}": wall})
+    store.mark_step(run_id, f"fit:{depth}")
+    logger.info("depth %d: objective %.6g at beta %.4g, %d features (%.1f s); %s", depth, model.objective_,
+                model.beta_, len(model.features_), wall, model.certificate_.get("statement", ""))
+    return float(model.objective_)
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_step(config: dict, run_id: str, depth: int) -> None:
+    """Train the networks of ``depth`` at the fit's beta and compare them with its Lasso objective."""
+    from analysis.training import compare_with_lasso
+    cfg = RunConfig.from_dict(config)
+    X, y, train = _points(cfg, run_id)
+    store = _store(cfg)
+    fit = next(f for f in store.load_run(run_id)["fits"] if int(f["depth"]) == depth)
+    start = time.perf_counter()
+    result = compare_with_lasso(X[train], y[train], depth, fit["beta"], fit["objective"],
+                                lower_bound=fit["certificate"].get("lower_bound"), widths=cfg.widths,
+                                seeds=cfg.network_seeds, max_epochs=cfg.epochs, bias=cfg.bias,
+                                lasso_time_s=(fit.get("timings") or {}).get("wall_s"), device=cfg.device,
+                                progress=False)
+    store.put_network(run_id, depth, result)
+    store.update_run(run_id, timings={f"train:{depth}": time.perf_counter() - start})
+    store.mark_step(run_id, f"train:{depth}")
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_step(config: dict, run_id: str) -> str:
+    """Write the run's HTML report and the workspace index; returns the report path."""
+    from reports import publish
+    cfg = RunConfig.from_dict(config)
+    path = publish(_store(cfg, read_only=True), reports_dir(cfg.workspace), [run_id])[run_id]
+    return str(Path(path).resolve())
+
+
+def _artifact(run_id: str, report: str, status: str, error: str | None) -> None:
+    lines = [f"# lookingglass run `{run_id}`: {status}", "", f"[Report]({Path(report).as_uri()})", "",
+             f"`{report}`"]
+    if error:
+        lines += ["", f"Error: `{error}`"]
+    create_markdown_artifact("\n".join(lines), key=REPORT_ARTIFACT, description=f"report of run {run_id}")
+
+
+def _completed_steps(cfg: RunConfig, run_id: str) -> set[str] | None:
+    """Steps done for an existing run, None when the run does not exist yet."""
+    from data.store import UnknownRunError
+    if not (Path(cfg.workspace) / "lookingglass.duckdb").exists():
+        return None
+    try:
+        return _store(cfg, read_only=True).completed_steps(run_id)
+    except UnknownRunError:
+        return None
+
+
+def new_run_id() -> str:
+    """``YYYYmmdd-HHMMSS-xxxxxx`` (UTC, random suffix)."""
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _register(config: dict, cfg: RunConfig, run_id: str) -> str:
+    """Load and embed (nothing is written to the store when either fails), then create the run."""
+    try:
+        corpus = load_step(config, run_id)
+        embeddings = embed_step(config, corpus["path"])
+    except BaseException:
+        shutil.rmtree(run_dir(cfg.workspace, run_id), ignore_errors=True)
+        raise
+    register_step(config, run_id, corpus, embeddings)
+    return embeddings["fingerprint"]
+
+
+@flow(name="lookingglass-pipeline")
+def pipeline(config: dict, run_id: str | None = None) -> str:
+    """Run (or resume) one lookingglass run from a ``RunConfig`` dict; returns the report path.
+
+    Steps: load -> embed -> (create the run) -> reduce -> fit each depth -> train -> report.
+    """
+    cfg = RunConfig.from_dict(config)
+    config = cfg.to_dict()
+    run_id = run_id or new_run_id()
+    done = _completed_steps(cfg, run_id)
+    if done is None:
+        logger.info("run %s: new, workspace %s", run_id, Path(cfg.workspace).resolve())
+        fingerprint = _register(config, cfg, run_id)
+        done = {"corpus", "embed"}
+    else:
+        logger.info("run %s: resuming, steps done: %s", run_id, ", ".join(sorted(done)) or "none")
+        store = _store(cfg)
+        store.update_run(run_id, status="running")
+        fingerprint = store.get_run(run_id)["info"]["model"]["fingerprint"]
+    cfg.save(run_dir(cfg.workspace, run_id) / "config.toml")
+    corpus_path = str(run_dir(cfg.workspace, run_id) / "corpus.parquet")
+    try:
+        if "reduce" not in done:
+            reduce_step(config, run_id, corpus_path, fingerprint)
+        fits = {d: fit_step.submit(config, run_id, d) for d in cfg.depths if f"fit:{d}" not in done}
+        trains = [train_step.submit(config, run_id, d, wait_for=[fits[d]] if d in fits else [])
+                  for d in cfg.depths if cfg.networks and f"train:{d}" not in done]
+        for future in [*fits.values(), *trains]:
+            future.result()
+    except BaseException as err:
+        message = _one_line(err)
+        logger.error("run %s failed: %s", run_id, message)
+        _store(cfg).update_run(run_id, status="failed", error=message)
+        try:
+            _artifact(run_id, report_step(config, run_id), "failed", message)
+        except Exception as report_err:  # noqa: BLE001 - the run's own error is the one raised
+            logger.error("no report for failed run %s: %s", run_id, _one_line(report_err))
+        raise
+    _store(cfg).update_run(run_id, status="completed")
+    report = report_step(config, run_id)
+    _artifact(run_id, report, "completed", None)
+    logger.info("run %s completed; report %s", run_id, report)
+    return report
+
+
+def _one_line(err: BaseException) -> str:
+    """``Type: first line of the message``."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def task_runner(cfg: RunConfig):
+    """A ``DaskTaskRunner`` for ``--dask-address`` or ``--dask`` (a local cluster), else None (threads)."""
+    if not (cfg.dask or cfg.dask_address):
+        return None
+    from prefect_dask import DaskTaskRunner
+    if cfg.dask_address:
+        return DaskTaskRunner(address=cfg.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": min(2, os.cpu_count() or 1), "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})
+
+
+@dataclass
+class Outcome:
+    """What a run left: its id, report path (None when no run was created), error and summary lines."""
+
+    run_id: str
+    report: str | None
+    error: BaseException | None
+    summary: list[str]
+
+
+def run_pipeline(cfg: RunConfig, run_id: str | None = None) -> Outcome:
+    """Run the flow (on Dask when configured) and summarise the run from the store; never raises the run's error."""
+    run_id = run_id or new_run_id()
+    runner = task_runner(cfg)
+    flow_ = pipeline.with_options(task_runner=runner) if runner is not None else pipeline
+    try:
+        report, error = flow_(cfg.to_dict(), run_id=run_id), None
+    except Exception as err:  # noqa: BLE001 - reported to the caller
+        report, error = None, err
+    return Outcome(run_id, report, error, summarize(cfg, run_id))
+
+
+def summarize(cfg: RunConfig, run_id: str) -> list[str]:
+    """Lines saying what a run holds: corpus, embeddings (from the cache or computed), fits, networks."""
+    from data.store import StoreError
+    try:
+        bundle = _store(cfg, read_only=True).load_run(run_id)
+    except StoreError as err:
+        logger.debug("no summary of run %s: %s", run_id, err)
+        return []
+    info = bundle["run"].get("info") or {}
+    corpus, emb = info.get("corpus") or {}, info.get("embeddings") or {}
+    lines = [f"run {run_id}: {bundle['run']['status']}"]
+    if corpus:
+        lines.append(f"corpus {corpus.get('name')}: {corpus.get('n_points')} points "
+                     f"({corpus.get('n_train')} train, {corpus.get('n_test')} test)")
+    if emb:
+        lines.append(f"embeddings ({emb.get('name')}): {emb.get('n_cached')} of {emb.get('n_texts')} from the cache, "
+                     f"{emb.get('n_computed')} computed")
+    for fit in bundle["fits"]:
+        cert = fit.get("certificate") or {}
+        lines.append(f"depth {fit['depth']}: objective {fit['objective']:.6g} at beta {fit['beta']:.4g}, "
+                     f"{len(fit['features'])} features; dictionary ratio {cert.get('dictionary_ratio', float('nan')):.6g}")
+    for net in bundle["networks"]:
+        best = [r for r in net.get("runs", []) if r.get("status") == "ok"]
+        if best:
+            gap = min(r["relative_gap"] for r in best)
+            lines.append(f"depth {net['depth']} networks: best relative gap to the Lasso {gap:.3g}")
+    return lines
