@@ -1,0 +1,322 @@
+import fcntl
+import multiprocessing
+import os
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.store import Store, StoreCorruptError, StoreError, StoreLockedError, UnknownRunError
+
+FORK = multiprocessing.get_context("fork")
+
+
+def _corpus(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": [str(i) for i in range(n)], "text": [f"text <b>{i}</b> ünïcode" for i in range(n)],
+                         "target": rng.normal(size=n), "label": [None] * n,
+                         "split": np.where(np.arange(n) % 5 == 0, "test", "train")})
+
+
+def _points(n=30, dims=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return _corpus(n, seed).assign(idx=np.arange(n), coords=list(rng.normal(size=(n, dims))))
+
+
+def _features(k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": [f"L3:{i}-{i + 1}-{i + 2}:0+-" for i in range(k)],
+                         "kind": ["fold", "plane", "reflection"][:k], "depth": [3, 2, 3][:k],
+                         "points": [(i, i + 1, i + 2) for i in range(k)], "labels": [("0", "+", "-")] * k,
+                         "w": [list(rng.normal(size=2)) for _ in range(k)], "b": rng.normal(size=k),
+                         "offsets": [(float(i),) for i in range(k)], "coef": rng.normal(size=k),
+                         "source": ["dictionary"] * k, "equivalents": [[f"e{i}"] * i for i in range(k)],
+                         "note": [{"extra": i} for i in range(k)]})
+
+
+def _path(m=4):
+    return pd.DataFrame({"beta": np.geomspace(1, 0.01, m), "objective": np.linspace(2, 1, m),
+                         "n_features": np.arange(1, m + 1), "dictionary_ratio": np.ones(m),
+                         "duality_gap": np.full(m, 1e-9)})
+
+
+def _result(depth, objective):
+    return {"beta": 0.1, "beta_max": 1.5, "objective": objective, "intercept": -0.25, "n_candidates": 100 * depth,
+            "certificate": {"scope": "dictionary", "exact": False, "lower_bound": float("nan")},
+            "metrics": {"train_r2": 0.9}, "timings": {"fit_s": 0.5}, "solver": "restricted"}
+
+
+def _full_run(store, depth_objectives=((3, 0.7), (2, 1.3)), n=30):
+    run_id = store.create_run({"corpus": "adjectives", "model": "mini", "depths": [2, 3]})
+    store.put_points(run_id, _points(n))
+    for depth, obj in depth_objectives:
+        store.put_fit(run_id, depth, _result(depth, obj), _features(), _path())
+        store.mark_step(run_id, f"fit:{depth}")
+    return run_id
+
+
+def test_corpus_round_trip_is_idempotent_and_content_addressed(store):
+    df = _corpus()
+    cid = store.add_corpus(df, {"name": "toy", "task": "regression", "seed": 1})
+    assert store.add_corpus(df, {"name": "other"}) == cid
+    back, provenance = store.get_corpus(cid)
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)
+    assert provenance == {"name": "toy", "task": "regression", "seed": 1}
+    changed = df.assign(target=df["target"].where(df.index != 7, 0.5))
+    assert store.add_corpus(changed, {}) != cid
+    rows = pd.read_parquet(store.export("corpus_rows", store.workspace / "export"))
+    assert len(rows) == 2 * len(df)
+
+
+def test_embeddings_round_trip_fast_and_exact(store):
+    X = np.random.default_rng(0).normal(size=(10_000, 384)).astype(np.float32)
+    hashes = [f"{i:064x}" for i in range(len(X))]
+    t0 = time.perf_counter()
+    store.put_embeddings("model-a", hashes, X)
+    put_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    got = store.get_embeddings("model-a", hashes[::-1])
+    get_s = time.perf_counter() - t0
+    assert np.array_equal(np.stack([got[h] for h in hashes]), X) and got[hashes[3]].dtype == np.float32
+    assert put_s < 2.0 and get_s < 1.0, (put_s, get_s)
+
+    assert store.get_embeddings("model-b", hashes[:5]) == {}
+    part = store.get_embeddings("model-a", hashes[:3] + ["f" * 64])
+    assert sorted(part) == sorted(hashes[:3])
+    store.put_embeddings("model-a", [hashes[0], "new", "new"], np.ones((3, 384)))
+    again = store.get_embeddings("model-a", [hashes[0], "new"])
+    assert np.array_equal(again[hashes[0]], X[0]) and np.array_equal(again["new"], np.ones(384, np.float32))
+    with pytest.raises(ValueError, match="holds 384-dimensional vectors, got 3"):
+        store.put_embeddings("model-a", ["x"], np.ones((1, 3)))
+    with pytest.raises(ValueError, match=r"2 hashes need a \(2, dim\) array, got shape \(3, 4\)"):
+        store.put_embeddings("model-a", ["x", "y"], np.ones((3, 4)))
+
+
+def test_run_status_timestamps_and_merges(store):
+    run_id = store.create_run({"corpus": "vader", "seed": np.int64(3)})
+    run = store.get_run(run_id)
+    assert run["status"] == "created" and run["config"] == {"corpus": "vader", "seed": 3}
+    assert run["created_at"].endswith("Z") and run["started_at"] is None and run["finished_at"] is None
+    assert {"python", "numpy", "torch", "lookingglass"} <= set(run["versions"])
+    store.update_run(run_id, status="running", timings={"load": 1.0}, info={"corpus": {"name": "vader"}})
+    store.update_run(run_id, timings={"embed": 2.0}, info={"model": {"name": "mini"}})
+    store.update_run(run_id, status="failed", error="boom")
+    run = store.get_run(run_id)
+    assert run["timings"] == {"load": 1.0, "embed": 2.0}
+    assert run["info"] == {"corpus": {"name": "vader"}, "model": {"name": "mini"}}
+    assert run["status"] == "failed" and run["error"] == "boom" and run["finished_at"] >= run["started_at"]
+    store.update_run(run_id, status="running")
+    run = store.get_run(run_id)
+    assert run["error"] is None and run["finished_at"] is None
+    with pytest.raises(ValueError, match="status 'done' is not one of: created, running, completed, failed"):
+        store.update_run(run_id, status="done")
+    with pytest.raises(StoreError, match=f"run '{run_id}' already exists"):
+        store.create_run({}, run_id)
+    with pytest.raises(ValueError, match="must be letters, digits"):
+        store.create_run({}, "../evil")
+
+
+def test_unknown_run_is_a_clear_error(store):
+    for call in (lambda: store.update_run("nope", status="running"), lambda: store.mark_step("nope", "embed"),
+                 lambda: store.put_points("nope", _points()), lambda: store.load_run("nope"),
+                 lambda: store.completed_steps("nope")):
+        with pytest.raises(UnknownRunError, match="no run 'nope'"):
+            call()
+
+
+def test_load_run_bundle_round_trips_every_part(store):
+    run_id = _full_run(store)
+    store.put_reduction(run_id, {"kind": "pca", "components": np.eye(2)[:1], "explained_variance_ratio": [0.6]})
+    store.put_network(run_id, 3, {"status": "ok", "width": 64, "curves": [[1.0, 0.5], [0.9]], "rel_gap": np.inf})
+    store.put_network(run_id, 2, {"status": "diverged", "width": 8})
+    store.update_run(run_id, status="completed")
+    bundle = store.load_run(run_id)
+    assert list(bundle) == ["run", "points", "reduction", "fits", "networks"]
+    assert {"run_id", "status", "config", "created_at", "finished_at", "timings", "versions", "error",
+            "info"} <= set(bundle["run"])
+    pts, expected = bundle["points"], _points()
+    assert list(pts.columns) == ["idx", "id", "text", "target", "label", "split", "coords"]
+    assert pts["text"].tolist() == expected["text"].tolist() and np.allclose(pts["target"], expected["target"])
+    assert np.array_equal(np.array(pts["coords"].tolist()), np.stack(expected["coords"]))
+    assert bundle["reduction"] == {"kind": "pca", "components": [[1.0, 0.0]], "explained_variance_ratio": [0.6]}
+    assert [f["depth"] for f in bundle["fits"]] == [2, 3]
+    fit = bundle["fits"][1]
+    assert fit["objective"] == 0.7 and fit["n_candidates"] == 300 and fit["solver"] == "restricted"
+    assert fit["certificate"]["scope"] == "dictionary" and np.isnan(fit["certificate"]["lower_bound"])
+    pd.testing.assert_frame_equal(fit["features"], _features(), check_dtype=False)
+    assert fit["features"]["points"][1] == (1, 2, 3) and fit["features"]["w"][0] == _features()["w"][0]
+    pd.testing.assert_frame_equal(fit["path"], _path(), check_dtype=False)
+    assert [n["depth"] for n in bundle["networks"]] == [2, 3]
+    assert bundle["networks"][1]["curves"] == [[1.0, 0.5], [0.9]] and bundle["networks"][1]["rel_gap"] == np.inf
+
+
+def test_put_fit_replaces_and_resume_sees_steps(store):
+    run_id = _full_run(store)
+    store.put_fit(run_id, 2, _result(2, 1.1), _features(2), None)
+    fits = {f["depth"]: f for f in store.load_run(run_id)["fits"]}
+    assert fits[2]["objective"] == 1.1 and len(fits[2]["features"]) == 2 and fits[2]["path"] is None
+    assert len(fits[3]["features"]) == 3 and len(fits[3]["path"]) == 4
+    features = pd.read_parquet(store.export("features", store.workspace / "f.parquet"))
+    assert sorted(features.groupby("fit_depth").size().items()) == [(2, 2), (3, 3)]
+    store.mark_step(run_id, "fit:2")
+    assert store.completed_steps(run_id) == {"fit:2", "fit:3"}
+    empty = pd.DataFrame(columns=list(_features().columns))
+    store.put_fit(run_id, 4, _result(4, 0.5), empty)
+    assert store.load_run(run_id)["fits"][2]["features"].empty
+
+
+def test_list_runs_summarises_each_run(store):
+    a = _full_run(store)
+    b = store.create_run({"corpus": "afinn", "model": "other"})
+    store.update_run(b, info={"corpus": {"name": "afinn-165"}})
+    runs = store.list_runs()
+    assert runs["run_id"].tolist() == [a, b]
+    assert {"run_id", "status", "created", "corpus", "model", "n_points", "dims", "depths", "objectives"} <= set(runs)
+    first, second = runs.iloc[0], runs.iloc[1]
+    assert (first["corpus"], first["model"], first["n_points"], first["dims"]) == ("adjectives", "mini", 30, 2)
+    assert first["depths"] == [2, 3] and first["objectives"] == {2: 1.3, 3: 0.7}
+    assert second["corpus"] == "afinn-165" and pd.isna(second["n_points"]) and second["depths"] == []
+
+
+def test_a_failed_write_leaves_earlier_content_intact(store, monkeypatch):
+    run_id = _full_run(store)
+    before = store.load_run(run_id)
+    real = Store._insert
+
+    def failing(con, table, rows, on_conflict=False):
+        if table == "paths":
+            raise RuntimeError("disk on fire")
+        real(con, table, rows, on_conflict)
+
+    monkeypatch.setattr(Store, "_insert", staticmethod(failing))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.put_fit(run_id, 2, _result(2, 99.0), _features(1), _path(2))
+    monkeypatch.undo()
+    after = store.load_run(run_id)
+    assert [f["objective"] for f in after["fits"]] == [f["objective"] for f in before["fits"]] == [1.3, 0.7]
+    pd.testing.assert_frame_equal(after["fits"][0]["features"], before["fits"][0]["features"])
+    with pytest.raises(TypeError, match="cannot store a value of type object as JSON"):
+        store.put_network(run_id, 2, {"status": "ok", "model": object()})
+    assert store.load_run(run_id)["networks"] == []
+
+
+def _killed_writer(workspace, run_id):
+    store = Store(workspace)
+    with store._session(write=True) as con:
+        con.execute("DELETE FROM points WHERE run_id = ?", [run_id])
+        con.execute("INSERT INTO runs (run_id, status) VALUES ('half-written', 'running')")
+        os._exit(1)  # killed in the middle of the transaction
+
+
+def test_a_killed_writer_leaves_earlier_runs_intact(store):
+    run_id = _full_run(store)
+    proc = FORK.Process(target=_killed_writer, args=(store.workspace, run_id))
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 1
+    reopened = Store(store.workspace, lock_timeout=5)
+    assert reopened.list_runs()["run_id"].tolist() == [run_id]
+    assert len(reopened.load_run(run_id)["points"]) == 30
+    reopened.mark_step(run_id, "report")
+
+
+def _writer(workspace, tag, n_runs, barrier):
+    store = Store(workspace, lock_timeout=60)
+    barrier.wait()
+    for i in range(n_runs):
+        run_id = store.create_run({"writer": tag, "i": i}, f"{tag}-{i}")
+        store.put_points(run_id, _points(20 + i, seed=i))
+        store.put_fit(run_id, 2, _result(2, float(i)), _features(), _path())
+        store.mark_step(run_id, "fit:2")
+
+
+def test_concurrent_writers_serialise_and_never_corrupt(store):
+    barrier = FORK.Barrier(3)
+    procs = [FORK.Process(target=_writer, args=(store.workspace, tag, 5, barrier)) for tag in ("p", "q")]
+    for p in procs:
+        p.start()
+    thread = threading.Thread(target=_writer, args=(store.workspace, "t", 5, barrier))
+    thread.start()
+    thread.join(120)
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    runs = store.list_runs().set_index("run_id")
+    assert sorted(runs.index) == sorted(f"{t}-{i}" for t in "pqt" for i in range(5))
+    for run_id, run in runs.iterrows():
+        i = int(run_id.split("-")[1])
+        assert run["n_points"] == 20 + i and run["objectives"] == {2: float(i)}
+        assert store.completed_steps(run_id) == {"fit:2"}
+
+
+def _hold_lock(lock_path, seconds, ready):
+    with open(lock_path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        ready.set()
+        time.sleep(seconds)
+
+
+def test_a_second_writer_waits_then_fails_clearly(store):
+    ready = FORK.Event()
+    holder = FORK.Process(target=_hold_lock, args=(store.lock_path, 2.0, ready))
+    holder.start()
+    assert ready.wait(10)
+    held_since = time.perf_counter()
+    with pytest.raises(StoreLockedError) as e:
+        Store(store.workspace, lock_timeout=0.3).create_run({})
+    assert time.perf_counter() - held_since >= 0.3
+    assert "\n" not in str(e.value) and str(store.lock_path) in str(e.value) and "locked" in str(e.value)
+    patient = Store(store.workspace, lock_timeout=20)
+    run_id = patient.create_run({})
+    assert time.perf_counter() - held_since >= 1.9
+    holder.join(10)
+    assert patient.list_runs()["run_id"].tolist() == [run_id]
+
+
+def test_a_corrupted_file_is_named_and_left_alone(workspace):
+    path = workspace / "lookingglass.duckdb"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreCorruptError) as e:
+        Store(workspace)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    assert path.read_bytes() == b"this is not a database" * 100
+
+
+def test_damaged_blocks_are_reported_as_corruption(store):
+    X = np.random.default_rng(1).normal(size=(3000, 384)).astype(np.float32)
+    store.put_embeddings("m", [str(i) for i in range(len(X))], X)
+    size = store.path.stat().st_size
+    with open(store.path, "r+b") as f:
+        for start in range(size // 4, size, size // 8):
+            f.seek(start)
+            f.write(os.urandom(4096))
+    with pytest.raises(StoreCorruptError, match="corrupted or not a lookingglass store"):
+        Store(store.workspace).get_embeddings("m", [str(i) for i in range(len(X))])
+
+
+def test_read_only_store_reads_but_refuses_writes(store, tmp_path):
+    run_id = _full_run(store)
+    reader = Store(store.workspace, read_only=True)
+    assert reader.load_run(run_id)["fits"][0]["depth"] == 2
+    with pytest.raises(StoreError, match="opened read-only"):
+        reader.create_run({})
+    with pytest.raises(StoreError, match="no store at"):
+        Store(tmp_path / "nowhere", read_only=True)
+
+
+def test_every_table_exports_to_parquet(store):
+    run_id = _full_run(store)
+    store.put_embeddings("m", ["a", "b"], np.eye(2, 3))
+    assert set(store.tables()) >= {"corpora", "embeddings", "runs", "points", "fits", "features", "networks"}
+    for table in store.tables():
+        df = pd.read_parquet(store.export(table, store.workspace / "export"))
+        assert isinstance(df, pd.DataFrame)
+    points = pd.read_parquet(store.workspace / "export" / "points.parquet")
+    assert (points["run_id"] == run_id).all() and len(points) == 30
+    assert np.allclose(np.stack(points["coords"]), np.stack(_points()["coords"]))
+    emb = pd.read_parquet(store.workspace / "export" / "embeddings.parquet")
+    assert np.array_equal(np.stack(emb.sort_values("text_hash")["vector"]), np.eye(2, 3))
+    with pytest.raises(ValueError, match="no table 'nope' in the store; tables are: meta, corpora"):
+        store.export("nope", store.workspace / "x.parquet")
