@@ -32,6 +32,19 @@ def _check_beta(beta: float) -> float:
     return beta
 
 
+def _pad_offsets(C, n: int) -> np.ndarray:
+    """Offsets as an (n, m) array; ragged rows (features of lower depth) are padded with 0."""
+    if C is None:
+        return np.zeros((n, 0))
+    rows = [np.atleast_1d(np.asarray(c, dtype=float)).reshape(-1) for c in C]
+    if len(rows) != n:
+        raise ValueError(f"from_features: W, b, C and coef must have one row per feature, got {n} and {len(rows)} offsets")
+    out = np.zeros((n, max((len(r) for r in rows), default=0)))
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
 class AbsNet(nn.Module):
     """Shared part of the two architectures: data conversion and the regularised objective."""
 
@@ -131,7 +144,7 @@ class ParallelAbsNet(AbsNet):
         W = np.atleast_2d(np.asarray(W, dtype=float))
         coef = np.asarray(coef, dtype=float).reshape(-1)
         b = np.zeros(len(W)) if b is None else np.asarray(b, dtype=float).reshape(-1)
-        C = np.zeros((len(W), 0)) if C is None else np.asarray(C, dtype=float).reshape(len(W), -1)
+        C = _pad_offsets(C, len(W))
         if not (len(W) == len(b) == len(C) == len(coef)):
             raise ValueError(f"from_features: W, b, C and coef must have one row per feature, got "
                              f"{len(W)}, {len(b)}, {len(C)} and {len(coef)}")

@@ -24,16 +24,15 @@ def solve_lasso(X, y, depth, beta, bias=True):
     z = np.where(np.abs(z.value) > 1e-9 * np.abs(z.value).max(), z.value, 0.0)
     while True:
         S = np.flatnonzero(z)
-        B = np.c_[A[:, S], np.ones(len(y))]
+        B = np.c_[np.ones(len(y)), A[:, S]][:, : len(y) + 1]   # a null vector among the first N + 1 columns
         _, sv, Vt = np.linalg.svd(B)
-        if len(S) + 1 <= len(y) and sv[-1] > 1e-9 * sv[0]:
+        if B.shape[1] <= len(y) and sv[-1] > 1e-9 * sv[0]:
             break
-        v = Vt[-1, :-1]
-        v = v if np.sign(z[S]) @ v <= 0 else -v
-        shrinking = v * np.sign(z[S]) < 0
-        t = np.min(-z[S][shrinking] / v[shrinking])
-        z[S] += t * v
-        z[S[np.argmin(np.abs(z[S]))]] = 0.0
+        T, v = S[: B.shape[1] - 1], Vt[-1, 1:]
+        v = v if np.sign(z[T]) @ v <= 0 else -v
+        shrinking = v * np.sign(z[T]) < 0
+        z[T] += np.min(-z[T][shrinking] / v[shrinking]) * v
+        z[T[np.argmin(np.abs(z[T]))]] = 0.0
     S = np.flatnonzero(z)
     B = np.c_[A[:, S], np.ones(len(y))]
     sol = np.linalg.solve(B.T @ B, B.T @ y - beta * np.r_[np.sign(z[S]), 0.0])
@@ -178,6 +177,15 @@ def test_from_features_rejects_inconsistent_parameters():
         ParallelAbsNet.from_features(W, b, C, coef, 0.0, 3, bias=False)
     with pytest.raises(ValueError, match="one row per feature"):
         ParallelAbsNet.from_features(W, b, C, np.ones(2), 0.0, 3)
+
+
+def test_ragged_offsets_of_a_features_table_are_padded():
+    X = np.random.default_rng(5).normal(size=(6, 1))
+    offsets = [(), (0.5,), (0.3, 0.1)]
+    net = ParallelAbsNet.from_features([[1.0], [-1.0], [1.0]], [0.1, 0.2, -0.4], offsets, [1.0, 2.0, -1.0], 0.0, 4)
+    C = np.array([[0.0, 0.0], [0.5, 0.0], [0.3, 0.1]])
+    expected = _own_features(X, np.array([[1.0], [-1.0], [1.0]]), [0.1, 0.2, -0.4], C) @ [1.0, 2.0, -1.0]
+    np.testing.assert_allclose(net.predict(X), expected, atol=1e-12)
 
 
 def test_zero_solution_gives_the_constant_network():
