@@ -151,12 +151,15 @@ def _plain(v):
     return v
 
 
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+
+
 def _array(values, t: pa.DataType) -> pa.Array:
-    """An Arrow array of type ``t``; a rectangular list column goes through one numpy block."""
+    """An Arrow array of type ``t`` (missing cells null, NaN kept in float columns); a rectangular
+    float list column goes through one numpy block."""
     values = list(values)
-    if not pa.types.is_list(t):
-        return pa.array([_plain(v) for v in values], t)
-    if values and pa.types.is_floating(t.value_type):
+    if pa.types.is_list(t) and values and pa.types.is_floating(t.value_type):
         try:
             block = np.asarray(values, dtype=t.value_type.to_pandas_dtype())
         except (ValueError, TypeError):
@@ -164,7 +167,8 @@ def _array(values, t: pa.DataType) -> pa.Array:
         if block is not None and block.ndim == 2:
             offsets = pa.array(np.arange(len(block) + 1) * block.shape[1], pa.int32())
             return pa.ListArray.from_arrays(offsets, pa.array(block.ravel(), t.value_type))
-    return pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else _plain(v) for v in values], t)
+    keep_nan = pa.types.is_floating(t)
+    return pa.array([None if not keep_nan and _missing(v) else _plain(v) for v in values], t)
 
 
 def _versions() -> dict:
@@ -185,8 +189,8 @@ def _frame_table(df: pd.DataFrame, types: dict, keys: dict, order: str) -> pa.Ta
     for name, t in types.items():
         cols[name] = _array(df[name] if name in df.columns else [None] * n, t)
     rest = [c for c in df.columns if c not in types]
-    cols["extra"] = pa.array([_dumps({c: _plain(row[c]) for c in rest}) if rest else None
-                              for _, row in df.iterrows()] if rest else [None] * n, pa.string())
+    extra = [_dumps({c: _plain(row[c]) for c in rest}) for _, row in df[rest].iterrows()] if rest else [None] * n
+    cols["extra"] = pa.array(extra, pa.string())
     return pa.table(cols)
 
 
@@ -204,7 +208,8 @@ def _frame_rows(table: pa.Table, columns: list[str], tuples: tuple = ()) -> pd.D
 
 def content_hash(df: pd.DataFrame) -> str:
     """Content hash of a corpus frame (its five columns, in order)."""
-    payload = json.dumps([[_plain(v) for v in df[c].tolist()] for c in CORPUS_COLUMNS], default=_default)
+    payload = json.dumps([[None if _missing(v) else _plain(v) for v in df[c].tolist()] for c in CORPUS_COLUMNS],
+                         default=_default)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
