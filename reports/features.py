@@ -57,16 +57,16 @@ def fold_levels(offsets) -> tuple[list[float], list[float]]:
     return mirrors, preimages(offsets)
 
 
-def mirror_pairs(w, b: float, labels, points, X_points: np.ndarray, X_train: np.ndarray,
-                 train_idx: np.ndarray) -> list[dict]:
-    """For each defining point off the mirror ``H = {w.x + b = 0}`` (fold label not starting
-    with 0): its image ``R_H x_i = x_i - 2 (w.x_i + b) w`` and the nearest other training point."""
-    off = [j for j, lab in enumerate(labels) if lab and lab[0] != "0"]
+def mirror_pairs(w, b: float, labels, points, X_train: np.ndarray) -> list[dict]:
+    """For each defining training point ``x_i = X_train[i]`` off the mirror ``H = {w.x + b = 0}``
+    (fold label not starting with 0): its image ``R_H x_i = x_i - 2 (w.x_i + b) w`` and the nearest
+    other training point to it (positions in ``X_train``)."""
+    off = [p for p, lab in zip(points, labels) if lab and lab[0] != "0"]
     if not off or len(X_train) < 2:
         return []
-    images = reflect(X_points[off], np.asarray(w, dtype=float), float(b))
+    images = reflect(X_train[off], np.asarray(w, dtype=float), float(b))
     dist = np.linalg.norm(images[:, None, :] - X_train[None, :, :], axis=2)
-    dist[np.asarray(points)[off][:, None] == np.asarray(train_idx)[None, :]] = np.inf
+    dist[np.arange(len(off)), off] = np.inf
     nearest = dist.argmin(axis=1)
-    return [{"source": int(points[j]), "image": images[i], "nearest": int(train_idx[nearest[i]]),
-             "distance": float(dist[i, nearest[i]])} for i, j in enumerate(off)]
+    return [{"source": int(p), "image": images[i], "nearest": int(nearest[i]), "distance": float(dist[i, nearest[i]])}
+            for i, p in enumerate(off)]

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from . import plots
-from .sections import fmt, report_context
+from .sections import fmt, report_context, shorten
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,14 @@ def build_index(runs: pd.DataFrame, out_path, report_paths: Mapping[str, os.Path
 
 
 def _cell(value) -> str:
+    """A runs-table value as short text (dicts as ``key: value`` lists, long texts cut)."""
     if isinstance(value, dict):
         return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items())
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return "—"
     if isinstance(value, (pd.Timestamp, datetime)):
-        return "—" if pd.isna(value) else value.strftime("%Y-%m-%d %H:%M")
-    return fmt(value)
+        return value.strftime("%Y-%m-%d %H:%M")
+    return shorten(fmt(value), 160)
 
 
 def report_path(out_dir, run_id: str) -> Path:

@@ -121,87 +121,100 @@ def _lines(segments: list, style: dict, name: str) -> go.Scatter:
                       connectgaps=False)
 
 
-def function_figure(fit: dict, coords: np.ndarray, target: np.ndarray, has_test: bool, pairs: list,
-                    max_planes: int) -> tuple[go.Figure, str]:
-    """The fitted function ``f`` over the plane of the first two coordinates with the fold planes
-    and zero sets of the ``max_planes`` largest features, and ``pairs`` ``(point, mirror image,
-    label)`` drawn as arrows; returns the figure and its caption."""
-    features = fit["features"].head(max_planes)
-    d = coords.shape[1]
-    px, py = point_xy(coords, target)
-    pad_x = 0.06 * (np.ptp(px) or 1.0)
-    pad_y = 0.06 * (np.ptp(py) or 1.0)
-    box = (px.min() - pad_x, px.max() + pad_x, py.min() - pad_y, py.max() + pad_y)
-    fig = go.Figure()
+def _padded(lo: float, hi: float, frac: float = 0.06) -> tuple[float, float]:
+    pad = frac * ((hi - lo) or 1.0)
+    return float(lo - pad), float(hi + pad)
+
+
+def _plane_segments(features: pd.DataFrame, box, center: np.ndarray) -> tuple[list, list]:
+    """Segments of the fold (mirror) planes and zero sets ``w.x + b = u`` of ``features`` inside
+    ``box`` on the plane of the first two coordinates through ``center`` (vertical lines in 1-D)."""
     mirrors, zeros = [], []
-    center = coords.mean(axis=0)
     for _, feat in features.iterrows():
         w, b = np.asarray(feat["w"], dtype=float), float(feat["b"])
-        mir, zer = fold_levels(feat["offsets"])
-        for levels, out, what in ((mir, mirrors, "fold plane"), (zer, zeros, "zero set")):
+        for levels, out, what in zip(fold_levels(feat["offsets"]), (mirrors, zeros), ("fold plane", "zero set")):
             for u in levels:
-                if d == 1:
-                    if abs(w[0]) > 1e-12:
-                        x = (u - b) / w[0]
-                        out.append(((x, box[2]), (x, box[3]), f"{feat['id']} · {what}"))
-                    continue
-                seg = _clip(w[0], w[1], float(w[2:] @ center[2:]) + b - u, box)
+                if len(w) == 1:                       # ||w|| = 1: the point x = (u - b) / w
+                    seg = ((u - b) / w[0], box[2]), ((u - b) / w[0], box[3])
+                else:
+                    seg = _clip(w[0], w[1], float(w[2:] @ center[2:]) + b - u, box)
                 if seg:
                     out.append((*seg, f"{feat['id']} · {what}"))
+    return mirrors, zeros
+
+
+def function_figure(fit: dict, coords: np.ndarray, target: np.ndarray, has_test: bool, pairs: list,
+                    max_planes: int) -> tuple[go.Figure, str]:
+    """The fitted function ``f`` over the plane of the first two coordinates (a line in 1-D) with
+    the fold planes and zero sets of the ``max_planes`` largest features, and ``pairs`` ``(point,
+    mirror image, label)`` joined by dotted lines; returns the figure and its caption."""
+    features, d = fit["features"].head(max_planes), coords.shape[1]
+    px, py = point_xy(coords, target)
+    x0, x1 = _padded(np.nanmin(px), np.nanmax(px))
+    center = coords.mean(axis=0)
+    fig = go.Figure()
     if d == 1:
-        xs = np.linspace(box[0], box[1], 4 * GRID)
-        fig.add_trace(go.Scatter(x=xs, y=fitted_values(fit["features"], fit["intercept"], xs[:, None]),
-                                 mode="lines", name="f(x)", line=dict(color="#1f5fa8", width=2.2),
+        xs = np.linspace(x0, x1, 4 * GRID)
+        fx = fitted_values(fit["features"], fit["intercept"], xs[:, None])
+        y0, y1 = _padded(min(np.nanmin(py), fx.min()), max(np.nanmax(py), fx.max()))
+        fig.add_trace(go.Scatter(x=xs, y=fx, mode="lines", name="f(x)", line=dict(color="#1f5fa8", width=2.2),
                                  hovertemplate="x %{x:.4g}<br>f %{y:.4g}<extra></extra>"))
-        caption = "The fitted function f over the data range (1-D), training targets as points."
+        caption = "The fitted function f over the data range (d = 1), the targets as points."
     else:
-        gx, gy = np.linspace(box[0], box[1], GRID), np.linspace(box[2], box[3], GRID)
+        y0, y1 = _padded(np.nanmin(py), np.nanmax(py))
+        gx, gy = np.linspace(x0, x1, GRID), np.linspace(y0, y1, GRID)
         G = np.repeat(center[None, :], GRID * GRID, axis=0)
         G[:, 0], G[:, 1] = np.tile(gx, GRID), np.repeat(gy, GRID)
         z = fitted_values(fit["features"], fit["intercept"], G).reshape(GRID, GRID)
-        fig.add_trace(go.Heatmap(x=gx, y=gy, z=z.astype(np.float32), coloraxis="coloraxis", zsmooth="best",
+        fig.add_trace(go.Heatmap(x=gx, y=gy, z=z.astype(np.float32), coloraxis="coloraxis", zsmooth="fast",
                                  hovertemplate="(%{x:.3g}, %{y:.3g})<br>f = %{z:.4g}<extra></extra>"))
         caption = "The fitted function f over the plane of coordinates 1 and 2" + (
             "." if d == 2 else f"; d = {d}: a 2-D slice through the data mean (coordinates 3 to {d} held "
                               "at their mean), points and mirror images projected onto it.")
+    mirrors, zeros = _plane_segments(features, (x0, x1, y0, y1), center)
+    folds = bool(len(features)) and bool(features["offsets"].map(len).any())
+    legend = []
     if mirrors:
         fig.add_trace(_lines(mirrors, MIRROR, "fold (mirror) planes"))
+        legend.append("dashed: fold (mirror) planes")
     if zeros:
-        fig.add_trace(_lines(zeros, ZERO, "zero sets of the features" if len(features) and
-                             features["offsets"].map(len).any() else "selected planes"))
+        fig.add_trace(_lines(zeros, ZERO, "zero sets of the features" if folds else "selected planes"))
+        legend.append("solid: where a feature is zero" if folds else "solid: the selected planes")
     if pairs:
         fig.add_trace(_lines(pairs, dict(color="#6b4c9a", width=1, dash="dot"), "point → mirror image"))
         fig.add_trace(go.Scatter(x=[q[0] for _, q, _ in pairs], y=[q[1] for _, q, _ in pairs], mode="markers",
                                  name="mirror images", text=[t for *_, t in pairs], hoverinfo="text",
                                  marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="#6b4c9a"))))
+        legend.append("crosses: mirror images of defining points")
     for tr in _point_traces(has_test, size=5):
         fig.add_trace(tr)
-    n_all = len(fit["features"])
-    if n_all > len(features):
-        caption += f" Planes drawn for the {len(features)} largest of {n_all} features."
+    if legend:
+        caption += " " + "; ".join(legend).capitalize() + "."
+    if len(fit["features"]) > len(features):
+        caption += f" Planes drawn for the {len(features)} largest of {len(fit['features'])} features."
     xt, yt = _axes(d)
     fig.update_layout(coloraxis=dict(coloraxis(target), colorbar=dict(title=dict(text="f / target"), thickness=12)),
-                      height=560, xaxis=dict(title=xt, range=list(box[:2])),
-                      yaxis=dict(title=yt, range=list(box[2:])), hovermode="closest")
+                      height=560, xaxis=dict(title=xt, range=[x0, x1]), yaxis=dict(title=yt, range=[y0, y1]),
+                      hovermode="closest")
     return fig, caption
 
 
-def training_figure(network: dict, lasso_objective: float | None, lower_bound: float | None) -> go.Figure:
-    """Objective curves of non-convex training (one per seed) against the Lasso optimum."""
+def training_figure(curves: list[tuple[str, list]], lasso_objective: float | None,
+                    lower_bound: float | None) -> go.Figure:
+    """Objective curves ``(name, values)`` of non-convex training against the Lasso optimum."""
     fig = go.Figure()
-    curves = [np.asarray(c, dtype=float) for c in network.get("curves") or [] if len(c)]
-    seeds = network.get("seeds") or list(range(len(curves)))
-    for i, c in enumerate(curves):
+    curves = [(name, np.asarray(c, dtype=float)) for name, c in curves]
+    for name, c in curves:
         step = max(1, int(np.ceil(len(c) / MAX_CURVE_POINTS)))
         x = np.unique(np.r_[np.arange(0, len(c), step), len(c) - 1])
-        fig.add_trace(go.Scatter(x=x, y=c[x], mode="lines", name=f"seed {seeds[i] if i < len(seeds) else i}",
-                                 line=dict(width=1.4), hovertemplate="step %{x}<br>objective %{y:.5g}"))
+        fig.add_trace(go.Scatter(x=x, y=c[x], mode="lines", name=name, line=dict(width=1.4),
+                                 hovertemplate="step %{x}<br>objective %{y:.5g}"))
     for value, name, dash in ((lasso_objective, "Lasso optimum", "dash"), (lower_bound, "certified lower bound", "dot")):
         if value is not None and np.isfinite(value):
             fig.add_hline(y=value, line=dict(color="#111", dash=dash, width=1.4),
                           annotation=dict(text=f"{name} {value:.5g}", font=dict(size=11)),
                           annotation_position="top right")
-    positive = all((c > 0).all() for c in curves) and (lasso_objective or 1) > 0
+    positive = all((c > 0).all() for _, c in curves) and (lasso_objective or 1) > 0
     fig.update_layout(height=360, xaxis_title="step", yaxis=dict(
         title="training objective", **(dict(type="log", dtick="D2") if positive and curves else {})))
     return fig

@@ -9,6 +9,7 @@ import html
 import json
 import logging
 import math
+import re
 import textwrap
 
 import numpy as np
@@ -84,29 +85,33 @@ def numbers(obj, prefix: str) -> dict[str, float]:
 
 
 class Points:
-    """The stored points of a run: coordinates, targets, texts, and lookup by ``idx``."""
+    """The stored points of a run (ordered by ``idx``): coordinates, targets, texts, and the
+    training rows, which a fit's feature ``points`` index (the fit saw ``X[split == "train"]``)."""
 
     def __init__(self, df: pd.DataFrame):
-        self.df = df.reset_index(drop=True)
+        self.df = df.sort_values("idx", kind="stable").reset_index(drop=True)
         self.coords = np.asarray(self.df["coords"].tolist(), dtype=float).reshape(len(self.df), -1)
         self.target = pd.to_numeric(self.df["target"], errors="coerce").to_numpy(float)
-        self.row = {int(i): r for r, i in enumerate(self.df["idx"])}
-        train = (self.df["split"] != "test").to_numpy()
+        train = (self.df["split"] == "train").to_numpy()
         self.train_rows = np.flatnonzero(train)
         self.test_rows = np.flatnonzero(~train)
-        self.train_idx = self.df["idx"].to_numpy(int)[self.train_rows]
 
     @property
     def d(self) -> int:
         return self.coords.shape[1]
 
-    def describe(self, idx: int, label: str = "") -> dict:
-        """Table entry of training point ``idx``: id, text (short and full), target, fold label."""
-        r = self.row.get(int(idx))
-        if r is None:
-            return {"idx": int(idx), "id": "", "text": "(point not stored)", "full": "", "target": "—", "label": label}
+    @property
+    def X_train(self) -> np.ndarray:
+        return self.coords[self.train_rows]
+
+    def describe(self, p: int, label: str = "") -> dict:
+        """Table entry of training point ``p``: its idx, id, text (short and full), target, fold label."""
+        if not 0 <= p < len(self.train_rows):
+            return {"idx": f"train {p}", "id": "", "text": "(point not stored)", "full": "", "target": "—",
+                    "label": label}
+        r = self.train_rows[p]
         row = self.df.iloc[r]
-        return {"idx": int(idx), "id": str(row["id"]), "text": shorten(row["text"], TABLE_CHARS),
+        return {"idx": int(row["idx"]), "id": str(row["id"]), "text": shorten(row["text"], TABLE_CHARS),
                 "full": shorten(row["text"], TITLE_CHARS), "target": fmt(self.target[r], 3), "label": label}
 
     def payload(self) -> dict:
@@ -120,9 +125,13 @@ class Points:
             if isinstance(row.get("label"), str) and row["label"]:
                 head += f" · {html.escape(shorten(row['label'], 30))}"
             hover.append(head + "<br>" + "<br>".join(html.escape(s) for s in lines))
-        return {"x": np.round(x, 6).tolist(), "y": np.round(y, 6).tolist(),
-                "c": [None if not np.isfinite(t) else round(float(t), 6) for t in self.target],
-                "text": hover, "index": {"train": self.train_rows.tolist(), "test": self.test_rows.tolist()}}
+        return {"x": _finite(x), "y": _finite(y), "c": _finite(self.target), "text": hover,
+                "index": {"train": self.train_rows.tolist(), "test": self.test_rows.tolist()}}
+
+
+def _finite(a) -> list:
+    """JSON-able floats (6 decimals), None where not finite."""
+    return [round(float(v), 6) if np.isfinite(v) else None for v in np.asarray(a, dtype=float)]
 
 
 def _frame(value, columns) -> pd.DataFrame:
@@ -153,11 +162,9 @@ def feature_rows(fit: dict, pts: Points | None) -> list[dict]:
                "points": [], "mirrors": []}
         if pts is not None:
             row["points"] = [pts.describe(p, labels[i] if i < len(labels) else "") for i, p in enumerate(points)]
-            known = [p for p in points if p in pts.row]
-            if offsets and len(known) == len(points):
-                X = pts.coords[[pts.row[p] for p in points]]
-                for m in mirror_pairs(f["w"], f["b"], labels, points, X, pts.coords[pts.train_rows], pts.train_idx):
-                    m["source_xy"] = pts.coords[pts.row[m["source"]], :2]
+            if offsets and all(0 <= p < len(pts.train_rows) for p in points):
+                for m in mirror_pairs(f["w"], f["b"], labels, points, pts.X_train):
+                    m["source_xy"] = pts.X_train[m["source"], :2]
                     m["source_point"] = pts.describe(m["source"])
                     m["nearest_point"] = pts.describe(m["nearest"])
                     m["distance_text"] = fmt(m["distance"], 3)
@@ -167,13 +174,20 @@ def feature_rows(fit: dict, pts: Points | None) -> list[dict]:
 
 
 def metric_table(metrics) -> dict | None:
-    """``{columns, rows}`` of metrics: splits as columns when the dict is nested by split."""
+    """``{columns, rows}`` of metrics, splits as columns: from ``{"train": {"r2": ..}}`` or from
+    ``{"train_r2": ..}``; any other dict as a two-column table."""
     if not isinstance(metrics, dict) or not metrics:
         return None
-    if all(isinstance(v, dict) for v in metrics.values()):
-        names = list(dict.fromkeys(k for v in metrics.values() for k in v))
-        return {"columns": ["metric", *metrics], "rows": [[n, *(fmt(v.get(n)) for v in metrics.values())] for n in names]}
-    return {"columns": ["metric", "value"], "rows": [[k, v] for k, v in scalars(metrics)]}
+    if not all(isinstance(v, dict) for v in metrics.values()):
+        split = [re.match(r"^(train|test)_(.+)$", k) for k in metrics]
+        if not all(split):
+            return {"columns": ["metric", "value"], "rows": [[k, v] for k, v in scalars(metrics)]}
+        nested = {}
+        for m, value in zip(split, metrics.values()):
+            nested.setdefault(m.group(1), {})[m.group(2)] = value
+        metrics = nested
+    names = list(dict.fromkeys(k for v in metrics.values() for k in v))
+    return {"columns": ["metric", *metrics], "rows": [[n, *(fmt(v.get(n)) for v in metrics.values())] for n in names]}
 
 
 def _kinds(features: pd.DataFrame) -> dict[str, float]:
@@ -197,9 +211,9 @@ def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
             **numbers(fit.get("symmetry"), "symmetry")}
     for net in networks:
         row = by_depth.setdefault(int(net["depth"]), {})
-        row.update({"training best": net.get("best_objective"), "training gap": net.get("rel_gap"),
-                    **numbers(net.get("symmetry"), "symmetry"),
-                    **emergence_share(net.get("emergence"))})
+        best = best_run(net)
+        row.update({"training best": (best or {}).get("best_objective"), "training gap": _gap(best),
+                    **numbers(net.get("symmetry"), "symmetry"), **emergence_share(net.get("emergence"))})
     columns = list(dict.fromkeys(k for row in by_depth.values() for k in row))
     columns = [c for c in columns if any(row.get(c) is not None for row in by_depth.values())]
     return {"columns": ["depth", *columns],
@@ -207,9 +221,62 @@ def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
 
 
 def emergence_share(emergence) -> dict[str, float]:
-    """The share of trained neurons landing on a predicted plane (a number, or a dict's ``share``)."""
-    share = emergence.get("share") if isinstance(emergence, dict) else emergence
+    """The share of trained neurons landing on a predicted plane (a number, or a dict's
+    ``share_on_predicted`` / ``share``)."""
+    share = emergence.get("share_on_predicted", emergence.get("share")) if isinstance(emergence, dict) else emergence
     return {"emergence share": _number(share)} if _number(share) is not None else {}
+
+
+def training_runs(net: dict) -> list[dict]:
+    """The training runs of a network result: its ``runs`` list, or the result itself when flat."""
+    runs = [r for r in net.get("runs") or [] if isinstance(r, dict)]
+    return runs or ([net] if "best_objective" in net else [])
+
+
+def best_run(net: dict) -> dict | None:
+    ok = [r for r in training_runs(net) if _number(r.get("best_objective")) is not None]
+    return min(ok, key=lambda r: r["best_objective"]) if ok else None
+
+
+def _gap(run: dict | None):
+    return None if run is None else run.get("relative_gap", run.get("rel_gap"))
+
+
+def training_curves(net: dict) -> list[tuple[str, list]]:
+    """``(name, objective per step)`` of every stored curve: ``curves`` (one per seed) or ``curve``,
+    on the result itself or on each of its runs."""
+    out = []
+    for run in [net] + [r for r in training_runs(net) if r is not net]:
+        name = " ".join(str(run[k]) for k in ("architecture", "width") if run is not net and k in run)
+        curves = run.get("curves") or ([run["curve"]] if run.get("curve") else [])
+        seeds = run.get("seeds") or list(range(len(curves)))
+        for i, curve in enumerate(curves):
+            if isinstance(curve, (list, tuple, np.ndarray)) and len(curve):
+                label = f"seed {seeds[i]}" if len(curves) > 1 and i < len(seeds) else ""
+                out.append((" ".join(filter(None, [name, label])) or "training", curve))
+    return out
+
+
+def training_view(net: dict, fit: dict | None, key: str, figures: dict) -> dict:
+    """One network result: headline against the Lasso, the runs as a table, objective curves."""
+    lasso = net.get("lasso") if isinstance(net.get("lasso"), dict) else {}
+    lasso_objective = lasso.get("objective", net.get("lasso_objective", (fit or {}).get("objective")))
+    lower = lasso.get("lower_bound", ((fit or {}).get("certificate") or {}).get("lower_bound"))
+    runs, best = training_runs(net), best_run(net)
+    curves = training_curves(net)
+    if curves:
+        figures[key] = plots.training_figure(curves, lasso_objective, lower)
+    diverged = sum(r.get("status") == "diverged" for r in runs)
+    columns = list(dict.fromkeys(k for r in runs for k, v in r.items()
+                                 if not isinstance(v, (list, tuple, dict, np.ndarray)) and k != "depth"))
+    headline = [("Lasso objective", lasso_objective), ("best training objective", (best or {}).get("best_objective")),
+                ("relative gap", _gap(best)), ("certified lower bound", lower),
+                *emergence_share(net.get("emergence")).items()]
+    return {"depth": int(net["depth"]), "figure": key if curves else None,
+            "status": net.get("status") or (f"{diverged} of {len(runs)} diverged" if diverged else "ok"),
+            "headline": [(k, fmt(v)) for k, v in headline if v is not None],
+            "runs": {"columns": columns, "rows": [[fmt(r.get(c)) for c in columns] for r in runs]} if runs else None,
+            "rows": scalars(net, skip=("curves", "runs", "depth", "status", "lasso"))}
 
 
 def summary(bundle: dict, pts: Points | None) -> dict:
@@ -284,28 +351,15 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
             figures[f"path{depth}"] = plots.path_figure(path, fit.get("beta"))
             view["path"] = f"path{depth}"
         if pts is not None and fit.get("intercept") is not None:
-            pairs = [(m["source_xy"], m["image"][:2], f"{r['id']}: #{m['source']} → image, nearest #{m['nearest']}")
+            pairs = [(m["source_xy"], m["image"][:2],
+                      f"{r['id']}: #{m['source_point']['idx']} → image, nearest #{m['nearest_point']['idx']}")
                      for r in rows[:max_planes] for m in r["mirrors"]] if pts.d > 1 else []
             fig, caption = plots.function_figure(fit, pts.coords, pts.target, has_test, pairs, max_planes)
             figures[f"function{depth}"] = fig
             view["function"], view["function_caption"] = f"function{depth}", caption
         depths.append(view)
-    trainings = []
-    for net in networks:
-        fit = next((f for f in fits if int(f["depth"]) == int(net["depth"])), None)
-        cert = (fit or {}).get("certificate") or {}
-        key = f"training{net['depth']}-{len(trainings)}"
-        lasso = net.get("lasso_objective", (fit or {}).get("objective"))
-        if net.get("curves"):
-            figures[key] = plots.training_figure(net, lasso, cert.get("lower_bound"))
-        trainings.append({"depth": int(net["depth"]), "figure": key if key in figures else None,
-                          "status": net.get("status", "ok"),
-                          "headline": [(k, fmt(v)) for k, v in (("best objective", net.get("best_objective")),
-                                                               ("Lasso objective", lasso),
-                                                               ("relative gap", net.get("rel_gap")),
-                                                               *emergence_share(net.get("emergence")).items())
-                                       if v is not None],
-                          "rows": scalars(net, skip=("curves", "depth", "status"))})
+    trainings = [training_view(net, next((f for f in fits if int(f["depth"]) == int(net["depth"])), None),
+                               f"training{i}", figures) for i, net in enumerate(networks)]
     context = {"run": run, "run_id": str(run.get("run_id", "")), "status": str(run.get("status", "unknown")),
                "error": run.get("error"), "summary": summary(bundle, pts),
                "points": None if pts is None else {"n": len(pts.df), "d": pts.d},

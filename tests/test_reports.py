@@ -34,21 +34,22 @@ def make_bundle(n=60, d=2, n_features=6, seed=0, depths=(2, 3), status="complete
     split = np.where(np.arange(n) % 5 == 4, "test", "train")
     points = pd.DataFrame({"idx": np.arange(n), "id": [f"t{i}" for i in range(n)], "text": texts, "target": y,
                            "label": np.where(y > 0, "pos", "neg"), "split": split, "coords": list(X)})
-    train = np.flatnonzero(split == "train")
+    Xt = X[split == "train"]                  # features index the training rows, as the fit saw them
     fits = []
     for depth in depths:
         rows = []
         while len(rows) < n_features:
             k = d if depth == 2 or len(rows) % 3 == 2 else d + 1
-            # the first feature is defined by the untrusted texts (points 0..3) and others
-            pool = train if rows else np.r_[train[:min(k, len(XSS))], rng.permutation(train[len(XSS):])]
+            # the first feature is defined by the untrusted texts (training rows 0..3) and others
+            pool = np.arange(len(Xt)) if rows else np.r_[np.arange(min(k, len(XSS))),
+                                                         rng.permutation(np.arange(len(XSS), len(Xt)))]
             pts = np.sort(pool[:k] if not rows else rng.choice(pool, size=k, replace=False))
             if k == d:
-                w, b, ok = hyperplanes_through(X[pts])
+                w, b, ok = hyperplanes_through(Xt[pts])
                 c, labels, kind, fam = (), ("",) * d, "plane", 2
             else:
                 lab = rng.choice([0.0, 1.0, -1.0], size=(d + 1, 1))
-                w, b, c, ok = fold_parameters(X[pts], lab)
+                w, b, c, ok = fold_parameters(Xt[pts], lab)
                 labels = tuple({0: "0", 1: "+", -1: "-"}[int(s)] for s in lab[:, 0])
                 c, kind, fam = tuple(c), "reflection" if "0" in labels else "midpoint", 3
             if not ok or (fam == 3 and not c[0] > 1e-6):
@@ -67,13 +68,28 @@ def make_bundle(n=60, d=2, n_features=6, seed=0, depths=(2, 3), status="complete
                      "certificate": {"scope": "dictionary", "exact": depth == 2, "dictionary_ratio": 1.0,
                                      "duality_gap": 1e-10, "tol": 1e-6, "lower_bound": 0.2, "upper_bound": 0.5,
                                      "gap": 0.3, "statement": f"Depth {depth}: optimum of the dictionary Lasso."},
-                     "metrics": {"train": {"r2": 0.9, "mse": 0.01}, "test": {"r2": 0.7, "mse": 0.05}},
+                     "metrics": ({"train": {"r2": 0.9, "mse": 0.01}, "test": {"r2": 0.7, "mse": 0.05}} if depth == 2
+                                 else {"train_r2": 0.95, "train_mse": 0.02, "test_r2": 0.75, "test_mse": 0.06}),
                      "timings": {"solve": 0.5, "certificate": 0.1}})
-    nets = [{"depth": dd, "architecture": "parallel", "width": 16, "optimizer": "adam", "seeds": [0, 1],
-             "best_objective": 1.02 / dd, "lasso_objective": 1.0 / dd, "rel_gap": 0.02,
-             "curves": [list(1.0 / dd + np.exp(-np.arange(300) / s)) for s in (30, 60)],
-             "emergence": {"share": 0.75, "threshold_deg": 5.0}, "symmetry": {"score": 0.1 * dd},
-             "status": "ok"} for dd in depths] if networks else []
+    # depth 2 as analysis.training.compare_with_lasso returns it (runs per architecture, curves per
+    # run), depth 3 in the flat form of the store contract (curves per seed)
+    nets = []
+    for dd in depths if networks else ():
+        curves = [list(1.0 / dd + np.exp(-np.arange(300) / s)) for s in (30, 60)]
+        if dd == 2:
+            nets.append({"depth": dd, "beta": 0.05, "n_points": n, "dim": d, "bias": True,
+                         "lasso": {"objective": 1.0 / dd, "wall_time_s": 0.2, "lower_bound": 0.2},
+                         "runs": [{"architecture": "parallel", "width": 16, "optimizer": "adam", "status": "ok",
+                                   "best_objective": 1.01 / dd, "relative_gap": 0.01, "wall_time_s": 3.0,
+                                   "time_to_1pct_s": 1.0, "best_seed": 0, "epochs": 300, "curve": curves[0]},
+                                  {"architecture": "fc", "width": 16, "optimizer": "adam", "status": "diverged",
+                                   "best_objective": None, "relative_gap": None}],
+                         "emergence": {"share_on_predicted": 0.75, "median_angle_deg": 2.0}})
+        else:
+            nets.append({"depth": dd, "architecture": "parallel", "width": 16, "optimizer": "adam", "seeds": [0, 1],
+                         "best_objective": 1.02 / dd, "lasso_objective": 1.0 / dd, "rel_gap": 0.02, "curves": curves,
+                         "emergence": {"share": 0.5, "threshold_deg": 5.0}, "symmetry": {"score": 0.1 * dd},
+                         "status": "ok"})
     run = {"run_id": f"run-{seed}", "status": status, "config": {"corpus": "adjectives", "depths": list(depths),
                                                                     "note": "</script><b>x</b>"},
            "created_at": "2026-01-01 10:00", "finished_at": None, "timings": {"embed": 1.5, "fit": 3.0},
@@ -142,11 +158,14 @@ def test_every_section_present_with_data(tmp_path):
     for anchor in ("summary", "data", "depth-2", "depth-3", "comparison", "training"):
         assert f'id="{anchor}"' in raw
     figures = payload(parse(out))["figures"]
-    assert set(figures) == {"data", "path2", "path3", "function2", "function3", "training2-0", "training3-1"}
+    assert set(figures) == {"data", "path2", "path3", "function2", "function3", "training0", "training1"}
+    assert [t["name"] for t in figures["training0"]["data"]] == ["parallel 16"]
+    assert [t["name"] for t in figures["training1"]["data"]] == ["seed 0", "seed 1"]
+    assert "1 of 2 diverged" in raw and "emergence share" in raw
     assert "2-D slice through the data mean" in raw
     assert "Depth 3: optimum of the dictionary Lasso." in raw and "proven optimum" in raw and "restriction" in raw
     assert "explained variance" in raw and "58.8 %" in raw     # 0.3 + 0.18 + 0.108
-    texts = bundle["points"].set_index("idx")["text"]
+    texts = bundle["points"].query("split == 'train'")["text"].to_numpy()
     f3 = bundle["fits"][1]["features"]
     for p in f3.iloc[0]["points"]:             # defining texts of a selected feature are in the table
         assert html.escape(texts[p][:40], quote=False) in raw
@@ -180,6 +199,21 @@ def test_fitted_values_one_dimensional_reflection_closed_form():
     assert np.allclose(fitted_values(feats, 0.7, x[:, None]), ref)
 
 
+def test_one_dimensional_reflection_lines_at_mirror_and_zeros():
+    # MATH.md: the 1-D reflection about x_j through x_k has its mirror at x_j and zeros at x_k and 2 x_j - x_k
+    bundle = make_bundle(n=30, d=1, n_features=1, depths=(3,), networks=False)
+    X = np.asarray(bundle["points"].query("split == 'train'")["coords"].tolist())[:, 0]
+    j, k = int(np.argsort(X)[10]), int(np.argsort(X)[13])
+    w, b, c, ok = fold_parameters(X[[j, k]][:, None], np.array([[0.0], [1.0]]))
+    bundle["fits"][0]["features"] = pd.DataFrame([{
+        "id": "L3:r", "kind": "reflection", "depth": 3, "points": (j, k), "labels": ("0", "+"), "w": list(w),
+        "b": float(b), "offsets": tuple(c), "coef": 1.0, "source": "dictionary", "equivalents": []}])
+    _, figures = report_context(bundle)
+    lines = {t.name: sorted({x for x in t.x if x is not None}) for t in figures["function3"].data if t.mode == "lines"}
+    assert np.allclose(lines["fold (mirror) planes"], [X[j]])
+    assert np.allclose(lines["zero sets of the features"], sorted([X[k], 2 * X[j] - X[k]]))
+
+
 def test_fold_levels_are_the_mirror_planes_and_zero_sets():
     assert fold_levels(()) == ([], [0.0])
     assert fold_levels((0.4,)) == ([0.0], [-0.4, 0.4])
@@ -200,7 +234,7 @@ def test_mirror_pairs_match_householder_reflection_and_brute_force_nearest():
     pts = (2, 5, 11, 17)
     w, b, c, ok = fold_parameters(X[list(pts)], np.array([[0.0], [0.0], [1.0], [-1.0]]))
     assert ok
-    pairs = mirror_pairs(w, b, ("0", "0", "+", "-"), pts, X[list(pts)], X, np.arange(30))
+    pairs = mirror_pairs(w, b, ("0", "0", "+", "-"), pts, X)
     assert [p["source"] for p in pairs] == [11, 17]
     R = np.eye(3) - 2 * np.outer(w, w)
     for p in pairs:
@@ -210,15 +244,16 @@ def test_mirror_pairs_match_householder_reflection_and_brute_force_nearest():
         assert p["nearest"] == int(np.argmin(dists)) and p["distance"] == pytest.approx(min(dists))
     # a point next to its own mirror maps onto its nearest other point, not onto itself
     w, b = np.array([1.0, 0.0, 0.0]), -X[11, 0] + 1e-3
-    (p,) = mirror_pairs(w, b, ("+",), (11,), X[[11]], X, np.arange(30))
+    (p,) = mirror_pairs(w, b, ("+",), (11,), X)
     assert p["nearest"] != 11 and p["distance"] > 2e-3
 
 
 def test_one_dimensional_midpoint_maps_its_points_onto_each_other(tmp_path):
     # a midpoint feature in 1-D: mirror at (x_j + x_k)/2, so x_j's image is x_k exactly
     bundle = make_bundle(n=30, d=1, n_features=4, depths=(3,), networks=False)
-    X = np.asarray(bundle["points"]["coords"].tolist())[:, 0]
-    j, k = 3, 8
+    train = bundle["points"].query("split == 'train'")
+    X = np.asarray(train["coords"].tolist())[:, 0]
+    j, k = 3, 8                                   # training rows; their idx differ (test rows interleave)
     w, b, c, ok = fold_parameters(X[[j, k]][:, None], np.array([[1.0], [-1.0]]))
     feat = {"id": f"L3:{j}-{k}:+,-", "kind": "midpoint", "depth": 3, "points": (j, k), "labels": ("+", "-"),
             "w": list(w), "b": float(b), "offsets": tuple(c), "coef": 9.0, "source": "dictionary", "equivalents": []}
@@ -229,8 +264,12 @@ def test_one_dimensional_midpoint_maps_its_points_onto_each_other(tmp_path):
     assert top["id"] == feat["id"] and top["kind"] == "midpoint"
     assert [(m["source"], m["nearest"]) for m in top["mirrors"]] == [(j, k), (k, j)]
     assert all(m["distance"] < 1e-9 for m in top["mirrors"])
+    ij, ik = train["idx"].iloc[j], train["idx"].iloc[k]
+    assert (ij, ik) == (3, 10)
+    assert [p["idx"] for p in top["points"]] == [ij, ik]
+    assert [p["text"] for p in top["points"]] == [train["text"].iloc[j], train["text"].iloc[k]]
     out = build_report(bundle, tmp_path / "r.html")
-    assert f"#{j} → #{k}" in out.read_text(encoding="utf-8")
+    assert f"#{ij} → #{ik}" in out.read_text(encoding="utf-8")
 
 
 def test_failed_run_reports_what_exists(tmp_path):
@@ -253,14 +292,16 @@ def test_index_lists_runs_links_reports_and_escapes(tmp_path):
     runs = pd.DataFrame({"run_id": ["a1", "b2"], "status": ["completed", "failed"],
                          "created": pd.to_datetime(["2026-01-01", "2026-01-02"]),
                          "corpus": ["adjectives", "<script>alert(3)</script>"], "n_points": [100, 2000],
-                         "best_objective": [0.12345678, None]})
+                         "n_points_na": pd.array([5, None], dtype="Int64"), "objectives": [{2: 0.12345678}, {}],
+                         "error": [None, "RuntimeError: " + "x" * 500]})
     (tmp_path / "reports").mkdir()
     out = build_index(runs, tmp_path / "index.html", {"a1": tmp_path / "reports" / "a1.html"})
     raw = out.read_text(encoding="utf-8")
     assert '<a href="reports/a1.html">a1</a>' in raw and 'href="b2' not in raw and "reports/b2" not in raw
     assert raw.index("b2") < raw.index("a1")                  # newest first
     assert "&lt;script&gt;alert(3)&lt;/script&gt;" in raw and "<script" not in raw
-    assert "0.1235" in raw and "2,000" in raw and "status-failed" in raw
+    assert "2: 0.1235" in raw and "2,000" in raw and "status-failed" in raw and "<NA>" not in raw
+    assert "RuntimeError: xxx" in raw and "x" * 200 not in raw
     with pytest.raises(ValueError, match="run_id column"):
         build_index(pd.DataFrame({"id": [1]}), tmp_path / "i.html")
 
