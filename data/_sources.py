@@ -166,7 +166,7 @@ def _read_builtin(name: str, text_column: str | None, target: str | None) -> Raw
 def _read_csv(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
     sep = "," if path.suffix.lower() == ".csv" else "\t"
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8")
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
@@ -178,7 +178,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
     records, lines = [], []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     for number, line in enumerate(text.splitlines(), 1):

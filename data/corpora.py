@@ -91,15 +91,13 @@ def load_corpus(source: str = "adjectives", *, text_column: str | None = None, t
 def _check_options(max_points, seed, test_size, task, min_points) -> None:
     if task not in TASKS:
         raise CorpusError(f"task '{task}' is not one of: {', '.join(TASKS)}")
-    if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer))
-                                   or max_points < 1):
-        raise CorpusError(f"max_points must be a positive integer, got {max_points!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise CorpusError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(test_size, (int, float)) or not 0 <= test_size < 1:
+    for name, value, low in (("max_points", max_points, 1), ("seed", seed, 0), ("min_points", min_points, 0)):
+        if name == "max_points" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise CorpusError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 <= test_size < 1:
         raise CorpusError(f"test_size must be a fraction in [0, 1), got {test_size!r}")
-    if isinstance(min_points, bool) or not isinstance(min_points, (int, np.integer)) or min_points < 0:
-        raise CorpusError(f"min_points must be a non-negative integer, got {min_points!r}")
 
 
 def _texts(raw: Raw) -> pd.Series:

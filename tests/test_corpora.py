@@ -217,7 +217,8 @@ def _bad(tmp_path, name, content):
      r"target 'valence' is not a target of the built-in corpus 'adjectives' \(choose from: polarity, subjectivity\)"),
     (lambda t: "vader", {"text_column": "word"}, r"text_column 'word' applies to files"),
     (lambda t: "afinn", {"task": "ordinal"}, r"task 'ordinal' is not one of: auto, regression, classification"),
-    (lambda t: "afinn", {"max_points": 0}, r"max_points must be a positive integer, got 0"),
+    (lambda t: "afinn", {"max_points": 0}, r"max_points must be an integer >= 1, got 0"),
+    (lambda t: "afinn", {"seed": -1}, r"seed must be an integer >= 0, got -1"),
     (lambda t: "afinn", {"test_size": 1.0}, r"test_size must be a fraction in \[0, 1\), got 1.0"),
     (lambda t: "afinn", {"task": "classification"},
      r"AFINN-en-165\.txt: 11 classes \('-5', '-4', .*, \.\.\.\) in 'valence'; classification needs exactly two"),
@@ -242,3 +243,10 @@ def test_folder_errors_name_the_folder(tmp_path):
     (tmp_path / "one" / "neg" / "c.txt").write_text(" \n")
     with pytest.raises(CorpusError, match=r"neg/c\.txt: the text is empty or whitespace"):
         load_corpus(str(tmp_path / "one"))
+
+
+def test_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("text,target\nsun,1\nrain,-1\nfog,0.5\n".encode("utf-8-sig"))
+    (tmp_path / "bom.jsonl").write_bytes('{"text": "sun", "target": 1}\n'.encode("utf-8-sig"))
+    assert load_corpus(str(tmp_path / "bom.csv"), test_size=0).frame["text"].tolist() == ["sun", "rain", "fog"]
+    assert load_corpus(str(tmp_path / "bom.jsonl"), test_size=0).frame["target"].tolist() == [1.0]
