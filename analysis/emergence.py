@@ -80,7 +80,7 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
 
     Per neuron: its weight in ``f`` and whether it is active (``> active_tol * max``); the unsigned
     angle to the nearest normal of a selected feature and the plane distance to it
-    (``features``: the estimator's ``features_`` table with columns ``w``, ``b``, ``offsets``);
+    (``features``: the estimator's ``features_`` table, or its rows as dicts, with ``w``, ``b``, ``offsets``);
     ``on_predicted`` when that distance is ``<= threshold``; the distance to the nearest hyperplane
     through training points; for a ``ParallelAbsNet`` of depth >= 3 the learned fold offsets and
     their largest difference from the matched feature's offsets. Shares count active neurons only.
@@ -102,6 +102,7 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
     offsets = net.unit_features()[2] if isinstance(net, ParallelAbsNet) and net.depth > 2 else None
     if offsets is not None:
         table["offsets"] = list(offsets)
+    features = None if features is None else pd.DataFrame(features)
     if features is not None and len(features):
         Wf = np.array([np.asarray(w, dtype=float) for w in features["w"]])
         bf = np.asarray(features["b"], dtype=float)

@@ -39,10 +39,10 @@ def symmetry_score(f: Callable, X, w, b: float = 0.0) -> float:
     return 1.0 if spread == 0 else float(1.0 - asym / spread)
 
 
-def fold_planes(features: pd.DataFrame) -> list[tuple[np.ndarray, float, float]]:
+def fold_planes(features) -> list[tuple[np.ndarray, float, float]]:
     """``(w, b, |coef|)`` of the features with a positive fold offset (their mirror planes), largest ``|coef|`` first."""
-    rows = [(np.asarray(r.w, dtype=float), float(r.b), abs(float(r.coef))) for r in features.itertuples()
-            if np.any(np.asarray(r.offsets, dtype=float) > 0)]
+    rows = [(np.asarray(r.w, dtype=float), float(r.b), abs(float(r.coef)))
+            for r in pd.DataFrame(features).itertuples() if np.any(np.asarray(r.offsets, dtype=float) > 0)]
     return sorted(rows, key=lambda t: -t[2])
 
 

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .emergence import emergence
 from .network import AbsNet, FCAbsNet, ParallelAbsNet, _check_beta
+from .symmetry import fold_planes, symmetry_score
 
 logger = logging.getLogger(__name__)
 
@@ -265,15 +267,17 @@ def relative_gap(value: float, reference: float) -> float:
 def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lower_bound: float | None = None,
                        widths=(16,), seeds=(0, 1, 2), architectures=("parallel", "fc"), optimizer: str = "adam",
                        lr: float | None = None, max_epochs: int = 5000, plateau: tuple[int, float] = (200, 1e-7),
-                       bias: bool = True, lasso_time_s: float | None = None, tol: float = 1e-6,
+                       bias: bool = True, lasso_time_s: float | None = None, features=None, tol: float = 1e-6,
                        dtype=torch.float64, device: str = "auto", progress: bool = True) -> dict:
     """Non-convex training of each architecture and width against the Lasso of the same depth and beta.
 
-    Returns a JSON-able dict: per run the best objective, its relative gap to the Lasso objective
-    (and to ``lower_bound`` when given), wall time, time until within 1% of the Lasso objective,
-    and ``status`` ("ok" or "diverged", a diverged run carries no objective). Raises
-    ``BelowGlobalOptimum`` when the parallel network ends below a proven bound by more than ``tol``
-    (relative): the 1-D Lasso objective, or ``lower_bound``.
+    Returns a JSON-able dict; per run: best objective, relative gap to the Lasso objective (and
+    to ``lower_bound`` when given), wall time, time until within 1% of the Lasso objective, the
+    objective curve of each seed, and ``status`` ("ok" or "diverged": no objective then). With
+    ``features`` (the Lasso's ``features_`` table) also each run's ``emergence`` summary and, at the
+    top, the best parallel run's ``emergence`` and ``symmetry`` (mean score of its function about
+    the Lasso's fold planes). Raises ``BelowGlobalOptimum`` when the parallel network ends below a
+    proven bound by more than ``tol`` (relative): the 1-D Lasso objective, or ``lower_bound``.
     """
     X, y = _check_data(X, y)
     beta = _check_beta(beta)
@@ -292,7 +296,7 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
     proven = [("lasso_objective", lasso_objective)] if d == 1 else []
     if lower_bound is not None:
         proven.append(("lower_bound", lower_bound))
-    runs = []
+    runs, best = [], None
     for arch in architectures:
         cls = ParallelAbsNet if arch == "parallel" else FCAbsNet
         for width in widths:
@@ -314,16 +318,29 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
                             f"parallel network (depth {depth}, width {width}) reached objective "
                             f"{res.best_objective:.12g} below the proven {name} {bound:.12g}: "
                             "the network objective or the bound is wrong")
-            best_run = next(r for r in res.runs if r.seed == res.best_seed and r.status == "ok")
+                if best is None or res.best_objective < best.best_objective:
+                    best = res
+            ok = [r for r in res.runs if r.status == "ok"]
             runs.append({**row, "status": "ok", "best_objective": res.best_objective,
                          "relative_gap": relative_gap(res.best_objective, lasso_objective),
                          "gap_to_lower_bound": (None if lower_bound is None
                                                 else relative_gap(res.best_objective, lower_bound)),
                          "wall_time_s": res.wall_time_s, "time_to_1pct_s": res.time_to_target_s,
-                         "best_seed": res.best_seed, "epochs": best_run.epochs})
+                         "best_seed": res.best_seed,
+                         "epochs": next(r.epochs for r in ok if r.seed == res.best_seed),
+                         "seeds": [r.seed for r in ok], "curves": [r.curve for r in ok]})
+            if features is not None:
+                runs[-1]["emergence"] = emergence(res.net, X, features).summary
             logger.info("%s width %d: objective %.6g, gap %.3g to the Lasso", arch, width,
                         res.best_objective, runs[-1]["relative_gap"])
-    return {"depth": int(depth), "beta": beta, "n_points": int(n), "dim": int(d), "bias": bool(bias),
-            "lasso": {"objective": float(lasso_objective), "wall_time_s": lasso_time_s,
-                      "lower_bound": None if lower_bound is None else float(lower_bound)},
-            "runs": runs}
+    out = {"depth": int(depth), "beta": beta, "n_points": int(n), "dim": int(d), "bias": bool(bias),
+           "status": "ok" if any(r["status"] == "ok" for r in runs) else "diverged",
+           "lasso": {"objective": float(lasso_objective), "wall_time_s": lasso_time_s,
+                     "lower_bound": None if lower_bound is None else float(lower_bound)},
+           "runs": runs}
+    if features is not None and best is not None:
+        out["emergence"] = emergence(best.net, X, features).summary
+        planes = fold_planes(features)
+        out["symmetry"] = (float(np.mean([symmetry_score(best.net.predict, X, w, b) for w, b, _ in planes]))
+                           if planes else None)
+    return out

@@ -47,7 +47,7 @@ def test_bad_planes_and_functions_are_rejected():
 def test_fold_planes_keep_features_with_a_fold():
     feats = pd.DataFrame({"w": [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], "b": [0.0, 1.0, -1.0],
                           "offsets": [(0.0,), (0.5,), (0.2,)], "coef": [3.0, -0.1, 0.4]})
-    planes = fold_planes(feats)
+    planes = fold_planes(feats.to_dict("records"))
     assert [p[1] for p in planes] == [-1.0, 1.0] and planes[0][2] == 0.4
 
 

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_network import solve_lasso, warm_net
@@ -65,12 +66,16 @@ def test_random_1d_instances_never_beat_the_lasso(seed, depth):
     X, y = _instance(100 + seed)
     beta = 0.05
     sol = solve_lasso(X, y, depth, beta)
-    report = compare_with_lasso(X, y, depth, beta, sol["objective"], widths=(6,), seeds=(0, 1),
-                                max_epochs=500, progress=False)   # raises BelowGlobalOptimum otherwise
-    assert [r["architecture"] for r in report["runs"]] == ["parallel", "fc"]
+    features = pd.DataFrame({"w": list(sol["W"]), "b": sol["b"], "offsets": list(sol["C"]), "coef": sol["coef"]})
+    report = compare_with_lasso(X, y, depth, beta, sol["objective"], widths=(6,), seeds=(0, 1), max_epochs=500,
+                                features=features, progress=False)   # raises BelowGlobalOptimum otherwise
+    assert [r["architecture"] for r in report["runs"]] == ["parallel", "fc"] and report["status"] == "ok"
     par = report["runs"][0]
     assert par["status"] == "ok" and par["relative_gap"] >= -1e-6
     assert (par["time_to_1pct_s"] is None) == (par["relative_gap"] > 0.01)
+    assert par["seeds"] == [0, 1] and min(map(min, par["curves"])) == pytest.approx(par["best_objective"], rel=1e-12)
+    assert report["emergence"]["n_neurons"] == 6 and 0 <= report["emergence"]["share_on_predicted"] <= 1
+    assert (report["symmetry"] is None) == (depth == 2 or not np.any(sol["C"] > 0))
     json.dumps(report)
     # started at the optimum, Adam moves around it but never below it
     res = train(warm_net(sol, depth), X, y, beta, lr=1e-3, max_epochs=200, progress=False)
