@@ -70,3 +70,13 @@ def test_depth_symmetry_scores_every_fit_on_every_fold_plane():
         depth_symmetry(X1, None, 0.1, depths=(2,), fit=lambda X, y, beta, depth: fits[depth])
     with pytest.raises(ValueError, match="depths"):
         depth_symmetry(X1, None, 0.1, depths=(1, 2), fit=lambda X, y, beta, depth: fits[depth])
+
+
+def test_depth_symmetry_with_the_reflection_lasso():
+    pytest.importorskip("analysis.estimator")
+    x = np.linspace(-2, 2, 9)[:, None]
+    y = np.abs(np.abs(x[:, 0]) - 1.0)          # one depth-3 feature: mirror at 0, copies at +-1
+    about_zero = depth_symmetry(x, y, 0.01, depths=(2, 3), planes=[([1.0], 0.0)])
+    assert about_zero.set_index("depth")["score"][3] > 0.99
+    own = depth_symmetry(x, y, 0.01, depths=(3,))
+    assert len(own) >= 1 and (own["source_depth"] == 3).all() and own["score"].le(1 + 1e-12).all()

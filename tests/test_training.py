@@ -146,3 +146,15 @@ def test_bad_options_are_rejected():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             train(net, X, y, 0.1, device="cuda")
+
+
+def test_reflection_lasso_to_torch_is_a_stationary_warm_start():
+    estimator = pytest.importorskip("analysis.estimator")
+    X, y = _instance(21, n=7)
+    est = estimator.ReflectionLasso(depth=3, beta=0.1).fit(X, y)
+    assert est.objective_ == pytest.approx(solve_lasso(X, y, 3, 0.1)["objective"], rel=1e-7)
+    net = est.to_torch()
+    assert isinstance(net, ParallelAbsNet)
+    st = stationarity(net, X, y, 0.1)
+    assert st["objective"] == pytest.approx(est.objective_, rel=1e-9)
+    assert st["smooth_gradient_norm"] < 1e-7 and st["min_directional_derivative"] > -1e-6
