@@ -155,16 +155,23 @@ def _missing(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
 
 
+def _rectangular(values, dtype) -> np.ndarray | None:
+    """``values`` as a 2-D array when every row has the same length, else None."""
+    if isinstance(values, np.ndarray):
+        return values.astype(dtype, copy=False) if values.ndim == 2 else None
+    try:
+        block = np.asarray(list(values), dtype=dtype)
+    except (ValueError, TypeError):
+        return None
+    return block if block.ndim == 2 and len(block) else None
+
+
 def _array(values, t: pa.DataType) -> pa.Array:
     """An Arrow array of type ``t`` (missing cells null, NaN kept in float columns); a rectangular
     float list column goes through one numpy block."""
-    values = list(values)
-    if pa.types.is_list(t) and values and pa.types.is_floating(t.value_type):
-        try:
-            block = np.asarray(values, dtype=t.value_type.to_pandas_dtype())
-        except (ValueError, TypeError):
-            block = None
-        if block is not None and block.ndim == 2:
+    if pa.types.is_list(t) and pa.types.is_floating(t.value_type):
+        block = _rectangular(values, t.value_type.to_pandas_dtype())
+        if block is not None:
             offsets = pa.array(np.arange(len(block) + 1) * block.shape[1], pa.int32())
             return pa.ListArray.from_arrays(offsets, pa.array(block.ravel(), t.value_type))
     keep_nan = pa.types.is_floating(t)
@@ -300,7 +307,7 @@ class Store:
 
     def _translate(self, e: duckdb.Error) -> Exception:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if isinstance(e, duckdb.IOException) and "lock" in first.lower():
+        if isinstance(e, duckdb.IOException) and "could not set lock" in first.lower():
             return StoreLockedError(f"{self.path} is held open by another program ({first})")
         if isinstance(e, _DAMAGE) or type(e) is duckdb.Error:
             return StoreCorruptError(f"{self.path} is corrupted or not a lookingglass store ({first}); "

@@ -80,7 +80,7 @@ def test_embeddings_round_trip_fast_and_exact(store):
     got = store.get_embeddings("model-a", hashes[::-1])
     get_s = time.perf_counter() - t0
     assert np.array_equal(np.stack([got[h] for h in hashes]), X) and got[hashes[3]].dtype == np.float32
-    assert put_s < 2.0 and get_s < 1.0, (put_s, get_s)
+    assert put_s < 2.5 and get_s < 1.5, (put_s, get_s)  # measured about 0.3 s and 0.06 s
 
     assert store.get_embeddings("model-b", hashes[:5]) == {}
     part = store.get_embeddings("model-a", hashes[:3] + ["f" * 64])
@@ -273,6 +273,28 @@ def test_a_second_writer_waits_then_fails_clearly(store):
     assert time.perf_counter() - held_since >= 1.9
     holder.join(10)
     assert patient.list_runs()["run_id"].tolist() == [run_id]
+
+
+def _hold_database(path, ready, done):
+    import duckdb
+    con = duckdb.connect(str(path))
+    ready.set()
+    done.wait(20)
+    con.close()
+
+
+def test_a_database_held_by_another_program_is_a_lock_error(store):
+    ready, done = FORK.Event(), FORK.Event()
+    holder = FORK.Process(target=_hold_database, args=(store.path, ready, done))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(StoreLockedError, match="is held open by another program"):
+            store.list_runs()
+    finally:
+        done.set()
+        holder.join(10)
+    assert store.list_runs().empty
 
 
 def test_a_corrupted_file_is_named_and_left_alone(workspace):
