@@ -87,7 +87,8 @@ def path_figure(path: pd.DataFrame, beta: float | None) -> go.Figure:
     fig.update_layout(height=340, xaxis=dict(type="log", title="beta"),
                       yaxis=dict(title=dict(text="selected features", font=dict(color="#1f5fa8")), rangemode="tozero"),
                       yaxis2=dict(title=dict(text="objective", font=dict(color="#d1495b")), overlaying="y",
-                                  side="right", showgrid=False, showline=True, linecolor="#999", ticks="outside"),
+                                  side="right", showgrid=False, showline=True, linecolor="#999", ticks="outside",
+                                  tickmode="auto", nticks=6, tickformat=".3g"),
                       margin=dict(r=70), hovermode="x unified")
     if beta is not None and np.isfinite(beta) and beta > 0:
         fig.add_vline(x=beta, line=dict(color="#777", dash="dot", width=1))
@@ -209,12 +210,12 @@ def training_figure(curves: list[tuple[str, list]], lasso_objective: float | Non
         x = np.unique(np.r_[np.arange(0, len(c), step), len(c) - 1])
         fig.add_trace(go.Scatter(x=x, y=c[x], mode="lines", name=name, line=dict(width=1.4),
                                  hovertemplate="step %{x}<br>objective %{y:.5g}"))
+    steps = max((len(c) for _, c in curves), default=1) - 1
     for value, name, dash in ((lasso_objective, "Lasso optimum", "dash"), (lower_bound, "certified lower bound", "dot")):
         if value is not None and np.isfinite(value):
-            fig.add_hline(y=value, line=dict(color="#111", dash=dash, width=1.4),
-                          annotation=dict(text=f"{name} {value:.5g}", font=dict(size=11)),
-                          annotation_position="top right")
-    positive = all((c > 0).all() for _, c in curves) and (lasso_objective or 1) > 0
-    fig.update_layout(height=360, xaxis_title="step", yaxis=dict(
-        title="training objective", **(dict(type="log", dtick="D2") if positive and curves else {})))
+            fig.add_trace(go.Scatter(x=[0, steps], y=[value, value], mode="lines", name=f"{name} {value:.5g}",
+                                     line=dict(color="#111", dash=dash, width=1.4), hoverinfo="name"))
+    positive = all((c > 0).all() for _, c in curves) and all(v is None or v > 0 for v in (lasso_objective, lower_bound))
+    fig.update_layout(height=340, xaxis_title="step", yaxis=dict(
+        title="training objective", **(dict(type="log", dtick="D2", tickformat=".2g") if positive and curves else {})))
     return fig

@@ -247,7 +247,8 @@ def training_curves(net: dict) -> list[tuple[str, list]]:
     on the result itself or on each of its runs."""
     out = []
     for run in [net] + [r for r in training_runs(net) if r is not net]:
-        name = " ".join(str(run[k]) for k in ("architecture", "width") if run is not net and k in run)
+        name = "" if run is net else " ".join(
+            f"{prefix}{run[k]}" for k, prefix in (("architecture", ""), ("width", "width ")) if k in run)
         curves = run.get("curves") or ([run["curve"]] if run.get("curve") else [])
         seeds = run.get("seeds") or list(range(len(curves)))
         for i, curve in enumerate(curves):

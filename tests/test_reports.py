@@ -159,8 +159,10 @@ def test_every_section_present_with_data(tmp_path):
         assert f'id="{anchor}"' in raw
     figures = payload(parse(out))["figures"]
     assert set(figures) == {"data", "path2", "path3", "function2", "function3", "training0", "training1"}
-    assert [t["name"] for t in figures["training0"]["data"]] == ["parallel 16"]
-    assert [t["name"] for t in figures["training1"]["data"]] == ["seed 0", "seed 1"]
+    assert [t["name"] for t in figures["training0"]["data"]] == [
+        "parallel width 16", "Lasso optimum 0.5", "certified lower bound 0.2"]
+    assert [t["name"] for t in figures["training1"]["data"]] == [
+        "seed 0", "seed 1", "Lasso optimum 0.33333", "certified lower bound 0.2"]
     assert "1 of 2 diverged" in raw and "emergence share" in raw
     assert "2-D slice through the data mean" in raw
     assert "Depth 3: optimum of the dictionary Lasso." in raw and "proven optimum" in raw and "restriction" in raw
@@ -341,3 +343,33 @@ def test_large_report_stays_under_10_mb(tmp_path):
     assert max(len(re.sub("<[^>]+>", "", h)) for h in data["points"]["text"]) < 400
     assert len(data["points"]["x"]) == 2000
     assert sum(len(f["features"]) for f in bundle["fits"]) == 200
+
+
+def test_reports_of_runs_in_a_real_store(tmp_path):
+    from data.store import Store
+    bundle = make_bundle(n=40, d=2, n_features=5)
+    store = Store(tmp_path / "ws")
+    done = store.create_run(bundle["run"]["config"], "done")
+    store.update_run(done, status="running", info=bundle["run"]["info"])
+    store.put_points(done, bundle["points"].assign(coords=[list(c) for c in bundle["points"]["coords"]]))
+    store.put_reduction(done, bundle["reduction"])
+    for fit in bundle["fits"]:
+        store.put_fit(done, fit["depth"], {k: v for k, v in fit.items() if k not in ("features", "path", "depth")},
+                      fit["features"], fit["path"])
+    for net in bundle["networks"]:
+        store.put_network(done, net["depth"], {k: v for k, v in net.items() if k != "depth"})
+    store.update_run(done, status="completed")
+    failed = store.create_run({"corpus": "vader"}, "failed-1")
+    store.update_run(failed, status="failed", error="embed: model hub unreachable <offline>")
+    built = publish(store, tmp_path / "ws" / "reports")
+    assert set(built) == {"done", "failed-1"}
+    def tables(b):          # what the feature tables show, before and after the store round trip
+        return [[(f["id"], f["coef"], [p["text"] for p in f["points"]], [(m["source"], m["nearest"]) for m in f["mirrors"]])
+                 for f in d["features"]] for d in report_context(b)[0]["depths"]]
+    assert tables(store.load_run(done)) == tables(bundle)
+    raw = built["done"].read_text(encoding="utf-8")
+    assert html.escape(XSS[1], quote=False) in raw and 'id="depth-3"' in raw and 'id="training"' in raw
+    assert "embed: model hub unreachable &lt;offline&gt;" in built["failed-1"].read_text(encoding="utf-8")
+    index = (tmp_path / "ws" / "reports" / "index.html").read_text(encoding="utf-8")
+    assert 'href="done.html"' in index and 'href="failed-1.html"' in index and "adjectives" in index
+
