@@ -102,7 +102,9 @@ def build_index(runs: pd.DataFrame, out_path, report_paths: Mapping[str, os.Path
 def _cell(value) -> str:
     """A runs-table value as short text (dicts as ``key: value`` lists, long texts cut)."""
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(fmt(v) for v in value) or "—"
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return "—"
     if isinstance(value, (pd.Timestamp, datetime)):
