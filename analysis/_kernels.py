@@ -52,34 +52,7 @@ def _next_comb(a, n, k):
 
 
 @njit(cache=True)
-def _det(A, k):
-    """Determinant of ``A[:k, :k]`` by Gaussian elimination with partial pivoting (A is clobbered)."""
-    det = 1.0
-    for col in range(k):
-        piv = col
-        best = abs(A[col, col])
-        for row in range(col + 1, k):
-            if abs(A[row, col]) > best:
-                best = abs(A[row, col])
-                piv = row
-        if best == 0.0:
-            return 0.0
-        if piv != col:
-            for j in range(k):
-                tmp = A[col, j]
-                A[col, j] = A[piv, j]
-                A[piv, j] = tmp
-            det = -det
-        det *= A[col, col]
-        for row in range(col + 1, k):
-            f = A[row, col] / A[col, col]
-            for j in range(col + 1, k):
-                A[row, j] -= f * A[col, j]
-    return det
-
-
-@njit(cache=True)
-def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, v, w, c):
+def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
     """Parameters of one column into ``w``, ``c``; returns ``(valid, b)``."""
     k = pts.shape[0]
     d = X.shape[1]
@@ -108,7 +81,7 @@ def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, v, w, c):
                     minor[row, jj] = M[row, j]
                     jj += 1
         sgn = 1.0 if i % 2 == 0 else -1.0
-        v[i] = sgn * _det(minor, k)
+        v[i] = sgn * _lu(minor, k, piv)
     nw = 0.0
     for t in range(d):
         nw += v[t] * v[t]
@@ -149,9 +122,10 @@ def params_for(X, points, labs, labels, bias, tol):
     valid = np.zeros(n, dtype=np.bool_)
     M = np.empty((max(k, 1), k + 1))
     minor = np.empty((max(k, 1), max(k, 1)))
+    piv = np.empty(max(k, 1), dtype=np.int64)
     v = np.empty(k + 1)
     for j in range(n):
-        ok, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, v, W[j], C[j])
+        ok, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, piv, v, W[j], C[j])
         valid[j] = ok
         B[j] = b
     return W, B, C, valid
@@ -387,7 +361,7 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
                     ok, b, c0 = _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, v, w)
                     c[0] = c0
                 else:
-                    ok, b = _lifted_params(X, pts, labels, lab, bias, tol, M, minor, v, w, c)
+                    ok, b = _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c)
                 if not ok:
                     scores[j, lab] = -1.0
                     continue
