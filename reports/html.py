@@ -22,13 +22,14 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from . import plots
-from .sections import fmt, report_context, shorten
+from .sections import fmt, report_context, shorten, when
 
 log = logging.getLogger(__name__)
 
 ENV = Environment(loader=PackageLoader("reports", "templates"), autoescape=select_autoescape(["html"]),
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 ENV.filters["fmt"] = fmt
+ENV.filters["when"] = when
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
                "toImageButtonOptions": {"format": "svg"}}
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -108,7 +109,7 @@ def _cell(value) -> str:
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return "—"
     if isinstance(value, (pd.Timestamp, datetime)):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return when(value)
     return shorten(fmt(value), 160)
 
 

@@ -46,6 +46,18 @@ def fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
+def when(value) -> str:
+    """A timestamp (ISO text or datetime) as ``YYYY-mm-dd HH:MM:SS UTC``; other values as ``fmt``."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return fmt(value)
+    if pd.isna(stamp):
+        return "—"
+    stamp = stamp.tz_convert("UTC") if stamp.tzinfo else stamp
+    return stamp.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
 def shorten(text, limit: int) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis."""
     text = "" if text is None else str(text)
