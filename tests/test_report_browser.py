@@ -178,3 +178,16 @@ def test_large_report_opens_in_under_5_seconds(browser, tmp_path):
     assert plots["drawn"] == plots["plots"] == 7
     assert plots["points"][0] == 2000
     browser.screenshot(tmp_path / "big.png", height=2400)
+
+
+def test_the_checks_see_alerts_errors_and_failed_loads(browser, tmp_path):
+    # the harness itself: an unescaped script, a console error, an exception and a blocked load are caught
+    page = tmp_path / "bad.html"
+    page.write_text('<!doctype html><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+                    'script-src \'unsafe-inline\'"><body><script>alert(1)</script><script>console.error("boom")'
+                    '</script><script>undefinedFunction()</script><img src="https://example.invalid/x.png">', encoding="utf-8")
+    browser.open(page)
+    time.sleep(0.2)
+    problems = "\n".join(browser.problems())
+    assert "dialog (alert): 1" in problems and "boom" in problems and "undefinedFunction" in problems
+    assert "Content Security Policy" in problems
