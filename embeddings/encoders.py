@@ -14,6 +14,7 @@ cache keyed by it never mixes models.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -178,8 +179,7 @@ def resolve_model(name: str) -> Path:
         raise EncoderError(f"model folder {name!r} does not exist")
     if name in PACKAGED:
         try:
-            module = __import__(PACKAGED[name])
-            return Path(module.get_model_path()).resolve()
+            return Path(importlib.import_module(PACKAGED[name]).get_model_path()).resolve()
         except ImportError:
             logger.info("%s is not installed; looking for %s in the Hugging Face cache", PACKAGED[name], name)
     return _hub_snapshot(name)
@@ -229,7 +229,8 @@ def _load_sentence_transformer(name: str, folder: Path, device: str, max_length:
         model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
         raise EncoderError(f"could not load sentence-transformers model from {folder}: {_first_line(e)}") from None
-    model.max_seq_length = max_length
+    model.max_seq_length = max_length = _token_limit(
+        name, max_length, getattr(getattr(model[0], "auto_model", None), "config", None), model.tokenizer)
     model.eval()
     dim = model.get_embedding_dimension() or len(model.encode(["a"], show_progress_bar=False)[0])
     fingerprint = model_fingerprint(folder, kind="sentence-transformers", max_length=max_length)
@@ -252,10 +253,7 @@ def _load_transformer(name: str, folder: Path, device: str, pooling: str, layer:
         raise EncoderError(f"layer {layer} is out of range for {name}: it has {n_states} hidden states "
                            f"(embeddings and {n_states - 1} layers), indices {-n_states}..{n_states - 1}")
     layer %= n_states
-    positions = getattr(text_config, "max_position_embeddings", None)
-    if positions and max_length > positions:
-        logger.info("max_length %d exceeds the %d positions of %s; using %d", max_length, positions, name, positions)
-        max_length = positions
+    max_length = _token_limit(name, max_length, text_config, tokenizer)
     # Right padding keeps absolute positions and causal attention of the real tokens unchanged.
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
@@ -265,6 +263,16 @@ def _load_transformer(name: str, folder: Path, device: str, pooling: str, layer:
     return TransformerEncoder(model, tokenizer, pooling, layer, max_length, name=name, folder=folder,
                               kind="transformers", fingerprint=fingerprint, dim=int(text_config.hidden_size),
                               device=device)
+
+
+def _token_limit(name: str, max_length: int, config, tokenizer) -> int:
+    """``max_length`` capped at the tokens the model takes (its positions, its tokenizer's limit)."""
+    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limit = min((n for n in limits if isinstance(n, int) and 0 < n < 1_000_000), default=None)
+    if limit and max_length > limit:
+        logger.info("max_length %d exceeds the %d tokens %s takes; using %d", max_length, limit, name, limit)
+        return limit
+    return max_length
 
 
 def model_fingerprint(folder: Path, **options) -> str:

@@ -1,4 +1,5 @@
 """Encoders against direct transformers forward passes of tiny models built from a config (no download)."""
+import functools
 import os
 import shutil
 import subprocess
@@ -36,17 +37,20 @@ def bert(tmp_path_factory) -> Path:
     return _tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
-def _reference(folder: Path, pooling: str, layer: int) -> np.ndarray:
-    """Each text alone (no padding) through the saved model; pooled over its own tokens."""
+@functools.lru_cache
+def _hidden_states(folder: Path) -> list[tuple[torch.Tensor, ...]]:
+    """Each text alone (no padding) through the saved model: its hidden states of every layer."""
     tokenizer = BertTokenizer.from_pretrained(folder)
     model = BertModel.from_pretrained(folder).eval()
-    rows = []
     with torch.no_grad():
-        for text in TEXTS:
-            states = model(**tokenizer(text, return_tensors="pt"), output_hidden_states=True).hidden_states
-            h = states[layer][0]
-            rows.append({"mean": h.mean(0), "cls": h[0], "last": h[-1]}[pooling].numpy())
-    return np.array(rows)
+        return [model(**tokenizer(text, return_tensors="pt"), output_hidden_states=True).hidden_states
+                for text in TEXTS]
+
+
+def _reference(folder: Path, pooling: str, layer: int) -> np.ndarray:
+    """The hidden states of ``layer`` of each text, pooled over its own tokens."""
+    rows = [states[layer][0] for states in _hidden_states(folder)]
+    return np.array([{"mean": h.mean(0), "cls": h[0], "last": h[-1]}[pooling].numpy() for h in rows])
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
@@ -93,6 +97,10 @@ def test_sentence_transformer_folder(bert, tmp_path):
     np.testing.assert_allclose(cls.encode(TEXTS, progress=False), _reference(bert, "cls", 1), atol=2e-5)
     with pytest.raises(EncoderError, match="kind='transformers'"):
         load_encoder(tmp_path / "st", kind="sentence-transformers", pooling="last")
+    capped = load_encoder(tmp_path / "st", max_length=1000)  # the model takes 64 positions
+    assert capped.fingerprint == load_encoder(tmp_path / "st", max_length=64).fingerprint
+    assert capped.fingerprint != load_encoder(tmp_path / "st", max_length=8).fingerprint
+    assert np.isfinite(capped.encode([" ".join(["cat"] * 500)], progress=False)).all()
 
 
 def test_fingerprint_tracks_model_and_options(bert, tmp_path):
@@ -165,5 +173,5 @@ def test_encode_edge_cases(bert):
     assert encoder.encode([], progress=False).shape == (0, 32)
     with pytest.raises(TypeError, match="text 1 is int"):
         encoder.encode(["a", 3], progress=False)
-    long = " ".join(["cat"] * 500)  # truncated to max_length = the 64 positions of the model
-    assert np.isfinite(encoder.encode([long], progress=False)).all()
+    long = " ".join(["cat"] * 500)  # truncated to the 64 positions of the model
+    assert np.isfinite(load_encoder(bert, kind="transformers", max_length=1000).encode([long], progress=False)).all()
