@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         """JSON-able summary (curves included, network left out)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("net", "runs")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("net", "runs")}
         out["runs"] = [asdict(r) for r in self.runs]
         return out
 
@@ -115,7 +115,7 @@ def _check_options(optimizer: str, lr: float | None, max_epochs: int, plateau) -
 
 def _run_seed(net: AbsNet, X: torch.Tensor, y: torch.Tensor, beta: float, optimizer: str, lr: float,
               max_epochs: int, patience: int, rel_tol: float, target: float | None, t_offset: float,
-              bar) -> tuple[SeedRun, dict | None]:
+              bar) -> tuple[SeedRun, list | None]:
     """Train ``net`` in place; returns the run record and the parameters with the best objective."""
     params = [p for p in net.parameters()]
     opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam"
