@@ -18,11 +18,15 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog",
 TEXTS = ["the cat sat", "a very very happy dog sat on the mat .", "tax law", "sad", "the dogs sadly sat on a cat"]
 
 
+def _tokenizer(folder: Path, **options) -> BertTokenizer:
+    """A WordPiece tokenizer built from a vocab file written to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    return BertTokenizer(vocab=str(folder / "vocab.txt"), **options)
+
+
 def _tiny_bert(folder: Path, seed: int = 0, padding_side: str = "right") -> Path:
-    (folder / "vocab").mkdir(parents=True)
-    vocab = folder / "vocab" / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    tokenizer = BertTokenizer(vocab=str(vocab), padding_side=padding_side)
+    tokenizer = _tokenizer(folder / "vocab", padding_side=padding_side)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=48, max_position_embeddings=64)
@@ -175,3 +179,22 @@ def test_encode_edge_cases(bert):
         encoder.encode(["a", 3], progress=False)
     long = " ".join(["cat"] * 500)  # truncated to the 64 positions of the model
     assert np.isfinite(load_encoder(bert, kind="transformers", max_length=1000).encode([long], progress=False)).all()
+
+
+def test_causal_model_without_pad_token_left_padded(tmp_path):
+    """A tiny GPT-2 (causal, absolute positions) whose tokenizer has no pad token and pads on the left."""
+    from transformers import GPT2Config, GPT2Model
+    tokenizer = _tokenizer(tmp_path, padding_side="left", pad_token=None)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(VOCAB), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=2,
+                        eos_token_id=3)
+    model = GPT2Model(config).eval()
+    model.save_pretrained(tmp_path / "gpt")
+    tokenizer.save_pretrained(tmp_path / "gpt")
+    for pooling in ("last", "mean"):
+        vectors = load_encoder(tmp_path / "gpt", pooling=pooling, layer=1).encode(TEXTS, batch_size=5, progress=False)
+        with torch.no_grad():
+            states = [model(**tokenizer(t, return_tensors="pt"), output_hidden_states=True).hidden_states[1][0]
+                      for t in TEXTS]
+        expected = np.array([(h[-1] if pooling == "last" else h.mean(0)).numpy() for h in states])
+        np.testing.assert_allclose(vectors, expected, atol=2e-5)
