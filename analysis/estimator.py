@@ -1,0 +1,352 @@
+"""Scikit-learn estimators of the Lasso equivalent to a deep absolute-value network.
+
+``ReflectionLasso`` solves ``min 1/2 ||A z + xi - y||^2 + beta ||z||_1`` over the geometric-algebra
+dictionary of a depth-L network (MATH.md), certifies the result (section 5) and rebuilds the
+network (``to_torch``). ``ReflectionLassoClassifier`` maps two classes to -1/+1.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import lasso
+from .certificate import certify, continuum_oracle, neuron_parameters
+from .dictionary import Dictionary, labelings
+from .geometry import feature_values
+from .pricing import price
+from .sampling import Sampler
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = ("dictionary", "continuum", "sampled")
+SOLVERS = ("column-generation", "cvxpy")
+BATCH = 256                   # columns added per pricing pass
+CVXPY_MAX_COLUMNS = 300_000
+
+
+def n_candidates(n_points: int, dim: int, depth: int, bias: bool = True) -> int:
+    """Size of the depth-``depth`` dictionary (exact integer): ``sum_l C(N, k_l) * n_labelings(l)``."""
+    total = 0
+    for level in range(2, depth + 1):
+        k = dim + level - 2 - (0 if bias else 1)
+        if 0 <= k <= n_points:
+            total += math.comb(n_points, k) * len(labelings(k, level - 2, bias))
+    return total
+
+
+def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray:
+    """``f(x) = intercept + sum_j coef_j phi_j(x)`` at the rows of ``X`` from a ``features_`` table."""
+    X = np.atleast_2d(np.asarray(X, dtype=float))
+    if not len(features):
+        return np.full(len(X), float(intercept))
+    W = np.asarray(features["w"].tolist(), dtype=float).reshape(len(features), X.shape[1])
+    offsets = [np.asarray(o, dtype=float).reshape(-1) for o in features["offsets"]]
+    C = np.zeros((len(features), max(len(o) for o in offsets)))
+    for j, o in enumerate(offsets):
+        C[j, : len(o)] = o
+    return float(intercept) + feature_values(X, W, features["b"].to_numpy(float), C) @ features["coef"].to_numpy(float)
+
+
+class _ReflectionLassoBase(BaseEstimator):
+    """Parameters, fitting and certificate shared by the regressor and the classifier."""
+
+    def __init__(self, depth=2, beta=None, bias=True, candidates="dictionary", path=None, tol=1e-6,
+                 max_candidates=100_000_000, max_iter=100, solver="column-generation", n_samples=2000,
+                 random_state=None, verbose=False):
+        self.depth = depth
+        self.beta = beta
+        self.bias = bias
+        self.candidates = candidates
+        self.path = path
+        self.tol = tol
+        self.max_candidates = max_candidates
+        self.max_iter = max_iter
+        self.solver = solver
+        self.n_samples = n_samples
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- validation -------------------------------------------------------------------------
+    def _check_params(self, d: int) -> None:
+        name = type(self).__name__
+        if not isinstance(self.depth, (int, np.integer)) or self.depth < 2:
+            raise ValueError(f"{name}: depth must be an integer >= 2, got {self.depth!r}")
+        if self.beta is not None and not (np.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"{name}: beta must be a positive finite number or None, got {self.beta!r}")
+        if self.candidates not in CANDIDATES:
+            raise ValueError(f"{name}: candidates must be one of {CANDIDATES}, got {self.candidates!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.solver == "cvxpy" and self.candidates != "dictionary":
+            raise ValueError(f"{name}: solver='cvxpy' needs candidates='dictionary', got {self.candidates!r}")
+        if self.candidates == "continuum" and (self.depth != 2 or d != 2):
+            raise ValueError(f"{name}: candidates='continuum' needs depth=2 and 2-D points (the exact continuum "
+                             f"oracle), got depth={self.depth}, d={d}")
+        if not (np.isfinite(self.tol) and self.tol > 0):
+            raise ValueError(f"{name}: tol must be a positive number, got {self.tol!r}")
+        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise ValueError(f"{name}: max_iter must be an integer >= 1, got {self.max_iter!r}")
+
+    def _check_data(self, X, y) -> None:
+        name = type(self).__name__
+        N, d = X.shape
+        need = d + self.depth - 2 - (0 if self.bias else 1)
+        if N < max(need, 2):
+            raise ValueError(f"{name}: depth {self.depth} in d={d}{'' if self.bias else ' without bias'} needs at "
+                             f"least {max(need, 2)} points, got n_samples={N}")
+        _, first, counts = np.unique(X, axis=0, return_index=True, return_counts=True)
+        if np.any(counts > 1):
+            row = int(first[np.argmax(counts > 1)])
+            twin = int(np.flatnonzero(np.all(X == X[row], axis=1))[1])
+            raise ValueError(f"{name}: X has duplicate points (rows {row} and {twin}); remove or merge them")
+        if np.ptp(y) == 0:
+            raise ValueError(f"{name}: y is constant ({y[0]!r}); there is nothing to fit")
+
+    def _betas(self, beta_max: float) -> tuple[float, np.ndarray]:
+        """``(beta_, grid)``: the final beta and the descending betas solved (the path)."""
+        path = self.path
+        if isinstance(path, tuple) and len(path) == 2 and float(path[1]) <= 1 and float(path[0]) == int(path[0]):
+            n, ratio = int(path[0]), float(path[1])
+            beta = float(self.beta) if self.beta is not None else ratio * beta_max
+            grid = np.append(lasso.beta_grid(beta_max, ratio * beta_max, n), beta)
+        elif path is None or np.ndim(path) == 0:
+            beta = float(self.beta) if self.beta is not None else 0.1 * beta_max
+            grid = lasso.beta_grid(beta_max, beta, 1 if path is None else int(path))
+        else:
+            grid = np.asarray(path, dtype=float)
+            if grid.ndim != 1 or not np.all(np.isfinite(grid) & (grid > 0)):
+                raise ValueError(f"{type(self).__name__}: path must be a number of betas, (n, min_ratio) or an "
+                                 f"array of positive betas, got {path!r}")
+            beta = float(self.beta) if self.beta is not None else float(grid.min())
+            grid = np.append(grid, beta)
+        return beta, np.unique(grid)[::-1]
+
+    # --- fitting ----------------------------------------------------------------------------
+    def _fit(self, X, y):
+        t_start = time.perf_counter()
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        N, d = X.shape
+        self._check_params(d)
+        self._check_data(X, y)
+        self.n_candidates_ = n_candidates(N, d, self.depth, self.bias)
+        if self.candidates != "sampled" and self.n_candidates_ > self.max_candidates:
+            raise ValueError(f"{type(self).__name__}: the depth-{self.depth} dictionary on {N} points in d={d} has "
+                             f"{self.n_candidates_:,} candidate columns, more than max_candidates="
+                             f"{self.max_candidates:,}; raise max_candidates or use candidates='sampled'")
+        if self.solver == "cvxpy" and self.n_candidates_ > CVXPY_MAX_COLUMNS:
+            raise ValueError(f"{type(self).__name__}: solver='cvxpy' materialises the dictionary; "
+                             f"{self.n_candidates_:,} columns exceed {CVXPY_MAX_COLUMNS:,}")
+        timings = {}
+        ws = lasso.WorkingSet(N, d, self.depth - 2, seed=0)
+        rc = y - y.mean()
+        t0 = time.perf_counter()
+        if self.candidates == "sampled":
+            self._sampler = Sampler(X, self.depth, self.bias, self.random_state)
+            A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
+            ws.add(A, keys, W, b, C, "sampled")
+            self.beta_max_ = float(scores.max(initial=0.0))
+        else:
+            self._dictionary = D = Dictionary(X, self.depth, self.bias)
+            res = price(D, rc, top_k=BATCH, progress=self.verbose)
+            lasso.add_dictionary_columns(ws, D, res.ids)
+            self.beta_max_ = float(res.max_score)
+        timings["beta_max_s"] = time.perf_counter() - t0
+        if self.beta_max_ <= 0:
+            raise ValueError(f"{type(self).__name__}: every candidate column is orthogonal to y - mean(y)")
+        self.beta_, grid = self._betas(self.beta_max_)
+        log.info("%s: N=%d, d=%d, depth %d, %s candidates, beta_max %.6g, beta %.6g, %d betas",
+                 type(self).__name__, N, d, self.depth, f"{self.n_candidates_:,}", self.beta_max_, self.beta_,
+                 len(grid))
+        t0 = time.perf_counter()
+        rows, z, final = [], None, None
+        for beta in grid:
+            sol = self._solve(X, y, beta, ws, z)
+            z = sol.coef
+            rows.append({"beta": float(beta), "objective": sol.objective, "n_features": int(np.count_nonzero(z)),
+                         "dictionary_ratio": sol.dictionary_ratio, "duality_gap": sol.duality_gap(y)})
+            if beta == self.beta_:
+                final = sol
+        timings["solve_s"] = time.perf_counter() - t0
+        self.path_ = pd.DataFrame(rows)
+        t0 = time.perf_counter()
+        final, oracle = self._certify_solution(X, y, final, ws)
+        timings["certificate_s"] = time.perf_counter() - t0
+        self._set_result(X, final, ws)
+        scope = {"sampled": "sampled"}.get(self.candidates, "dictionary")
+        self.certificate_ = certify(X, y, final.objective, final.residual, self.beta_, final.bound, self.depth,
+                                    self.bias, self.tol, scope, oracle,
+                                    columns="continuum" if self.candidates == "continuum" else "dictionary")
+        self.certificate_["n_passes"] = int(final.n_passes)
+        timings["total_s"] = time.perf_counter() - t_start
+        self.timings_ = timings
+        log.info("%s: objective %.10g with %d features; %s", type(self).__name__, self.objective_,
+                 len(self.features_), self.certificate_["statement"])
+        return self
+
+    def _solve(self, X, y, beta, ws, z0):
+        """The Lasso at ``beta`` over the candidates of this mode, warm-started on ``ws``."""
+        if self.solver == "cvxpy":
+            A, ids = self._dictionary.materialize(max_columns=CVXPY_MAX_COLUMNS)
+            z, _ = lasso.cvxpy_lasso(A, y, beta)
+            keep = np.flatnonzero(np.abs(z) > 1e-9 * np.abs(z).max(initial=0.0))
+            lasso.add_dictionary_columns(ws, self._dictionary, ids[keep])
+            coef = np.zeros(len(ws))
+            for i, zi in zip(ids[keep], z[keep]):
+                atom, sign = ws.locate(int(i))
+                if atom >= 0:
+                    coef[atom] += sign * zi
+            sol = lasso.solution(ws, y, beta, coef)
+            sol.bound = price(self._dictionary, sol.residual, top_k=1).bound
+            return sol
+        if self.candidates == "sampled":
+            return self._solve_sampled(y, beta, ws, z0)
+        return lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol, batch=BATCH,
+                                       max_iter=self.max_iter, progress=self.verbose)
+
+    def _solve_sampled(self, y, beta, ws, z0):
+        """Column generation where pricing is replaced by sampling and local search (not certified)."""
+        threshold = beta * (1 + self.tol)
+        sol = lasso.solve_working_set(ws, y, beta, z0)
+        for it in range(1, self.max_iter + 1):
+            A, keys, W, b, C, scores = self._sampler.propose(sol.residual, self.n_samples, keep=BATCH)
+            found = float(max(scores.max(initial=0.0), np.abs(sol.residual @ ws.A).max(initial=0.0)))
+            viol = scores > threshold
+            added = ws.add(A[:, viol], [k for k, v in zip(keys, viol) if v], W[viol], b[viol], C[viol], "sampled")
+            log.info("sampled round %d: objective %.10g, best sampled ratio %.6g, %d added", it, sol.objective,
+                     found / beta, added)
+            if added == 0 or it == self.max_iter:
+                sol.bound, sol.n_passes = found, it
+                return sol
+            sol = lasso.solve_working_set(ws, y, beta, sol.coef)
+        return sol
+
+    def _certify_solution(self, X, y, sol, ws):
+        """Continuum oracle where it applies (depth 2, d >= 2); ``candidates='continuum'`` adds its neurons."""
+        if self.depth != 2 or X.shape[1] < 2 or self.candidates == "sampled":
+            return sol, None
+        oracle = continuum_oracle(X, sol.residual, self.bias, random_state=self.random_state)
+        if self.candidates != "continuum":
+            return sol, oracle
+        threshold = self.beta_ * (1 + self.tol)
+        self._continuum = {}
+        for it in range(1, self.max_iter + 1):
+            viol = np.flatnonzero(oracle.values > threshold)
+            log.info("continuum round %d: objective %.12g, continuum ratio %.9f", it, sol.objective,
+                     oracle.values.max() / self.beta_)
+            if not viol.size:
+                break
+            viol = viol[np.argsort(-oracle.values[viol])][:BATCH]
+            W, b = neuron_parameters(X, oracle, viol)
+            keys = []
+            for k, w, bb in zip(oracle.anchors[viol], W, b):
+                key = f"C:{int(k)}@{np.degrees(np.arctan2(w[1], w[0])):.10f}"
+                keys.append(key)
+                self._continuum[key] = {"id": key, "kind": "plane", "depth": 2,
+                                        "points": (int(k),) if k >= 0 else (), "labels": ("",) if k >= 0 else (),
+                                        "w": w.tolist(), "b": float(bb), "offsets": ()}
+            if ws.add(feature_values(X, W, b), keys, W, b, np.zeros((len(keys), 0)), "continuum") == 0:
+                log.warning("continuum: the oracle's neurons are already columns; stopping")
+                break
+            n_passes = sol.n_passes
+            sol = lasso.solve_working_set(ws, y, self.beta_, sol.coef)
+            sol.n_passes = n_passes + it
+            oracle = continuum_oracle(X, sol.residual, self.bias)
+        sol.bound = price(self._dictionary, sol.residual, top_k=1).bound
+        return sol, oracle
+
+    def _explain(self, keys) -> list[dict]:
+        out = {}
+        ids = [k for k in keys if isinstance(k, (int, np.integer))]
+        if ids:
+            out.update({int(i): e for i, e in zip(ids, self._dictionary.explain(np.array(ids, dtype=np.int64)))})
+        for k in keys:
+            if not isinstance(k, (int, np.integer)):
+                out[k] = (self._sampler.info if self.candidates == "sampled" else self._continuum)[k]
+        return [out[k] if isinstance(k, str) else out[int(k)] for k in keys]
+
+    def _set_result(self, X, sol, ws) -> None:
+        z = np.zeros(len(ws))
+        z[: len(sol.coef)] = sol.coef
+        sel = np.flatnonzero(z)
+        sel = sel[np.argsort(-np.abs(z[sel]), kind="stable")]
+        rows = []
+        for atom, info in zip(sel, self._explain([ws.keys[a] for a in sel])):
+            others = ws.equivalents(atom)
+            row = {c: info[c] for c in ("id", "kind", "depth", "points", "labels", "w", "b", "offsets")}
+            row.update(coef=float(z[atom]), source=ws.sources[atom],
+                       equivalents=[e["id"] for e in self._explain(others)])
+            rows.append(row)
+        columns = ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source", "equivalents"]
+        self.features_ = pd.DataFrame(rows, columns=columns)
+        self.coef_ = z[sel]
+        self.intercept_ = float(sol.intercept)
+        self.objective_ = float(sol.objective)
+        self._W, self._b, self._C = ws.W[sel], ws.b[sel], ws.C[sel]
+
+    # --- use --------------------------------------------------------------------------------
+    def _decision(self, X) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self.intercept_ + feature_values(X, self._W, self._b, self._C) @ self.coef_
+
+    def to_torch(self, dtype=None):
+        """The parallel absolute-value network of this solution (MATH.md section 6), a ``torch.nn.Module``."""
+        import torch
+
+        from .network import ParallelAbsNet
+
+        check_is_fitted(self, "coef_")
+        return ParallelAbsNet.from_features(self._W, self._b, self._C, self.coef_, self.intercept_, self.depth,
+                                            bias=self.bias, dtype=torch.float64 if dtype is None else dtype)
+
+
+class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
+    """The exact Lasso of a depth-``depth`` absolute-value network: ``min 1/2 ||A z + xi - y||^2 + beta ||z||_1``.
+
+    ``candidates``: "dictionary" (every column, priced implicitly), "continuum" (depth 2, d = 2:
+    the dictionary plus the continuum oracle's neurons, the network's global optimum) or "sampled"
+    (random columns improved by local search; not certified). ``beta=None`` is ``0.1 * beta_max``;
+    ``path`` (a number of betas, ``(n, min_ratio)`` or an array) solves a descending beta grid.
+    """
+
+    def fit(self, X, y):
+        return self._fit(X, y)
+
+    def predict(self, X) -> np.ndarray:
+        """``f(x) = intercept_ + sum_j coef_j phi_j(x)``."""
+        return self._decision(X)
+
+
+class ReflectionLassoClassifier(ClassifierMixin, _ReflectionLassoBase):
+    """Two classes mapped to -1/+1 and fitted by ``ReflectionLasso``; predicts the sign."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        classes = np.unique(y)
+        if len(classes) != 2:
+            raise ValueError(f"{type(self).__name__}: Only binary classification is supported, got "
+                             f"{len(classes)} class{'es' if len(classes) != 1 else ''}: {classes[:5]!r}")
+        self._fit(X, np.where(y == classes[1], 1.0, -1.0))
+        self.classes_ = classes
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """``f(x)``: positive for ``classes_[1]``."""
+        return self._decision(X)
+
+    def predict(self, X) -> np.ndarray:
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]

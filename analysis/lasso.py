@@ -1,0 +1,331 @@
+"""The Lasso with a free intercept, exact on a working set, by column generation over a dictionary.
+
+``min_{z, xi} 1/2 ||A z + xi 1 - y||^2 + beta ||z||_1`` (MATH.md section 2). Centring the columns
+and ``y`` removes ``xi``. The restricted problem on a small working set of distinct columns is
+solved by coordinate descent and then polished: the support and signs are fixed, the solution is
+made basic (linearly independent support) and the KKT linear system is solved exactly. Column
+generation prices the whole dictionary implicitly (``analysis.pricing.price``), adds the most
+violating columns and re-solves, until ``max_j |A_j . r| <= beta (1 + tol)`` over every column.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+from tqdm.auto import tqdm
+
+from .geometry import feature_values
+from .pricing import price
+
+log = logging.getLogger(__name__)
+
+KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
+SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
+
+
+def objective(A, z, xi, y, beta) -> float:
+    """``1/2 ||A z + xi - y||^2 + beta ||z||_1``."""
+    r = y - (A @ z if len(z) else 0.0) - xi
+    return 0.5 * float(r @ r) + beta * float(np.abs(z).sum())
+
+
+def dual_objective(lam, y) -> float:
+    """``D(lam) = lam . y - 1/2 ||lam||^2`` (feasible when ``sum(lam) = 0`` and ``|A_j . lam| <= beta``)."""
+    return float(lam @ y - 0.5 * lam @ lam)
+
+
+def beta_grid(beta_max: float, beta: float, n: int) -> np.ndarray:
+    """``n`` betas on a geometric grid from ``beta_max`` down to ``beta``."""
+    return np.geomspace(beta_max, beta, int(n)) if n > 1 else np.array([float(beta)])
+
+
+@njit(cache=True)
+def _cd_sweeps(A, norms2, beta, z, r, idx, max_sweeps, tol):
+    """Cyclic coordinate descent on ``1/2 ||r||^2 + beta ||z||_1`` over the columns ``idx``; returns sweeps."""
+    n = A.shape[0]
+    for sweep in range(max_sweeps):
+        worst = 0.0
+        for j in idx:
+            if norms2[j] == 0.0:
+                continue
+            g = norms2[j] * z[j]
+            for i in range(n):
+                g += A[i, j] * r[i]
+            zn = 0.0
+            if g > beta:
+                zn = (g - beta) / norms2[j]
+            elif g < -beta:
+                zn = (g + beta) / norms2[j]
+            dz = zn - z[j]
+            if dz != 0.0:
+                for i in range(n):
+                    r[i] -= A[i, j] * dz
+                z[j] = zn
+                step = abs(dz) * np.sqrt(norms2[j])
+                if step > worst:
+                    worst = step
+        if worst <= tol:
+            return sweep + 1
+    return max_sweeps
+
+
+def _coordinate_descent(Ac, yc, beta, z, tol, max_sweeps=100_000):
+    """Coordinate descent to ``tol`` (largest change of ``A_j z_j``): active sweeps, then a full check."""
+    norms2 = np.einsum("ij,ij->j", Ac, Ac)
+    r = yc - Ac @ z
+    every = np.arange(Ac.shape[1])
+    for _ in range(1000):
+        _cd_sweeps(Ac, norms2, beta, z, r, every, 1, tol)
+        active = np.flatnonzero(z)
+        _cd_sweeps(Ac, norms2, beta, z, r, active, max_sweeps, tol)
+        before = z.copy()
+        _cd_sweeps(Ac, norms2, beta, z, r, every, 1, tol)
+        if np.array_equal(np.flatnonzero(before), np.flatnonzero(z)):
+            break
+    return z
+
+
+def _make_basic(Ac, z):
+    """Move along null directions of the support (same fit, same l1 norm) until it is independent."""
+    for _ in range(Ac.shape[1] + 1):
+        S = np.flatnonzero(z)
+        if S.size == 0:
+            return z
+        _, sv, Vt = np.linalg.svd(Ac[:, S], full_matrices=True)
+        rank = int(np.sum(sv > sv[0] * 1e-10)) if sv.size else 0
+        if rank == S.size:
+            return z
+        v = Vt[-1]
+        v = v if v @ np.sign(z[S]) >= 0 else -v
+        # first coordinate to reach zero when stepping along -v (l1 changes by -t s.v <= 0)
+        t = np.where(v * z[S] > 0, z[S] / np.where(v == 0, 1.0, v), np.inf)
+        k = int(np.argmin(t))
+        z[S] = z[S] - t[k] * v
+        z[S[k]] = 0.0
+    return z
+
+
+def _polish(Ac, yc, beta, z):
+    """Solve the KKT system on the support with its signs fixed; ``None`` if signs or KKT fail."""
+    z = _make_basic(Ac, z.copy())
+    S = np.flatnonzero(z)
+    if S.size:
+        s = np.sign(z[S])
+        AS = Ac[:, S]
+        zS = np.linalg.solve(AS.T @ AS, AS.T @ yc - beta * s)
+        if np.any(np.sign(zS) != s):
+            return None
+        z = np.zeros_like(z)
+        z[S] = zS
+    r = yc - Ac @ z
+    if np.max(np.abs(Ac.T @ r), initial=0.0) > beta * (1 + KKT_TOL):
+        return None
+    return z
+
+
+def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-13):
+    """Exact Lasso with free intercept on a small matrix ``A`` (N, m): ``(z, xi)``, basic and polished.
+
+    Coordinate descent on the centred problem, then the support and signs are fixed and the KKT
+    system solved exactly; repeated with a tighter descent tolerance if the KKT check fails.
+    """
+    A = np.asarray(A, dtype=float)
+    y = np.asarray(y, dtype=float)
+    mean_A, mean_y = A.mean(axis=0), y.mean()
+    Ac = np.asfortranarray(A - mean_A)
+    yc = y - mean_y
+    z = np.zeros(A.shape[1]) if z0 is None else np.array(z0, dtype=float)
+    scale = max(float(np.linalg.norm(yc)), 1e-300)
+    for attempt in range(8):
+        z = _coordinate_descent(Ac, yc, beta, z, tol * scale * 10.0 ** (-attempt))
+        polished = _polish(Ac, yc, beta, z)
+        if polished is not None:
+            z = polished
+            break
+    else:
+        log.warning("restricted Lasso: KKT polish failed after 8 attempts; returning the descent iterate")
+    return z, float(mean_y - mean_A @ z)
+
+
+def cvxpy_lasso(A, y, beta: float, eps: float = 1e-12):
+    """Reference: the same Lasso through cvxpy + Clarabel at tight tolerances: ``(z, xi)``."""
+    import cvxpy as cp
+
+    A = np.asarray(A, dtype=float)
+    z, xi = cp.Variable(A.shape[1]), cp.Variable()
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ z + xi - y) + beta * cp.norm1(z)))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps, tol_ktratio=eps,
+                  max_iter=500)
+    if z.value is None:
+        raise RuntimeError(f"cvxpy/Clarabel failed: {problem.status}")
+    return np.asarray(z.value, dtype=float), float(xi.value)
+
+
+class WorkingSet:
+    """Distinct columns of a restricted problem: one atom per column on the data (centred, up to sign).
+
+    Each atom keeps its column, the parameters ``(w, b, offsets)`` of its representative, a key
+    (a dictionary column id, or a label for continuum and sampled features), its source, and the
+    keys of every equivalent column met (``members``, with the sign relating their centred columns).
+    """
+
+    def __init__(self, n_points: int, dim: int, n_offsets: int, seed: int = 0):
+        g = np.random.default_rng(seed).normal(size=(2, n_points))
+        self._g = g - g.mean(axis=1, keepdims=True)
+        self._g /= np.linalg.norm(self._g, axis=1, keepdims=True)
+        self.A = np.empty((n_points, 0))
+        self.W = np.empty((0, dim))
+        self.b = np.empty(0)
+        self.C = np.empty((0, n_offsets))
+        self.keys: list = []
+        self.sources: list[str] = []
+        self.members: list[list[tuple[object, float]]] = []
+        self._canon = np.empty((n_points, 0))
+        self._hash = np.empty(0)
+        self._sign = np.empty(0)
+        self._index: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self._index
+
+    def add(self, A, keys, W, b, C, source: str = "dictionary") -> int:
+        """Add columns ``A`` (N, k) with their keys and parameters; returns the number of new atoms."""
+        if not len(keys):
+            return 0
+        A = np.asarray(A, dtype=float).reshape(self.A.shape[0], -1)
+        W = np.asarray(W, dtype=float).reshape(len(keys), -1)
+        C = np.asarray(C, dtype=float).reshape(len(keys), -1)
+        Ac = A - A.mean(axis=0)
+        norms = np.linalg.norm(Ac, axis=0)
+        signs = np.where(self._g[0] @ Ac >= 0, 1.0, -1.0)
+        canon = Ac * signs
+        hashes = self._g[1] @ canon
+        fresh: list[int] = []
+        for j, key in enumerate(keys):
+            if key in self._index:
+                continue
+            if norms[j] <= 1e-12 * max(1.0, float(np.abs(A[:, j]).max())):
+                self._index[key] = -1                     # constant on the data: the intercept's job
+                continue
+            tol = SAME_COLUMN_TOL * norms[j]
+            atom = next((i for i in np.flatnonzero(np.abs(self._hash - hashes[j]) <= tol)
+                         if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None)
+            if atom is None:
+                atom = next((len(self.keys) + n for n, i in enumerate(fresh)
+                             if abs(hashes[i] - hashes[j]) <= tol
+                             and np.linalg.norm(canon[:, i] - canon[:, j]) <= tol), None)
+            if atom is not None:
+                rep_sign = self._sign[atom] if atom < len(self.keys) else signs[fresh[atom - len(self.keys)]]
+                self.members[atom].append((key, float(signs[j] * rep_sign)))
+                self._index[key] = atom
+                continue
+            self._index[key] = len(self.keys) + len(fresh)
+            self.members.append([(key, 1.0)])
+            fresh.append(j)
+        if fresh:
+            self.keys += [keys[j] for j in fresh]
+            self.sources += [source] * len(fresh)
+            self._sign = np.concatenate([self._sign, signs[fresh]])
+            self._canon = np.column_stack([self._canon, canon[:, fresh]])
+            self._hash = np.concatenate([self._hash, hashes[fresh]])
+            self.A = np.column_stack([self.A, A[:, fresh]])
+            self.W = np.vstack([self.W, W[fresh]])
+            self.b = np.concatenate([self.b, np.asarray(b, dtype=float).reshape(-1)[fresh]])
+            self.C = np.vstack([self.C, C[fresh]])
+        return len(fresh)
+
+    def locate(self, key) -> tuple[int, float]:
+        """``(atom, sign)`` of a column added before (atom -1: constant on the data)."""
+        atom = self._index[key]
+        return atom, (dict(self.members[atom])[key] if atom >= 0 else 0.0)
+
+    def equivalents(self, atom: int) -> list:
+        """Keys of the other columns equal to this atom's on the data (up to sign and a constant)."""
+        return [k for k, _ in self.members[atom] if k != self.keys[atom]]
+
+
+@dataclass
+class Solution:
+    """A Lasso solution on a working set: ``coef`` per atom, the intercept and its diagnostics."""
+
+    coef: np.ndarray
+    intercept: float
+    beta: float
+    objective: float
+    residual: np.ndarray
+    bound: float = np.nan                 # rigorous upper bound of max_j |A_j . r| over the dictionary
+    n_passes: int = 0
+    n_priced: int = 0
+    history: list = field(default_factory=list)
+
+    @property
+    def dictionary_ratio(self) -> float:
+        return self.bound / self.beta
+
+    def duality_gap(self, y) -> float:
+        """``P(z, xi) - D(r / rho)`` with ``rho = max(1, max_j |A_j . r| / beta)``."""
+        return self.objective - dual_objective(self.residual / max(1.0, self.dictionary_ratio), y)
+
+
+def solution(ws: WorkingSet, y, beta: float, z) -> Solution:
+    """The solution with coefficients ``z`` on the atoms of ``ws`` and its best intercept."""
+    xi = float(y.mean() - ws.A.mean(axis=0) @ z) if len(z) else float(y.mean())
+    return Solution(z, xi, beta, objective(ws.A, z, xi, y, beta), y - ws.A @ z - xi)
+
+
+def solve_working_set(ws: WorkingSet, y, beta: float, z0=None) -> Solution:
+    """The exact restricted Lasso over the atoms of ``ws``."""
+    z0 = None if z0 is None else np.concatenate([z0, np.zeros(len(ws) - len(z0))])
+    return solution(ws, y, beta, solve_restricted(ws.A, y, beta, z0)[0])
+
+
+def add_dictionary_columns(ws: WorkingSet, D, ids) -> int:
+    """Add dictionary columns ``ids`` (valid ones) to the working set; returns the number of new atoms."""
+    ids = np.asarray([i for i in np.asarray(ids, dtype=np.int64) if int(i) not in ws], dtype=np.int64)
+    if not ids.size:
+        return 0
+    W, b, C, valid = D.params(ids)
+    cols = feature_values(D.X, W[valid], b[valid], C[valid])
+    return ws.add(cols, [int(i) for i in ids[valid]], W[valid], b[valid], C[valid], "dictionary")
+
+
+def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 256,
+                      max_iter: int = 200, progress: bool = False) -> Solution:
+    """Lasso over the whole dictionary ``D``: re-solve on ``ws`` and add the most violating columns
+    until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes)."""
+    y = np.asarray(y, dtype=float)
+    threshold = beta * (1 + tol)
+    screen = None
+    n_priced = 0
+    history = []
+    bar = tqdm(total=None, desc=f"column generation beta={beta:.4g}", unit="pass", disable=not progress,
+               leave=False)
+    sol = solve_working_set(ws, y, beta, z0)
+    for it in range(1, max_iter + 1):
+        res = price(D, sol.residual, top_k=batch, threshold=threshold, screen=screen, progress=False)
+        screen = res.screen
+        n_priced += res.n_evaluated
+        added = add_dictionary_columns(ws, D, res.ids)
+        ratio = res.bound / beta
+        history.append({"pass": it, "objective": sol.objective, "ratio": ratio, "added": added,
+                        "working_set": len(ws), "evaluated": res.n_evaluated,
+                        "blocks_skipped": res.n_blocks_skipped})
+        log.info("pass %d: objective %.12g, ratio %.9f, %d columns added (working set %d, %s priced)",
+                 it, sol.objective, ratio, added, len(ws), f"{res.n_evaluated:,}")
+        bar.update(1)
+        bar.set_postfix(ratio=f"{ratio:.6f}", atoms=len(ws))
+        if res.bound <= threshold or added == 0 or it == max_iter:
+            if res.bound > threshold:
+                log.warning("column generation stopped at ratio %.9f (%s)", ratio,
+                            "no new column" if added == 0 else f"max_iter={max_iter} passes")
+            sol.bound = res.bound
+            break
+        sol = solve_working_set(ws, y, beta, sol.coef)
+    bar.close()
+    sol.n_passes, sol.n_priced, sol.history = it, n_priced, history
+    return sol
