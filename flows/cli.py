@@ -8,7 +8,6 @@ import functools
 import inspect
 import json
 import logging
-import sys
 import types
 import typing
 from dataclasses import fields
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from ._prefect_env import configure
+from ._prefect_env import PACKAGES, configure
 from .config import RunConfig
 
 logger = logging.getLogger(__name__)
@@ -149,10 +148,12 @@ def _bad_list(name: str, value: str) -> typing.NoReturn:
     raise InputError(f"--{name.replace('_', '-')}: {value!r} is not an integer (give e.g. 2,3)")
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for name in ("analysis", "data", "embeddings", "flows", "reports"):
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+def _prefect_logging(workspace: str) -> None:
+    """Configure Prefect for ``workspace`` and import it: its console handler then shows our packages' INFO logs."""
+    configure(workspace)
+    import prefect.main  # noqa: F401 - sets up logging (PREFECT_LOGGING_EXTRA_LOGGERS)
+    for name in PACKAGES:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 @app.command()
@@ -163,7 +164,6 @@ def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file 
         resume: Optional[str] = typer.Option(None, "--resume", help="resume this run id with its stored config"),
         **options):
     """Run the pipeline (load, embed, reduce, fit each depth over a beta path, train, report); prints the report path."""
-    _setup_logging(False)
     if resume is not None:
         extra = sorted(k for k, v in options.items() if v is not None and k != "workspace")
         if extra or config is not None:
@@ -175,16 +175,18 @@ def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file 
                                   source=f"run {resume}")
     else:
         cfg = _build_config(config, options)
-    configure(cfg.workspace)
+    _prefect_logging(cfg.workspace)
     from .pipeline import run_pipeline
     outcome = run_pipeline(cfg, run_id=resume)
     for line in outcome.summary:
         typer.echo(line)
-    if outcome.error is not None:
-        if isinstance(outcome.error, _input_errors()):
-            _fail(f"run {outcome.run_id}: {_one_line(outcome.error)}")
-        _fail(f"run {outcome.run_id} failed: {type(outcome.error).__name__}: {_one_line(outcome.error)}", code=1)
-    typer.echo(outcome.report)
+    if outcome.error is None:
+        typer.echo(outcome.report)
+    elif not outcome.summary and isinstance(outcome.error, _input_errors()):
+        raise outcome.error                              # bad input: no run was created
+    else:
+        _fail(f"run {outcome.run_id} failed: {type(outcome.error).__name__}: {_one_line(outcome.error)}"
+              + (f"; report of what exists: {outcome.report}" if outcome.report else ""), code=1)
 
 
 def read_points(path: Path, target: Optional[str], target_file: Optional[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -352,8 +354,11 @@ def serve(cron: Optional[str] = typer.Option(None, "--cron", help='cron schedule
           name: str = typer.Option("lookingglass", "--name", help="deployment name"),
           **options):
     """Serve the pipeline as a scheduled Prefect deployment (on PREFECT_API_URL, else a managed local server)."""
-    _setup_logging(False)
     cfg = _build_config(config, options)
-    configure(cfg.workspace)
+    _prefect_logging(cfg.workspace)
     from .serve import serve as serve_pipeline
     serve_pipeline(cfg, cron=cron, interval=interval, name=name)
+
+
+if __name__ == "__main__":
+    app()

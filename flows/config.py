@@ -35,7 +35,7 @@ class RunConfig:
     pooling: str | None = None
     layer: int | None = None
     batch_size: int = 64
-    device: str = "cpu"
+    device: str = "auto"
     # reduction
     reduction: str = "pca"
     n_components: int = 2

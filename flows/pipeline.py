@@ -86,20 +86,21 @@ def embed_step(config: dict, corpus_path: str) -> dict:
     encoder = load_encoder(cfg.model, kind=cfg.encoder_kind, pooling=cfg.pooling, layer=cfg.layer,
                            device=cfg.device)
     _, stats = embed_texts(encoder, texts, _store(cfg), batch_size=cfg.batch_size, progress=True)
-    return {"name": cfg.model, "fingerprint": encoder.fingerprint, **stats}
+    return {"name": encoder.name, "kind": encoder.kind, "dim": encoder.dim, "fingerprint": encoder.fingerprint,
+            "n_texts": len(texts), **stats}
 
 
 @task(name="register", cache_policy=NO_CACHE)
-def register_step(config: dict, run_id: str, corpus: dict, embeddings: dict) -> str:
+def register_step(config: dict, run_id: str, corpus: dict, embeddings: dict, prefect: dict) -> str:
     """Keep the corpus and create the run (once its inputs are known to be good); returns the corpus id."""
     cfg = RunConfig.from_dict(config)
     store = _store(cfg)
     frame = pd.read_parquet(corpus["path"])
     corpus_id = store.add_corpus(frame, corpus["provenance"])
     store.create_run(config, run_id)
-    model = {"name": embeddings["name"], "fingerprint": embeddings["fingerprint"]}
+    model = {k: embeddings[k] for k in ("name", "kind", "dim", "fingerprint")}
     store.update_run(run_id, status="running", info={"corpus": {"corpus_id": corpus_id, **corpus["provenance"]},
-                                                      "model": model, "embeddings": embeddings})
+                                                      "model": model, "embeddings": embeddings, "prefect": prefect})
     for step in ("corpus", "embed"):
         store.mark_step(run_id, step)
     return corpus_id
@@ -125,7 +126,8 @@ def reduce_step(config: dict, run_id: str, corpus_path: str, fingerprint: str) -
     store.put_points(run_id, frame.assign(idx=np.arange(len(frame)), coords=reduction.transform(vectors).tolist()))
     params = reduction.to_dict()
     store.put_reduction(run_id, params)
-    store.update_run(run_id, info={"reduction": {k: v for k, v in params.items() if np.ndim(v) == 0}})
+    store.update_run(run_id, info={"reduction": {k: v for k, v in params.items()
+                                                  if np.ndim(v) == 0 or k == "explained_variance_ratio"}})
     store.mark_step(run_id, "reduce")
 
 
@@ -229,7 +231,14 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def _register(config: dict, cfg: RunConfig, run_id: str) -> str:
+def _flow_run() -> dict:
+    """The Prefect flow run executing this run: id, name, deployment and start time (UTC, ISO)."""
+    from prefect.runtime import deployment, flow_run
+    return {"flow_run_id": flow_run.id, "flow_run_name": flow_run.name, "deployment_id": deployment.id,
+            "started_at": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%S}Z"}
+
+
+def _register(config: dict, cfg: RunConfig, run_id: str, prefect: dict) -> str:
     """Load and embed (nothing is written to the store when either fails), then create the run."""
     try:
         corpus = load_step(config, run_id)
@@ -237,7 +246,7 @@ def _register(config: dict, cfg: RunConfig, run_id: str) -> str:
     except BaseException:
         shutil.rmtree(run_dir(cfg.workspace, run_id), ignore_errors=True)
         raise
-    register_step(config, run_id, corpus, embeddings)
+    register_step(config, run_id, corpus, embeddings, prefect)
     return embeddings["fingerprint"]
 
 
@@ -250,15 +259,16 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
     cfg = RunConfig.from_dict(config)
     config = cfg.to_dict()
     run_id = run_id or new_run_id()
+    prefect = _flow_run()
     done = _completed_steps(cfg, run_id)
     if done is None:
         logger.info("run %s: new, workspace %s", run_id, Path(cfg.workspace).resolve())
-        fingerprint = _register(config, cfg, run_id)
+        fingerprint = _register(config, cfg, run_id, prefect)
         done = {"corpus", "embed"}
     else:
         logger.info("run %s: resuming, steps done: %s", run_id, ", ".join(sorted(done)) or "none")
         store = _store(cfg)
-        store.update_run(run_id, status="running")
+        store.update_run(run_id, status="running", info={"prefect": prefect})
         fingerprint = store.get_run(run_id)["info"]["model"]["fingerprint"]
     cfg.save(run_dir(cfg.workspace, run_id) / "config.toml")
     corpus_path = str(run_dir(cfg.workspace, run_id) / "corpus.parquet")
@@ -305,7 +315,7 @@ def task_runner(cfg: RunConfig):
 
 @dataclass
 class Outcome:
-    """What a run left: its id, report path (None when no run was created), error and summary lines."""
+    """What a run left: its id, report path (None when there is none), error and summary lines (none without a run)."""
 
     run_id: str
     report: str | None
@@ -315,14 +325,17 @@ class Outcome:
 
 def run_pipeline(cfg: RunConfig, run_id: str | None = None) -> Outcome:
     """Run the flow (on Dask when configured) and summarise the run from the store; never raises the run's error."""
+    from reports import report_path
     run_id = run_id or new_run_id()
     runner = task_runner(cfg)
     flow_ = pipeline.with_options(task_runner=runner) if runner is not None else pipeline
     try:
-        report, error = flow_(cfg.to_dict(), run_id=run_id), None
+        flow_(cfg.to_dict(), run_id=run_id)
+        error = None
     except Exception as err:  # noqa: BLE001 - reported to the caller
-        report, error = None, err
-    return Outcome(run_id, report, error, summarize(cfg, run_id))
+        error = err
+    report = report_path(reports_dir(cfg.workspace), run_id).resolve()
+    return Outcome(run_id, str(report) if report.exists() else None, error, summarize(cfg, run_id))
 
 
 def summarize(cfg: RunConfig, run_id: str) -> list[str]:
@@ -340,8 +353,8 @@ def summarize(cfg: RunConfig, run_id: str) -> list[str]:
         lines.append(f"corpus {corpus.get('name')}: {corpus.get('n_points')} points "
                      f"({corpus.get('n_train')} train, {corpus.get('n_test')} test)")
     if emb:
-        lines.append(f"embeddings ({emb.get('name')}): {emb.get('n_cached')} of {emb.get('n_texts')} from the cache, "
-                     f"{emb.get('n_computed')} computed")
+        lines.append(f"embeddings ({emb.get('name')}): {emb.get('cached')} distinct texts from the cache, "
+                     f"{emb.get('embedded')} embedded now")
     for fit in bundle["fits"]:
         cert = fit.get("certificate") or {}
         lines.append(f"depth {fit['depth']}: objective {fit['objective']:.6g} at beta {fit['beta']:.4g}, "

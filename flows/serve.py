@@ -75,8 +75,9 @@ class LocalServer:
         logger.info("starting a local Prefect server on %s (database in %s, log %s)", self.api_url,
                     self.home, self.log_path)
         with open(self.log_path, "ab") as log:
+            # its own session: Ctrl-C reaches serve, which pauses the deployment and then stops the server
             self.process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + self.startup_timeout
         while not self.healthy():
             if self.process.poll() is not None:
