@@ -156,6 +156,7 @@ class _ReflectionLassoBase(BaseEstimator):
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
             res = price(D, rc, top_k=BATCH, progress=self.verbose)
             lasso.add_dictionary_columns(ws, D, res.ids)
+            self._screen = res.screen
             self.beta_max_ = float(res.max_score)
         timings["beta_max_s"] = time.perf_counter() - t0
         if self.beta_max_ <= 0:
@@ -207,8 +208,10 @@ class _ReflectionLassoBase(BaseEstimator):
             return sol
         if self.candidates == "sampled":
             return self._solve_sampled(y, beta, ws, z0)
-        return lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol, batch=BATCH,
-                                       max_iter=self.max_iter, progress=self.verbose)
+        sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol, batch=BATCH,
+                                      max_iter=self.max_iter, screen=self._screen, progress=self.verbose)
+        self._screen = sol.screen
+        return sol
 
     def _solve_sampled(self, y, beta, ws, z0):
         """Column generation where pricing is replaced by sampling and local search (not certified)."""

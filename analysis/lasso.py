@@ -71,12 +71,12 @@ def _cd_sweeps(A, norms2, beta, z, r, idx, max_sweeps, tol):
     return max_sweeps
 
 
-def _coordinate_descent(Ac, yc, beta, z, tol, max_sweeps=100_000):
+def _coordinate_descent(Ac, yc, beta, z, tol, max_sweeps=20_000):
     """Coordinate descent to ``tol`` (largest change of ``A_j z_j``): active sweeps, then a full check."""
     norms2 = np.einsum("ij,ij->j", Ac, Ac)
     r = yc - Ac @ z
     every = np.arange(Ac.shape[1])
-    for _ in range(1000):
+    for _ in range(100):
         _cd_sweeps(Ac, norms2, beta, z, r, every, 1, tol)
         active = np.flatnonzero(z)
         _cd_sweeps(Ac, norms2, beta, z, r, active, max_sweeps, tol)
@@ -107,29 +107,56 @@ def _make_basic(Ac, z):
     return z
 
 
-def _polish(Ac, yc, beta, z):
-    """Solve the KKT system on the support with its signs fixed; ``None`` if signs or KKT fail."""
-    z = _make_basic(Ac, z.copy())
-    S = np.flatnonzero(z)
-    if S.size:
+def _feature_sign(Ac, yc, beta, z, max_iter: int = 500):
+    """Feature-sign search (Lee et al. 2007) from ``z``: on the support with its signs fixed, step to
+    the KKT solution with a line search over sign changes; activate the worst violator when the
+    support is optimal. Exact when it returns; ``None`` if the steps stop decreasing the objective."""
+    def value(S, x):
+        r = yc - Ac[:, S] @ x
+        return 0.5 * r @ r + beta * np.abs(x).sum()
+
+    if not Ac.shape[1]:
+        return z
+    stalls = 0
+    for _ in range(max_iter):
+        z = _make_basic(Ac, z)
+        S = np.flatnonzero(z)
         s = np.sign(z[S])
+        g = Ac.T @ (yc - Ac[:, S] @ z[S])
+        if np.all(np.abs(g[S] - beta * s) <= KKT_TOL * beta):
+            g[S] = 0.0
+            j = int(np.argmax(np.abs(g)))
+            if abs(g[j]) <= beta * (1 + KKT_TOL):
+                return z
+            S, s = np.append(S, j), np.append(s, np.sign(g[j]))
         AS = Ac[:, S]
-        zS = np.linalg.solve(AS.T @ AS, AS.T @ yc - beta * s)
-        if np.any(np.sign(zS) != s):
+        x = np.linalg.lstsq(AS.T @ AS, AS.T @ yc - beta * s, rcond=None)[0]
+        cur = z[S]
+        cross = np.flatnonzero((cur != 0) & (np.sign(x) != np.sign(cur)))
+        points = [x]
+        for k in cross:                                  # where coefficient k changes sign
+            p = cur + cur[k] / (cur[k] - x[k]) * (x - cur)
+            p[k] = 0.0
+            points.append(p)
+        values = [value(S, p) for p in points]
+        best = int(np.argmin(values))
+        now = value(S, cur)
+        if values[best] > now + 1e-15 * abs(now):
             return None
-        z = np.zeros_like(z)
-        z[S] = zS
-    r = yc - Ac @ z
-    if np.max(np.abs(Ac.T @ r), initial=0.0) > beta * (1 + KKT_TOL):
-        return None
-    return z
+        stalls = stalls + 1 if values[best] >= now - 1e-15 * abs(now) else 0
+        if stalls >= 3:
+            return None
+        z = z.copy()
+        z[S] = points[best]
+    return None
 
 
-def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-13):
+def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-9):
     """Exact Lasso with free intercept on a small matrix ``A`` (N, m): ``(z, xi)``, basic and polished.
 
-    Coordinate descent on the centred problem, then the support and signs are fixed and the KKT
-    system solved exactly; repeated with a tighter descent tolerance if the KKT check fails.
+    Coordinate descent on the centred problem to ``tol`` (relative), then feature-sign search,
+    which ends on an exact KKT point with an independent support; repeated with a tighter descent
+    tolerance if the search stalls.
     """
     A = np.asarray(A, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -138,14 +165,14 @@ def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-13):
     yc = y - mean_y
     z = np.zeros(A.shape[1]) if z0 is None else np.array(z0, dtype=float)
     scale = max(float(np.linalg.norm(yc)), 1e-300)
-    for attempt in range(8):
-        z = _coordinate_descent(Ac, yc, beta, z, tol * scale * 10.0 ** (-attempt))
-        polished = _polish(Ac, yc, beta, z)
-        if polished is not None:
-            z = polished
+    for attempt in range(4):
+        z = _coordinate_descent(Ac, yc, beta, z, tol * scale * 100.0 ** (-attempt))
+        exact = _feature_sign(Ac, yc, beta, z)
+        if exact is not None:
+            z = exact
             break
     else:
-        log.warning("restricted Lasso: KKT polish failed after 8 attempts; returning the descent iterate")
+        log.warning("restricted Lasso: feature-sign search stalled 4 times; returning the descent iterate")
     return z, float(mean_y - mean_A @ z)
 
 
@@ -262,6 +289,7 @@ class Solution:
     n_passes: int = 0
     n_priced: int = 0
     history: list = field(default_factory=list)
+    screen: object = None                 # pricing state, to warm-start the next beta of a path
 
     @property
     def dictionary_ratio(self) -> float:
@@ -295,37 +323,45 @@ def add_dictionary_columns(ws: WorkingSet, D, ids) -> int:
 
 
 def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 256,
-                      max_iter: int = 200, progress: bool = False) -> Solution:
+                      max_iter: int = 200, screen=None, progress: bool = False) -> Solution:
     """Lasso over the whole dictionary ``D``: re-solve on ``ws`` and add the most violating columns
-    until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes)."""
+    until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes).
+
+    Passes are partial while violators abound (blocks by decreasing screening bound, stopping after
+    ``4 * batch`` violators); only a complete pass, which every certificate needs, ends the loop.
+    ``screen`` (from an earlier ``price`` call on the same dictionary) warm-starts block screening.
+    """
     y = np.asarray(y, dtype=float)
     threshold = beta * (1 + tol)
-    screen = None
-    n_priced = 0
-    history = []
+    n_priced, history = 0, []
     bar = tqdm(total=None, desc=f"column generation beta={beta:.4g}", unit="pass", disable=not progress,
                leave=False)
     sol = solve_working_set(ws, y, beta, z0)
+    partial = True
     for it in range(1, max_iter + 1):
-        res = price(D, sol.residual, top_k=batch, threshold=threshold, screen=screen, progress=False)
+        res = price(D, sol.residual, top_k=4 * batch, threshold=threshold, screen=screen,
+                    stop_after=4 * batch if partial else None, progress=progress and not partial)
         screen = res.screen
         n_priced += res.n_evaluated
         added = add_dictionary_columns(ws, D, res.ids)
         ratio = res.bound / beta
         history.append({"pass": it, "objective": sol.objective, "ratio": ratio, "added": added,
                         "working_set": len(ws), "evaluated": res.n_evaluated,
-                        "blocks_skipped": res.n_blocks_skipped})
-        log.info("pass %d: objective %.12g, ratio %.9f, %d columns added (working set %d, %s priced)",
-                 it, sol.objective, ratio, added, len(ws), f"{res.n_evaluated:,}")
+                        "blocks_skipped": res.n_blocks_skipped, "complete": res.complete})
+        log.info("pass %d: objective %.12g, %s, %d columns added (working set %d, %s priced)", it, sol.objective,
+                 f"ratio {ratio:.9f}" if res.complete else "partial", added, len(ws), f"{res.n_evaluated:,}")
         bar.update(1)
         bar.set_postfix(ratio=f"{ratio:.6f}", atoms=len(ws))
-        if res.bound <= threshold or added == 0 or it == max_iter:
-            if res.bound > threshold:
+        certified = res.complete and res.bound <= threshold
+        if certified or (added == 0 and res.complete) or it == max_iter:
+            if not certified:
                 log.warning("column generation stopped at ratio %.9f (%s)", ratio,
                             "no new column" if added == 0 else f"max_iter={max_iter} passes")
             sol.bound = res.bound
             break
-        sol = solve_working_set(ws, y, beta, sol.coef)
+        partial = added > 0
+        if added:
+            sol = solve_working_set(ws, y, beta, sol.coef)
     bar.close()
-    sol.n_passes, sol.n_priced, sol.history = it, n_priced, history
+    sol.n_passes, sol.n_priced, sol.history, sol.screen = it, n_priced, history, screen
     return sol

@@ -1,0 +1,105 @@
+"""The restricted Lasso and column generation against cvxpy + Clarabel on materialised dictionaries."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis import ReflectionLasso
+from analysis.dictionary import Dictionary
+from analysis.lasso import WorkingSet, column_generation, cvxpy_lasso, objective, solve_restricted
+from analysis.pricing import price
+
+
+def _rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.01, 0.3, 2.0])
+def test_restricted_solve_is_exact_basic_and_matches_cvxpy(beta):
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(12, 30))
+    A = np.hstack([A, A[:, :6], 2.0 - A[:, 6:9]])          # repeated and sign-flipped columns
+    y = rng.normal(size=12)
+    z, xi = solve_restricted(A, y, beta)
+    zc, xc = cvxpy_lasso(A, y, beta)
+    assert _rel(objective(A, z, xi, y, beta), objective(A, zc, xc, y, beta)) < 1e-9
+    r = y - A @ z - xi
+    S = np.flatnonzero(z)
+    assert abs(r.sum()) < 1e-10
+    assert np.allclose(A[:, S].T @ r, beta * np.sign(z[S]), rtol=0, atol=1e-10 * beta)
+    assert np.abs(A.T @ r).max() <= beta * (1 + 1e-9)
+    assert np.linalg.matrix_rank(A[:, S] - A[:, S].mean(axis=0)) == S.size   # basic: independent support
+
+
+def test_working_set_merges_equal_columns_up_to_sign_and_constant():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 2))
+    ws = WorkingSet(6, 1, 0)
+    added = ws.add(np.column_stack([a, a[:, 0], 5 - a[:, 1], np.ones(6)]), ["p", "q", "p2", "q2", "const"],
+                   np.ones((5, 1)), np.zeros(5), np.zeros((5, 0)))
+    assert added == 2 and len(ws) == 2
+    assert ws.locate("p2") == (0, 1.0) and ws.locate("q2") == (1, -1.0) and ws.locate("const")[0] == -1
+    assert ws.equivalents(0) == ["p2"] and ws.equivalents(1) == ["q2"]
+
+
+CASES = [(d, depth, bias) for d in (1, 2, 3) for depth in (2, 3) for bias in (True, False)
+         if not (d == 1 and depth == 2 and not bias)]
+
+
+@pytest.mark.parametrize("d,depth,bias", CASES)
+def test_column_generation_matches_cvxpy(d, depth, bias):
+    """Same objective as cvxpy on the whole materialised dictionary, 1e-7 relative."""
+    rng = np.random.default_rng(10 * d + depth + int(bias))
+    N = {1: 12, 2: 10, 3: 8}[d]
+    X = rng.normal(size=(N, d))
+    y = rng.normal(size=N)
+    fast = ReflectionLasso(depth=depth, bias=bias, beta=None).fit(X, y)
+    ref = ReflectionLasso(depth=depth, bias=bias, beta=fast.beta_, solver="cvxpy").fit(X, y)
+    assert _rel(fast.objective_, ref.objective_) < 1e-7
+    assert fast.certificate_["dictionary_ratio"] <= 1 + 1e-6
+    assert abs(fast.certificate_["duality_gap"]) < 1e-9 * max(1.0, fast.objective_)
+    A, _ = Dictionary(X, depth, bias).materialize()
+    zc, xc = cvxpy_lasso(A, y, fast.beta_)
+    assert _rel(fast.objective_, objective(A, zc, xc, y, fast.beta_)) < 1e-7
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 10_000), depth=st.sampled_from([2, 3]), frac=st.floats(0.01, 0.9))
+def test_random_instances_match_cvxpy(seed, depth, frac):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(9, 2))
+    y = rng.normal(size=9)
+    D = Dictionary(X, depth)
+    beta = frac * price(D, y - y.mean()).max_score
+    ws = WorkingSet(9, 2, depth - 2)
+    sol = column_generation(D, y, beta, ws, tol=1e-9)
+    A, _ = D.materialize()
+    zc, xc = cvxpy_lasso(A, y, beta)
+    assert _rel(sol.objective, objective(A, zc, xc, y, beta)) < 1e-7
+    assert np.abs(A.T @ sol.residual).max() <= beta * (1 + 1e-9)
+
+
+def test_path_warm_starts_equal_cold_fits():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(12, 2))
+    y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=12)
+    model = ReflectionLasso(depth=3, path=5).fit(X, y)
+    path = model.path_
+    assert list(path.columns) == ["beta", "objective", "n_features", "dictionary_ratio", "duality_gap"]
+    assert len(path) == 5 and np.all(np.diff(path["beta"]) < 0)
+    assert np.isclose(path["beta"].iloc[0], model.beta_max_)
+    assert _rel(path["objective"].iloc[0], 0.5 * np.sum((y - y.mean()) ** 2)) < 1e-12
+    assert np.isclose(path["beta"].iloc[-1], model.beta_) and np.isclose(model.beta_, 0.1 * model.beta_max_)
+    for beta, obj in zip(path["beta"][1:], path["objective"][1:]):
+        cold = ReflectionLasso(depth=3, beta=beta).fit(X, y)
+        assert _rel(obj, cold.objective_) < 1e-9
+    assert np.all(path["dictionary_ratio"] <= 1 + 1e-6)
+
+
+def test_beta_above_beta_max_selects_nothing():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(8, 1)), rng.normal(size=8)
+    model = ReflectionLasso(depth=2, beta=1.0).fit(X, y)
+    big = ReflectionLasso(depth=2, beta=1.01 * model.beta_max_).fit(X, y)
+    assert len(big.features_) == 0 and np.isclose(big.intercept_, y.mean())
+    assert np.isclose(big.objective_, 0.5 * np.sum((y - y.mean()) ** 2))

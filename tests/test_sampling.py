@@ -1,0 +1,61 @@
+"""Sampled candidates: real dictionary columns, local search, an honest certificate."""
+import numpy as np
+import pytest
+
+from analysis import ReflectionLasso
+from analysis.dictionary import Dictionary
+from analysis.pricing import price
+from analysis.sampling import Sampler
+
+
+@pytest.mark.parametrize("d,depth,bias", [(2, 3, True), (3, 2, True), (2, 3, False)])
+def test_sampled_columns_are_dictionary_columns(d, depth, bias):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(9, d))
+    r = rng.normal(size=9)
+    r -= r.mean()
+    A, keys, W, b, C, scores = Sampler(X, depth, bias, random_state=1).propose(r, n_samples=300, keep=40)
+    D = Dictionary(X, depth, bias)
+    M, ids = D.materialize()
+    by_id = {e["id"]: j for j, e in enumerate(D.explain(ids))}
+    assert len(keys) == len(set(keys)) > 0
+    for j, key in enumerate(keys):
+        assert key in by_id, key
+        assert np.allclose(A[:, j], M[:, by_id[key]], atol=1e-9)
+    assert np.allclose(scores, np.abs(r @ A))
+
+
+def test_local_search_reaches_the_best_column_of_a_small_dictionary():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(12, 2))
+    r = rng.normal(size=12)
+    r -= r.mean()
+    best = price(Dictionary(X, 3), r, top_k=1).max_score
+    sampler = Sampler(X, 3, random_state=0)
+    _, _, _, _, _, no_search = sampler.propose(r, n_samples=50, n_steps=0, keep=1)
+    _, _, _, _, _, searched = sampler.propose(r, n_samples=50, n_steps=60, keep=1)
+    assert searched[0] >= no_search[0] - 1e-12
+    assert searched[0] >= 0.98 * best and searched[0] <= best + 1e-9
+
+
+def test_sampled_fit_is_honest_and_close_to_the_dictionary_optimum():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(14, 2))
+    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.normal(size=14)
+    exact = ReflectionLasso(depth=3, beta=0.2).fit(X, y)
+    sampled = ReflectionLasso(depth=3, beta=0.2, candidates="sampled", random_state=0).fit(X, y)
+    cert = sampled.certificate_
+    assert cert["scope"] == "sampled" and cert["exact"] is False and "not certified" in cert["statement"]
+    assert "lower_bound" not in cert
+    assert (sampled.features_["source"] == "sampled").all()
+    assert sampled.objective_ >= exact.objective_ - 1e-9          # a restriction of the dictionary
+    assert sampled.objective_ <= exact.objective_ * 1.05
+
+
+def test_dictionary_mode_never_switches_to_sampling():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    with pytest.raises(ValueError, match=r"max_candidates=1,000.*candidates='sampled'"):
+        ReflectionLasso(depth=3, max_candidates=1000).fit(X, X[:, 0])
+    model = ReflectionLasso(depth=3, max_candidates=1000, candidates="sampled", n_samples=300, max_iter=3,
+                            random_state=0).fit(X, X[:, 0] ** 2)
+    assert model.n_candidates_ > 1000 and model.certificate_["scope"] == "sampled"
