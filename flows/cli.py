@@ -19,7 +19,7 @@ import pandas as pd
 import typer
 
 from ._prefect_env import PACKAGES, configure
-from .config import RunConfig
+from .config import RunConfig, reports_dir
 
 logger = logging.getLogger(__name__)
 
@@ -302,8 +302,6 @@ def report(run_id: str = typer.Argument(..., help="run id (see `lookingglass run
     """Rebuild the HTML report of a run (and the workspace index); prints its path."""
     from data.store import Store
     from reports import publish
-
-    from .pipeline import reports_dir
     _workspace_exists(workspace)
     with Store(workspace, read_only=True) as store:
         if run_id not in set(store.list_runs()["run_id"].astype(str)):

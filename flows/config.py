@@ -1,6 +1,6 @@
 """``RunConfig``: every option of a pipeline run, saved to and loaded from TOML.
 
-A run stores its config (in the store and as ``config.toml`` beside its report), so
+A run stores its config (in the store and as ``runs/<run_id>/config.toml`` in the workspace), so
 ``lookingglass run --config config.toml`` repeats it exactly. ``None`` means "the library's
 default" and is left out of the TOML file (TOML has no null).
 """
@@ -154,6 +154,18 @@ def _check(c: RunConfig) -> None:
         raise ValueError(f"lock_timeout must be >= 0 seconds, got {c.lock_timeout}")
     if c.batch_size < 1 or c.epochs < 1 or not c.widths or min(c.widths) < 1:
         raise ValueError("batch_size, epochs and widths must be >= 1")
+
+
+def run_dir(workspace: str | Path, run_id: str) -> Path:
+    """``<workspace>/runs/<run_id>`` (created): the run's corpus snapshot and ``config.toml``."""
+    path = Path(workspace) / "runs" / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reports_dir(workspace: str | Path) -> Path:
+    """``<workspace>/reports``: one HTML page per run and ``index.html``."""
+    return Path(workspace) / "reports"
 
 
 def to_toml(values: dict[str, Any]) -> str:

@@ -27,23 +27,11 @@ from prefect import flow, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from .config import RunConfig  # noqa: E402
+from .config import RunConfig, reports_dir, run_dir  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 REPORT_ARTIFACT = "lookingglass-report"
-
-
-def run_dir(workspace: str | Path, run_id: str) -> Path:
-    """``<workspace>/runs/<run_id>``: the run's corpus snapshot and config file."""
-    path = Path(workspace) / "runs" / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def reports_dir(workspace: str | Path) -> Path:
-    """``<workspace>/reports``: one HTML page per run and ``index.html``."""
-    return Path(workspace) / "reports"
 
 
 def _store(cfg: RunConfig, read_only: bool = False):

@@ -67,7 +67,6 @@ def test_fit_json_objective_matches_its_features_for_every_format(points, depth)
     # the printed objective is the Lasso objective of the printed features on the file's points
     assert out["objective"] == pytest.approx(objective_from_features(out, X, y), rel=1e-8)
     assert {"dictionary_ratio", "duality_gap", "exact"} <= set(out["certificate"])
-    assert out["certificate"]["dictionary_ratio"] <= 1 + 1e-5
     for other in outs[1:]:                          # every reader hands the solver the same data
         assert other["objective"] == pytest.approx(out["objective"], rel=1e-9)
 
