@@ -1,0 +1,129 @@
+"""ReflectionLasso as a scikit-learn estimator: checks, predictions, reconstruction, bad input."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from analysis import ReflectionLasso, ReflectionLassoClassifier, evaluate_features
+from analysis.dictionary import Dictionary
+from analysis.geometry import feature_values
+
+DUPLICATES = "rejects duplicate points by design (ARCHITECTURE.md: clear error on duplicates); the data set has them"
+EXPECTED_FAILURES = {
+    "check_positive_only_tag_during_fit": DUPLICATES,        # iris
+    "check_non_transformer_estimators_n_iter": DUPLICATES,   # iris
+}
+
+
+def _expected_failed(estimator):
+    return EXPECTED_FAILURES
+
+
+@parametrize_with_checks([ReflectionLasso(candidates="sampled", n_samples=200, max_iter=2, random_state=0),
+                          ReflectionLassoClassifier(candidates="sampled", n_samples=200, max_iter=2,
+                                                    random_state=0)],
+                         expected_failed_checks=_expected_failed)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _data(N=10, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, d))
+    return X, np.sin(2 * X[:, 0]) + np.abs(X[:, -1]) + 0.1 * rng.normal(size=N)
+
+
+@pytest.mark.parametrize("d,depth,bias", [(1, 3, True), (2, 2, True), (2, 3, False), (3, 3, True)])
+def test_predict_on_training_points_is_A_z_plus_xi(d, depth, bias):
+    X, y = _data(9, d)
+    model = ReflectionLasso(depth=depth, bias=bias).fit(X, y)
+    D = Dictionary(X, depth, bias)
+    _, ids = D.materialize()
+    by_id = {e["id"]: i for i, e in zip(ids, D.explain(ids))}
+    F = model.features_
+    assert list(F.columns) == ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source",
+                               "equivalents"]
+    assert len(F) > 0 and np.all(np.diff(np.abs(F["coef"].to_numpy())) <= 0)
+    assert set(F["kind"]) <= {"plane", "reflection", "midpoint", "fold"}
+    A = D.columns(np.array([by_id[i] for i in F["id"]]))
+    fitted = A @ model.coef_ + model.intercept_
+    assert np.allclose(model.predict(X), fitted, atol=1e-10)
+    r = y - fitted
+    assert np.isclose(model.objective_, 0.5 * r @ r + model.beta_ * np.abs(model.coef_).sum(), rtol=1e-12)
+    for eq_list, col in zip(F["equivalents"], A.T):          # equivalents equal on the data up to sign + constant
+        for eq in eq_list:
+            other = D.columns(np.array([by_id[eq]]))[:, 0]
+            assert min(np.ptp(other - col), np.ptp(other + col)) < 1e-8
+
+
+def test_predict_on_new_points_and_evaluate_features():
+    X, y = _data(10, 2, seed=1)
+    model = ReflectionLasso(depth=3).fit(X, y)
+    Xn = np.random.default_rng(9).normal(size=(7, 2)) * 3
+    W = np.array(model.features_["w"].tolist())
+    C = np.array([list(o) for o in model.features_["offsets"]])
+    expected = model.intercept_ + feature_values(Xn, W, model.features_["b"].to_numpy(), C) @ model.coef_
+    assert np.allclose(model.predict(Xn), expected)
+    assert np.allclose(evaluate_features(model.features_, model.intercept_, Xn), expected)
+    assert np.allclose(evaluate_features(model.features_.iloc[:0], 1.5, Xn), 1.5)
+
+
+@pytest.mark.parametrize("depth,bias", [(2, True), (3, True), (3, False)])
+def test_to_torch_objective_equals_lasso_objective(depth, bias):
+    pytest.importorskip("torch")
+    X, y = _data(9, 2, seed=2)
+    model = ReflectionLasso(depth=depth, bias=bias).fit(X, y)
+    net = model.to_torch()
+    assert np.allclose(net.predict(X), model.predict(X), atol=1e-10)
+    assert abs(net.objective(X, y, model.beta_).item() - model.objective_) <= 1e-9 * model.objective_
+
+
+def test_certificate_and_timings_are_json_ready():
+    import json
+    X, y = _data(8, 2)
+    model = ReflectionLasso(depth=2, path=3).fit(X, y)
+    text = json.dumps(model.certificate_)
+    assert {"scope", "exact", "dictionary_ratio", "duality_gap", "tol", "statement"} <= set(json.loads(text))
+    assert {"beta_max_s", "solve_s", "certificate_s", "total_s"} <= set(model.timings_)
+    assert isinstance(model.path_, pd.DataFrame) and len(model.path_) == 3
+
+
+def test_classifier_maps_two_classes():
+    X, y = _data(12, 2, seed=4)
+    labels = np.where(y > np.median(y), "pos", "neg")
+    clf = ReflectionLassoClassifier(depth=2, beta=0.05).fit(X, labels)
+    reg = ReflectionLasso(depth=2, beta=0.05).fit(X, np.where(labels == "pos", 1.0, -1.0))
+    assert list(clf.classes_) == ["neg", "pos"]
+    assert np.isclose(clf.objective_, reg.objective_, rtol=1e-10)
+    assert np.array_equal(clf.predict(X), np.where(reg.predict(X) > 0, "pos", "neg"))
+    with pytest.raises(ValueError, match="Only binary classification"):
+        ReflectionLassoClassifier().fit(X, np.arange(12) % 3)
+
+
+BAD = [
+    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), y), "NaN"),
+    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), y), "infinity"),
+    (lambda X, y: (X[:2], y[:2]), r"depth 3 in d=2 needs at least 3 points"),
+    (lambda X, y: (np.vstack([X, X[4]]), np.append(y, 0.0)), r"duplicate points \(rows 4 and 8\)"),
+    (lambda X, y: (X, np.full(len(y), 2.0)), "y is constant"),
+    (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
+]
+
+
+@pytest.mark.parametrize("make,message", BAD)
+def test_bad_input_fails_fast_with_a_clear_message(make, message):
+    X, y = _data(8, 2)
+    with pytest.raises(ValueError, match=message):
+        ReflectionLasso(depth=3).fit(*make(X, y))
+
+
+def test_bad_parameters_and_too_large_dictionaries():
+    X, y = _data(30, 2)
+    with pytest.raises(ValueError, match="depth must be an integer >= 2"):
+        ReflectionLasso(depth=1).fit(X, y)
+    with pytest.raises(ValueError, match="beta must be a positive"):
+        ReflectionLasso(beta=-1.0).fit(X, y)
+    with pytest.raises(ValueError, match="candidates must be one of"):
+        ReflectionLasso(candidates="all").fit(X, y)
+    with pytest.raises(ValueError, match=rf"{Dictionary(X, 3).n_candidates:,}.*max_candidates=1,000"):
+        ReflectionLasso(depth=3, max_candidates=1000).fit(X, y)
