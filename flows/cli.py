@@ -8,7 +8,6 @@ import functools
 import inspect
 import json
 import logging
-import types
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 import typer
 
 from ._prefect_env import PACKAGES, configure
-from .config import RunConfig, reports_dir
+from .config import RunConfig, field_types, reports_dir
 
 logger = logging.getLogger(__name__)
 
@@ -95,20 +94,13 @@ def _guard(func):
     return wrapper
 
 
-def _option_type(hint):
-    """The CLI type of a RunConfig field: lists are given comma separated."""
-    if isinstance(hint, types.UnionType):
-        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
-    return str if typing.get_origin(hint) is tuple else hint
-
-
 def _config_options(func):
     """Give ``func`` (which takes ``**options``) one ``--option`` per RunConfig field, all defaulting to None."""
-    hints = typing.get_type_hints(RunConfig)
+    kinds = field_types()
     params = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
     for f in fields(RunConfig):
         flag = "--" + f.name.replace("_", "-")
-        kind = _option_type(hints[f.name])
+        kind = str if typing.get_origin(kinds[f.name]) is tuple else kinds[f.name]   # lists: comma separated
         decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
         default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
         params.append(inspect.Parameter(
@@ -125,23 +117,17 @@ def _config_options(func):
 
 def _build_config(config_file: Optional[Path], options: dict) -> RunConfig:
     """``config_file`` (or the defaults) with the options given on the command line applied."""
-    hints = typing.get_type_hints(RunConfig)
+    kinds = field_types()
     given = {}
     for name, value in options.items():
-        if value is None or name not in hints:
+        if value is None or name not in kinds:
             continue
-        if isinstance(value, str) and typing.get_origin(_unwrap(hints[name])) is tuple:
+        if isinstance(value, str) and typing.get_origin(kinds[name]) is tuple:
             value = [v.strip() for v in value.split(",") if v.strip()]
             value = [int(v) if v.lstrip("-").isdigit() else _bad_list(name, v) for v in value]
         given[name] = value
     base = RunConfig.load(config_file) if config_file is not None else RunConfig()
     return base.replace(**given)
-
-
-def _unwrap(hint):
-    if isinstance(hint, types.UnionType):
-        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
-    return hint
 
 
 def _bad_list(name: str, value: str) -> typing.NoReturn:

@@ -60,9 +60,12 @@ class RunConfig:
     lock_timeout: float = 600.0
 
     def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
+        types_ = field_types()
         for f in fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+            value = getattr(self, f.name)
+            if value is None and f.default is not None:
+                raise ValueError(f"option {f.name} needs a value")
+            setattr(self, f.name, None if value is None else _coerce(f.name, value, types_[f.name]))
         _check(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,18 +109,22 @@ class RunConfig:
         return path
 
 
+def field_types() -> dict[str, Any]:
+    """Each option's type without ``| None`` (``None`` is allowed where the field's default is None)."""
+    out = {}
+    for name, hint in typing.get_type_hints(RunConfig).items():
+        if isinstance(hint, types.UnionType):
+            (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[name] = hint
+    return out
+
+
 def _coerce(name: str, value: Any, hint) -> Any:
-    """``value`` converted to the field's type (ints stay exact, lists become tuples)."""
-    args = typing.get_args(hint)
-    if isinstance(hint, types.UnionType):            # X | None
-        if value is None:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        return _coerce(name, value, hint)
+    """``value`` converted to the type ``hint`` (ints stay exact, lists become tuples)."""
     if typing.get_origin(hint) is tuple:
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             value = [value]
-        return tuple(_coerce(name, v, args[0]) for v in value)
+        return tuple(_coerce(name, v, typing.get_args(hint)[0]) for v in value)
     if hint is bool:
         if isinstance(value, bool):
             return value

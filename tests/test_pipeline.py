@@ -3,6 +3,7 @@ CSV corpus, depths 2 and 3, PCA to 2; the cache on a second run, resume after a 
 CLI's one-line errors for bad input (each leaving the store untouched). One Prefect test harness."""
 import fcntl
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -94,6 +95,9 @@ def test_run_lands_in_the_store_with_fits_networks_and_a_report(config):
     assert [f["depth"] for f in bundle["fits"]] == [2, 3] and [n["depth"] for n in bundle["networks"]] == [2, 3]
     report = open(outcome.report, encoding="utf-8").read()
     assert outcome.report.endswith(f"{outcome.run_id}.html") and outcome.run_id in report
+    from prefect.artifacts import Artifact
+    artifact = Artifact.get("lookingglass-report")
+    assert outcome.run_id in artifact.data and outcome.report in artifact.data
     # the reduction: the coordinates are the standardised PCA of the training embeddings (independent PCA)
     vectors = load_encoder(config.model, device="cpu").encode(pts["text"].tolist(), progress=False).astype(float)
     train = (pts["split"] == "train").to_numpy()
@@ -125,6 +129,16 @@ def test_second_identical_run_takes_embeddings_from_the_cache(config):
     assert any("30 distinct texts from the cache, 0 embedded now" in line for line in second.summary)
     coords = [np.array(store.get_points(o.run_id)["coords"].tolist()) for o in (first, second)]
     np.testing.assert_array_equal(coords[0], coords[1])
+    # the CLI lists both runs and rebuilds a report
+    listed = runner.invoke(app, ["runs", "--workspace", config.workspace, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [(r["run_id"], r["status"]) for r in json.loads(listed.output)] == [(first.run_id, "completed"),
+                                                                           (second.run_id, "completed")]
+    os.remove(first.report)
+    rebuilt = runner.invoke(app, ["report", first.run_id, "--workspace", config.workspace])
+    assert rebuilt.exit_code == 0 and rebuilt.output.strip() == first.report and os.path.isfile(first.report)
+    unknown = runner.invoke(app, ["report", "no-such-run", "--workspace", config.workspace])
+    assert unknown.exit_code == 2 and "no run 'no-such-run'" in unknown.output
 
 
 def test_failure_is_recorded_with_a_report_and_the_run_resumes(config, monkeypatch):
