@@ -102,10 +102,11 @@ def _config_options(func):
         flag = "--" + f.name.replace("_", "-")
         kind = str if typing.get_origin(kinds[f.name]) is tuple else kinds[f.name]   # lists: comma separated
         decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
-        default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        shown = "" if default is None else f" \\[default: {default}]"
         params.append(inspect.Parameter(
             f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
-            default=typer.Option(None, *decls, help=f"{HELP[f.name]} \\[default: {default}]", show_default=False)))
+            default=typer.Option(None, *decls, help=HELP[f.name] + shown, show_default=False)))
 
     @functools.wraps(func)
     def wrapper(**kwargs):
@@ -337,7 +338,11 @@ def serve(cron: Optional[str] = typer.Option(None, "--cron", help='cron schedule
           config: Optional[Path] = typer.Option(None, "--config", help="TOML file of the run to schedule"),
           name: str = typer.Option("lookingglass", "--name", help="deployment name"),
           **options):
-    """Serve the pipeline as a scheduled Prefect deployment (on PREFECT_API_URL, else a managed local server)."""
+    """Serve the pipeline as a scheduled Prefect deployment; scheduled runs never overlap.
+
+    Uses the Prefect server at PREFECT_API_URL when set, otherwise starts a local one with SQLite in
+    WORKSPACE/.prefect (set PREFECT_SERVER_DATABASE_CONNECTION_URL=postgresql+asyncpg://... for PostgreSQL).
+    """
     cfg = _build_config(config, options)
     _prefect_logging(cfg.workspace)
     from .serve import serve as serve_pipeline
