@@ -154,7 +154,9 @@ class _ReflectionLassoBase(BaseEstimator):
             self.beta_max_ = float(scores.max(initial=0.0))
         else:
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
-            res = price(D, rc, top_k=BATCH, progress=self.verbose)
+            probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
+            floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
+            res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose)   # floor <= beta_max
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._screen = res.screen
             self.beta_max_ = float(res.max_score)
@@ -185,6 +187,7 @@ class _ReflectionLassoBase(BaseEstimator):
                                     self.bias, self.tol, scope, oracle,
                                     columns="continuum" if self.candidates == "continuum" else "dictionary")
         self.certificate_["n_passes"] = int(final.n_passes)
+        self.history_ = pd.DataFrame(final.history)
         timings["total_s"] = time.perf_counter() - t_start
         self.timings_ = timings
         log.info("%s: objective %.10g with %d features; %s", type(self).__name__, self.objective_,
@@ -317,6 +320,7 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
     the dictionary plus the continuum oracle's neurons, the network's global optimum) or "sampled"
     (random columns improved by local search; not certified). ``beta=None`` is ``0.1 * beta_max``;
     ``path`` (a number of betas, ``(n, min_ratio)`` or an array) solves a descending beta grid.
+    Besides the attributes of ARCHITECTURE.md, ``history_`` lists the pricing passes at ``beta_``.
     """
 
     def fit(self, X, y):

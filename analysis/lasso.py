@@ -71,7 +71,7 @@ def _cd_sweeps(A, norms2, beta, z, r, idx, max_sweeps, tol):
     return max_sweeps
 
 
-def _coordinate_descent(Ac, yc, beta, z, tol, max_sweeps=20_000):
+def _coordinate_descent(Ac, yc, beta, z, tol, max_sweeps=5_000):
     """Coordinate descent to ``tol`` (largest change of ``A_j z_j``): active sweeps, then a full check."""
     norms2 = np.einsum("ij,ij->j", Ac, Ac)
     r = yc - Ac @ z
@@ -151,7 +151,7 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int = 500):
     return None
 
 
-def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-9):
+def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-5):
     """Exact Lasso with free intercept on a small matrix ``A`` (N, m): ``(z, xi)``, basic and polished.
 
     Coordinate descent on the centred problem to ``tol`` (relative), then feature-sign search,
@@ -166,7 +166,7 @@ def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-9):
     z = np.zeros(A.shape[1]) if z0 is None else np.array(z0, dtype=float)
     scale = max(float(np.linalg.norm(yc)), 1e-300)
     for attempt in range(4):
-        z = _coordinate_descent(Ac, yc, beta, z, tol * scale * 100.0 ** (-attempt))
+        z = _coordinate_descent(Ac, yc, beta, z, tol * scale * 1000.0 ** (-attempt))
         exact = _feature_sign(Ac, yc, beta, z)
         if exact is not None:
             z = exact
@@ -233,7 +233,9 @@ class WorkingSet:
         canon = Ac * signs
         hashes = self._g[1] @ canon
         fresh: list[int] = []
-        for j, key in enumerate(keys):
+        atom_of: dict[int, int] = {}                      # batch column -> its new atom
+        for j in np.argsort(hashes, kind="stable"):       # equal columns meet as neighbours
+            key = keys[j]
             if key in self._index:
                 continue
             if norms[j] <= 1e-12 * max(1.0, float(np.abs(A[:, j]).max())):
@@ -243,15 +245,18 @@ class WorkingSet:
             atom = next((i for i in np.flatnonzero(np.abs(self._hash - hashes[j]) <= tol)
                          if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None)
             if atom is None:
-                atom = next((len(self.keys) + n for n, i in enumerate(fresh)
-                             if abs(hashes[i] - hashes[j]) <= tol
-                             and np.linalg.norm(canon[:, i] - canon[:, j]) <= tol), None)
+                for i in reversed(fresh):
+                    if hashes[j] - hashes[i] > tol:
+                        break
+                    if np.linalg.norm(canon[:, i] - canon[:, j]) <= tol:
+                        atom = atom_of[i]
+                        break
             if atom is not None:
                 rep_sign = self._sign[atom] if atom < len(self.keys) else signs[fresh[atom - len(self.keys)]]
                 self.members[atom].append((key, float(signs[j] * rep_sign)))
                 self._index[key] = atom
                 continue
-            self._index[key] = len(self.keys) + len(fresh)
+            atom_of[j] = self._index[key] = len(self.keys) + len(fresh)
             self.members.append([(key, 1.0)])
             fresh.append(j)
         if fresh:
