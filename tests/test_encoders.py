@@ -9,36 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import BertModel, BertTokenizer
 
 from embeddings.encoders import EncoderError, load_encoder, model_fingerprint, pool
+from tests._tiny_bert import VOCAB, bert_tokenizer, build_tiny_bert
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "cat", "dog", "sat", "on", "mat", "happy",
-         "sad", "tax", "law", "very", "##s", "##ly", "."]
 TEXTS = ["the cat sat", "a very very happy dog sat on the mat .", "tax law", "sad", "the dogs sadly sat on a cat"]
-
-
-def _tokenizer(folder: Path, **options) -> BertTokenizer:
-    """A WordPiece tokenizer built from a vocab file written to ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    return BertTokenizer(vocab=str(folder / "vocab.txt"), **options)
-
-
-def _tiny_bert(folder: Path, seed: int = 0, padding_side: str = "right") -> Path:
-    tokenizer = _tokenizer(folder / "vocab", padding_side=padding_side)
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=48, max_position_embeddings=64)
-    model = BertModel(config).eval()
-    model.save_pretrained(folder / "model")
-    tokenizer.save_pretrained(folder / "model")
-    return folder / "model"
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory) -> Path:
-    return _tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
 @functools.lru_cache
@@ -59,16 +35,16 @@ def _reference(folder: Path, pooling: str, layer: int) -> np.ndarray:
 
 @pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
 @pytest.mark.parametrize("layer", [0, 1, -1])
-def test_transformers_pooling_and_layer_match_forward_pass(bert, pooling, layer):
-    encoder = load_encoder(bert, kind="transformers", pooling=pooling, layer=layer, device="cpu")
+def test_transformers_pooling_and_layer_match_forward_pass(tiny_bert, pooling, layer):
+    encoder = load_encoder(tiny_bert, kind="transformers", pooling=pooling, layer=layer, device="cpu")
     vectors = encoder.encode(TEXTS, batch_size=3, progress=False)
     assert encoder.kind == "transformers" and encoder.dim == 32
     assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 32)
-    np.testing.assert_allclose(vectors, _reference(bert, pooling, layer), atol=2e-5)
+    np.testing.assert_allclose(vectors, _reference(tiny_bert, pooling, layer), atol=2e-5)
 
 
 def test_left_padding_tokenizer_still_pools_real_tokens(tmp_path):
-    folder = _tiny_bert(tmp_path, padding_side="left")
+    folder = build_tiny_bert(tmp_path, padding_side="left")
     vectors = load_encoder(folder, kind="transformers", pooling="last").encode(TEXTS, batch_size=5, progress=False)
     np.testing.assert_allclose(vectors, _reference(folder, "last", -1), atol=2e-5)
 
@@ -84,21 +60,21 @@ def test_pool_last_token_respects_either_padding_side():
     torch.testing.assert_close(pool(h, left, "mean"), expected_mean)
 
 
-def test_sentence_transformer_folder(bert, tmp_path):
+def test_sentence_transformer_folder(tiny_bert, tmp_path):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Transformer
     from sentence_transformers.sentence_transformer.modules import Pooling
-    transformer = Transformer(str(bert))
+    transformer = Transformer(str(tiny_bert))
     SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu").save(str(tmp_path / "st"))
 
     encoder = load_encoder(tmp_path / "st", device="cpu")
     assert encoder.kind == "sentence-transformers" and encoder.dim == 32
     vectors = encoder.encode(TEXTS, batch_size=2, progress=False)
-    np.testing.assert_allclose(vectors, _reference(bert, "mean", -1), atol=2e-5)
+    np.testing.assert_allclose(vectors, _reference(tiny_bert, "mean", -1), atol=2e-5)
     # asking for hidden states of a layer switches "auto" to the transformers back end
     cls = load_encoder(tmp_path / "st", pooling="cls", layer=1)
     assert cls.kind == "transformers"
-    np.testing.assert_allclose(cls.encode(TEXTS, progress=False), _reference(bert, "cls", 1), atol=2e-5)
+    np.testing.assert_allclose(cls.encode(TEXTS, progress=False), _reference(tiny_bert, "cls", 1), atol=2e-5)
     with pytest.raises(EncoderError, match="kind='transformers'"):
         load_encoder(tmp_path / "st", kind="sentence-transformers", pooling="last")
     capped = load_encoder(tmp_path / "st", max_length=1000)  # the model takes 64 positions
@@ -107,25 +83,25 @@ def test_sentence_transformer_folder(bert, tmp_path):
     assert np.isfinite(capped.encode([" ".join(["cat"] * 500)], progress=False)).all()
 
 
-def test_fingerprint_tracks_model_and_options(bert, tmp_path):
-    base = load_encoder(bert, kind="transformers", pooling="mean", layer=-1).fingerprint
-    copy = shutil.copytree(bert, tmp_path / "copy")
+def test_fingerprint_tracks_model_and_options(tiny_bert, tmp_path):
+    base = load_encoder(tiny_bert, kind="transformers", pooling="mean", layer=-1).fingerprint
+    copy = shutil.copytree(tiny_bert, tmp_path / "copy")
     assert load_encoder(copy, kind="transformers").fingerprint == base  # content, not location
-    assert load_encoder(bert, kind="transformers", layer=2).fingerprint == base  # the same hidden state
-    others = {load_encoder(bert, kind="transformers", layer=1).fingerprint,
-              load_encoder(bert, kind="transformers", pooling="cls").fingerprint,
-              load_encoder(bert, kind="transformers", max_length=16).fingerprint,
-              load_encoder(_tiny_bert(tmp_path / "other", seed=1), kind="transformers").fingerprint}
+    assert load_encoder(tiny_bert, kind="transformers", layer=2).fingerprint == base  # the same hidden state
+    others = {load_encoder(tiny_bert, kind="transformers", layer=1).fingerprint,
+              load_encoder(tiny_bert, kind="transformers", pooling="cls").fingerprint,
+              load_encoder(tiny_bert, kind="transformers", max_length=16).fingerprint,
+              load_encoder(build_tiny_bert(tmp_path / "other", seed=1), kind="transformers").fingerprint}
     assert len(others) == 4 and base not in others
 
 
 @pytest.mark.slow
-def test_fingerprint_is_stable_across_processes(bert):
-    here = model_fingerprint(bert, kind="transformers", pooling="mean", layer=2, max_length=64)
+def test_fingerprint_is_stable_across_processes(tiny_bert):
+    here = model_fingerprint(tiny_bert, kind="transformers", pooling="mean", layer=2, max_length=64)
     code = ("import sys; from pathlib import Path; from embeddings.encoders import model_fingerprint; "
             "print(model_fingerprint(Path(sys.argv[1]), kind='transformers', pooling='mean', layer=2, max_length=64))")
     env = {**os.environ, "PYTHONHASHSEED": "123"}
-    out = subprocess.run([sys.executable, "-c", code, str(bert)], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_bert)], capture_output=True, text=True, env=env,
                          cwd=Path(__file__).resolve().parents[1], check=True)
     assert out.stdout.strip() == here
 
@@ -157,34 +133,35 @@ def test_bad_names(name, message):
         load_encoder(name)
 
 
-def test_folder_without_model_and_bad_options(bert, tmp_path):
+def test_folder_without_model_and_bad_options(tiny_bert, tmp_path):
     with pytest.raises(EncoderError, match="holds no model"):
         load_encoder(tmp_path)
     with pytest.raises(EncoderError, match=r"layer 3 is out of range .* -3\.\.2"):
-        load_encoder(bert, kind="transformers", layer=3)
+        load_encoder(tiny_bert, kind="transformers", layer=3)
     with pytest.raises(EncoderError, match="pooling must be one of"):
-        load_encoder(bert, pooling="max")
+        load_encoder(tiny_bert, pooling="max")
     with pytest.raises(EncoderError, match="kind must be one of"):
-        load_encoder(bert, kind="onnx")
+        load_encoder(tiny_bert, kind="onnx")
     if not torch.cuda.is_available():
-        assert load_encoder(bert, device="auto").device == "cpu"
+        assert load_encoder(tiny_bert, device="auto").device == "cpu"
         with pytest.raises(EncoderError, match="CUDA is not available"):
-            load_encoder(bert, device="cuda")
+            load_encoder(tiny_bert, device="cuda")
 
 
-def test_encode_edge_cases(bert):
-    encoder = load_encoder(bert, kind="transformers")
+def test_encode_edge_cases(tiny_bert):
+    encoder = load_encoder(tiny_bert, kind="transformers")
     assert encoder.encode([], progress=False).shape == (0, 32)
     with pytest.raises(TypeError, match="text 1 is int"):
         encoder.encode(["a", 3], progress=False)
     long = " ".join(["cat"] * 500)  # truncated to the 64 positions of the model
-    assert np.isfinite(load_encoder(bert, kind="transformers", max_length=1000).encode([long], progress=False)).all()
+    capped = load_encoder(tiny_bert, kind="transformers", max_length=1000)
+    assert np.isfinite(capped.encode([long], progress=False)).all()
 
 
 def test_causal_model_without_pad_token_left_padded(tmp_path):
     """A tiny GPT-2 (causal, absolute positions) whose tokenizer has no pad token and pads on the left."""
     from transformers import GPT2Config, GPT2Model
-    tokenizer = _tokenizer(tmp_path, padding_side="left", pad_token=None)
+    tokenizer = bert_tokenizer(tmp_path, padding_side="left", pad_token=None)
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=len(VOCAB), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=2,
                         eos_token_id=3)

@@ -1,6 +1,6 @@
 """The Prefect flow end to end: a tiny transformers model built from a config (no download), a small
 CSV corpus, depths 2 and 3, PCA to 2; the cache on a second run, resume after a failure, Dask, and the
-CLI's one-line errors for bad input (each leaving the store untouched). One Prefect test harness."""
+CLI's one-line errors for bad input (each leaving the store untouched). The session's Prefect test harness."""
 import fcntl
 import hashlib
 import json
@@ -9,48 +9,15 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from data.store import Store
 from flows.cli import app
 from flows.config import RunConfig
+from tests._tiny_bert import WORDS
 
-WORDS = ("good bad fine awful great poor nice ugly happy sad warm cold bright dark kind cruel calm angry "
-         "brave timid").split()
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_harness(tmp_path_factory):
-    """One temporary Prefect database and server for every flow run of this module."""
-    from flows._prefect_env import configure
-    configure(tmp_path_factory.mktemp("prefect-home"))
-    import prefect.main  # noqa: F401 - logging set up here, on the real stderr rather than a CliRunner stream
-    from prefect.testing.utilities import prefect_test_harness
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _restore_environment(monkeypatch):
-    """``configure`` (called by the CLI) writes to os.environ: undo it after each test."""
-    for key in ("LOOKINGGLASS_WORKSPACE", "PREFECT_HOME"):
-        monkeypatch.setenv(key, os.environ.get(key, ""))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A 1-layer BERT with a 21-word vocabulary, random weights, saved with its tokenizer."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
-    BertModel(config).eval().save_pretrained(folder)
-    BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}).save_pretrained(folder)
-    return folder
+pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +31,9 @@ def corpus_csv(tmp_path_factory):
 
 
 @pytest.fixture
-def config(tmp_path, tiny_model, corpus_csv):
+def config(tmp_path, tiny_bert, corpus_csv):
     return RunConfig(corpus=str(corpus_csv), text_column="text", target="score", max_points=30, seed=1,
-                     model=str(tiny_model), device="cpu", depths=(2, 3), n_betas=3, beta_min_ratio=0.2,
+                     model=str(tiny_bert), device="cpu", depths=(2, 3), n_betas=3, beta_min_ratio=0.2,
                      widths=(4,), epochs=40, network_seeds=(0,), workspace=str(tmp_path / "ws"), lock_timeout=5)
 
 
