@@ -128,10 +128,15 @@ def _cells3(V, r):
     return float(vals[k]), W[k]
 
 
-def _search(V, r, rng, n_starts: int = 64, n_steps: int = 50):
-    """Local ascent from random starts (and the normals ``v_n``): finds violations, bounds nothing."""
+SEARCH_STARTS, SEARCH_STEPS = 32, 30
+
+
+def _search(V, r, rng, n_starts: int = SEARCH_STARTS, n_steps: int = SEARCH_STEPS):
+    """Local ascent from random directions and normals ``v_n``: finds violations, bounds nothing."""
     d = V.shape[1]
-    W = _unit(np.concatenate([rng.normal(size=(n_starts, d)), V[np.linalg.norm(V, axis=1) > _EPS]]))
+    normals = V[np.linalg.norm(V, axis=1) > _EPS]
+    normals = normals[rng.permutation(len(normals))[:n_starts]]
+    W = _unit(np.concatenate([rng.normal(size=(n_starts, d)), normals]))
     vals = _score(V, r, W)
     for _ in range(n_steps):
         F = np.abs(W @ V.T) @ r
@@ -156,19 +161,23 @@ def continuum_oracle(X, r, bias: bool = True, method: str = "auto", budget: floa
     """Best unit neuron ``|w . (x - x_k)|`` per anchor ``x_k`` against the residual ``r`` (depth 2).
 
     ``method``: "exact-arcs" (d = 2), "cell-enumeration" (d = 3, when ``cell_cost <= budget``),
-    "search" (otherwise; can only find violations); "auto" picks the exact one when feasible.
+    "search" (otherwise, over as many random anchors as ``budget`` allows; can only find
+    violations); "auto" picks the exact one when feasible.
     """
     X = np.asarray(X, dtype=float)
     r = np.asarray(r, dtype=float)
     N, d = X.shape
     if method == "auto":
         method = {1: "exact-arcs", 2: "exact-arcs"}.get(d, "cell-enumeration")
-        if method == "cell-enumeration" and (d > 3 or cell_cost(N, d, bias) > budget):
+        if d > 3 or cell_cost(N, d, bias) > budget * (10 if d == 2 else 1):   # arcs are vectorised
             method = "search"
     if (method == "exact-arcs" and d > 2) or (method == "cell-enumeration" and d != 3):
         raise ValueError(f"continuum method {method!r} is not available in d={d}")
     rng = np.random.default_rng(random_state)
     anchors = np.arange(N) if bias else np.array([-1])
+    if method == "search":                               # a random subset of anchors within the budget
+        per_anchor = 2 * SEARCH_STARTS * SEARCH_STEPS * N * d
+        anchors = np.sort(rng.permutation(anchors)[: max(1, int(budget // per_anchor))])
     values, W = np.zeros(len(anchors)), np.zeros((len(anchors), d))
     for a, k in enumerate(anchors):
         V = X - X[k] if k >= 0 else X

@@ -93,7 +93,7 @@ def _make_basic(Ac, z):
         S = np.flatnonzero(z)
         if S.size == 0:
             return z
-        _, sv, Vt = np.linalg.svd(Ac[:, S], full_matrices=True)
+        _, sv, Vt = np.linalg.svd(Ac[:, S], full_matrices=S.size > Ac.shape[0])
         rank = int(np.sum(sv > sv[0] * 1e-10)) if sv.size else 0
         if rank == S.size:
             return z

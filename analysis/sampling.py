@@ -11,8 +11,8 @@ import logging
 
 import numpy as np
 
-from .dictionary import kind_of, labelings
-from .geometry import feature_values, fold_parameters
+from .dictionary import kind_of, level_alphabet
+from .geometry import DEGENERATE_TOL, feature_values, lift, normalize_parameters
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +30,30 @@ class Sampler:
         for level in range(2, self.depth + 1):
             k = d + level - 2 - (0 if self.bias else 1)
             if 1 <= k <= N:
-                self.families.append((level, k, labelings(k, level - 2, self.bias)))
+                self.families.append((level, k, np.array(level_alphabet(level - 2), dtype=float)))
         if not self.families:
             raise ValueError(f"no dictionary family fits {N} points in d={d} at depth {depth}")
         self.rng = np.random.default_rng(random_state)
         self.info: dict[str, dict] = {}
 
     def _evaluate(self, fam: int, P, L):
-        """Parameters, columns and validity of point sets ``P`` (m, k) with labelings ``L`` (m,)."""
-        level, _, labels = self.families[fam]
-        W, b, C, valid = fold_parameters(self.X[P], labels[L], self.bias)
+        """Parameters, columns and validity of point sets ``P`` (m, k) with fold labels ``L`` (m, k, l-2)."""
+        level = self.families[fam][0]
+        _, sv, Vt = np.linalg.svd(lift(self.X[P], L, self.bias))      # the lifted cross product's direction
+        W, b, C, valid = normalize_parameters(Vt[:, -1], self.X.shape[1], self.bias)
+        valid &= sv[:, -1] > DEGENERATE_TOL * sv[:, 0]
         C = np.concatenate([C, np.zeros((len(P), self.depth - level))], axis=1)
         return W, b, C, valid, feature_values(self.X, W, b, C)
 
     def _draw(self, fam: int, m: int):
         N = len(self.X)
-        _, k, labels = self.families[fam]
+        _, k, alphabet = self.families[fam]
         P = np.argsort(self.rng.random((m, N)), axis=1)[:, :k] if k < N else np.tile(np.arange(N), (m, 1))
-        return P, self.rng.integers(len(labels), size=m)
+        return P, alphabet[self.rng.integers(len(alphabet), size=(m, k))]
 
     def propose(self, r, n_samples: int = 2000, n_steps: int = 30, keep: int = 256):
-        """The ``keep`` best distinct columns found against the centred residual ``r``:
+        """The ``keep`` best distinct columns found against the centred residual ``r`` (the best tenth
+        of ``n_samples`` random columns, each improved by ``n_steps`` tries of swapping one point):
         ``(A (N, m), keys, W, b, C, scores)``; keys are dictionary ids in text form."""
         r = np.asarray(r, dtype=float)
         out = []
@@ -62,7 +65,9 @@ class Sampler:
             P, L = self._draw(fam, m)
             W, b, C, valid, A = self._evaluate(fam, P, L)
             score = np.where(valid, np.abs(r @ A), -1.0)
-            N, k = len(self.X), P.shape[1]
+            top = np.argsort(-score)[: max(keep, m // 10)]          # local search on the best tenth
+            P, L, W, b, C, A, score = P[top], L[top], W[top], b[top], C[top], A[:, top], score[top]
+            m, (N, k) = len(top), (len(self.X), P.shape[1])
             for _ in range(n_steps if k < N else 0):
                 Q = P.copy()
                 pos = self.rng.integers(k, size=m)
@@ -93,11 +98,11 @@ class Sampler:
         log.debug("sampled %d columns, best score %.6g", n_samples, picked[0][0])
         return A, keys, W, np.array([p[5] for p in picked]), C, np.array([p[0] for p in picked])
 
-    def _register(self, fam, points, lab, w, b, c) -> str:
+    def _register(self, fam, points, labels, w, b, c) -> str:
         """Text id (the dictionary's form) of a sampled column; records its explanation."""
-        level, _, labels = self.families[fam]
+        level = self.families[fam][0]
         order = np.argsort(points)
-        S = labels[lab][order].astype(int)
+        S = np.asarray(labels)[order].astype(int)
         nonzero = S.ravel()[S.ravel() != 0]
         if nonzero.size and nonzero[0] < 0:              # canonical up to the global sign
             S = -S
