@@ -17,11 +17,13 @@ pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 def completed_runs(workspace: Path):
+    """Runs marked completed whose report is written (the pipeline writes it right after)."""
     try:
         runs = Store(workspace, read_only=True, lock_timeout=5).list_runs()
     except StoreError:
         return []
-    return list(runs.loc[runs["status"] == "completed", "run_id"])
+    done = runs.loc[runs["status"] == "completed", "run_id"]
+    return [r for r in done if (workspace / "reports" / f"{r}.html").is_file()]
 
 
 def healthy(url: str) -> bool:
