@@ -167,6 +167,38 @@ def fit_step(config: dict, run_id: str, depth: int) -> float:
     return float(model.objective_)
 
 
+SYMMETRY_PLANES = 12
+
+
+@task(name="symmetry", cache_policy=NO_CACHE)
+def symmetry_step(config: dict, run_id: str) -> None:
+    """Score every depth's fitted function about the same fold planes (the largest of every fit's
+    mirror planes), so "depth favours symmetric fits" can be read off the depth comparison."""
+    from analysis import evaluate_features
+    from analysis.symmetry import depth_symmetry, fold_planes
+    cfg = RunConfig.from_dict(config)
+    X, y, train = _points(cfg, run_id)
+    store = _store(cfg)
+    fits = {int(f["depth"]): f for f in store.load_run(run_id)["fits"]}
+
+    def stored(_X, _y, _beta, depth):
+        fit = fits[depth]
+        planes = [(w, b) for w, b, _ in fold_planes(fit["features"])[:SYMMETRY_PLANES]]
+        return (lambda P: evaluate_features(fit["features"], fit["intercept"], P)), planes
+
+    try:
+        table = depth_symmetry(X[train], y[train], 1.0, depths=sorted(fits), fit=stored)
+    except ValueError as err:  # no fit selected a fold feature: nothing to score
+        logger.info("symmetry: %s", err)
+        return
+    for depth, fit in fits.items():
+        scores = table.loc[table["depth"] == depth, "score"]
+        result = {k: v for k, v in fit.items() if k not in ("depth", "features", "path")}
+        result["symmetry"] = {"mean": float(scores.mean()), "min": float(scores.min()), "planes": int(len(scores))}
+        store.put_fit(run_id, depth, result, fit["features"], fit["path"])
+    store.mark_step(run_id, "symmetry")
+
+
 @task(name="train", cache_policy=NO_CACHE)
 def train_step(config: dict, run_id: str, depth: int) -> None:
     """Train the networks of ``depth`` at the fit's beta and compare them with its Lasso objective."""
@@ -178,6 +210,7 @@ def train_step(config: dict, run_id: str, depth: int) -> None:
     start = time.perf_counter()
     result = compare_with_lasso(X[train], y[train], depth, fit["beta"], fit["objective"],
                                 lower_bound=fit["certificate"].get("lower_bound"), widths=cfg.widths,
+                                features=fit["features"],
                                 seeds=cfg.network_seeds, max_epochs=cfg.epochs, bias=cfg.bias,
                                 lasso_time_s=(fit.get("timings") or {}).get("wall_s"), device=cfg.device,
                                 progress=False)
@@ -242,7 +275,7 @@ def _register(config: dict, cfg: RunConfig, run_id: str, prefect: dict) -> str:
 def pipeline(config: dict, run_id: str | None = None) -> str:
     """Run (or resume) one lookingglass run from a ``RunConfig`` dict; returns the report path.
 
-    Steps: load -> embed -> (create the run) -> reduce -> fit each depth -> train -> report.
+    Steps: load -> embed -> (create the run) -> reduce -> fit each depth -> symmetry -> train -> report.
     """
     cfg = RunConfig.from_dict(config)
     config = cfg.to_dict()
@@ -266,7 +299,11 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
         fits = {d: fit_step.submit(config, run_id, d) for d in cfg.depths if f"fit:{d}" not in done}
         trains = [train_step.submit(config, run_id, d, wait_for=[fits[d]] if d in fits else [])
                   for d in cfg.depths if cfg.networks and f"train:{d}" not in done]
-        for future in [*fits.values(), *trains]:
+        for future in fits.values():
+            future.result()
+        if "symmetry" not in done:
+            symmetry_step(config, run_id)
+        for future in trains:
             future.result()
     except BaseException as err:
         message = _one_line(err)

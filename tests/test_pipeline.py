@@ -83,6 +83,13 @@ def test_run_lands_in_the_store_with_fits_networks_and_a_report(config):
     for net in bundle["networks"]:
         assert net["lasso"]["objective"] == pytest.approx(bundle["fits"][net["depth"] - 2]["objective"])
         assert {r["architecture"] for r in net["runs"]} == {"parallel", "fc"}
+        assert "emergence" in net  # compared with the Lasso's own features
+    # every depth's function is scored about the same fold planes (depth 3 selected fold features)
+    n_planes = {len([r for r in f["features"].itertuples() if any(c > 0 for c in r.offsets)]) for f in bundle["fits"]}
+    if max(n_planes):
+        for fit in bundle["fits"]:
+            assert -1 <= fit["symmetry"]["min"] <= fit["symmetry"]["mean"] <= 1
+            assert fit["symmetry"]["planes"] == bundle["fits"][0]["symmetry"]["planes"] >= 1
 
 
 def test_second_identical_run_takes_embeddings_from_the_cache(config):
@@ -123,7 +130,7 @@ def test_failure_is_recorded_with_a_report_and_the_run_resumes(config, monkeypat
     store = Store(config.workspace, read_only=True)
     record = store.get_run(failed.run_id)
     assert record["status"] == "failed" and "the GPU caught fire" in record["error"]
-    assert store.completed_steps(failed.run_id) == {"corpus", "embed", "reduce", "fit:2", "fit:3"}
+    assert store.completed_steps(failed.run_id) == {"corpus", "embed", "reduce", "fit:2", "fit:3", "symmetry"}
     report = os.path.join(config.workspace, "reports", f"{failed.run_id}.html")
     assert "the GPU caught fire" in open(report, encoding="utf-8").read()
     objectives = [f["objective"] for f in store.load_run(failed.run_id)["fits"]]
@@ -135,6 +142,7 @@ def test_failure_is_recorded_with_a_report_and_the_run_resumes(config, monkeypat
     monkeypatch.setattr(pipeline, "train_step", original)
     monkeypatch.setattr(pipeline, "reduce_step", must_not_run)
     monkeypatch.setattr(pipeline, "fit_step", must_not_run)
+    monkeypatch.setattr(pipeline, "symmetry_step", must_not_run)
     result = runner.invoke(app, ["run", "--resume", failed.run_id, "--workspace", config.workspace])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == report
