@@ -19,6 +19,7 @@ from . import _kernels
 from .geometry import DEGENERATE_TOL, feature_values
 
 _SIGN = {0: "0", 1: "+", -1: "-"}
+MAX_LABELINGS = 10**7
 
 
 class DictionaryTooLarge(ValueError):
@@ -42,6 +43,10 @@ def labelings(k: int, m: int, bias: bool = True) -> np.ndarray:
     if m == 0:
         return np.zeros((1, k, 0))
     alphabet = np.array(level_alphabet(m), dtype=float)
+    if len(alphabet) ** k > MAX_LABELINGS:
+        raise DictionaryTooLarge(
+            f"{len(alphabet)}^{k} fold labelings of {k} points at {m} levels are too many to enumerate; "
+            "use candidates='sampled' for this dimension and depth")
     grid = np.stack(np.meshgrid(*[np.arange(len(alphabet))] * k, indexing="ij"), -1).reshape(-1, k)
     S = alphabet[grid]                                   # (n, k, m)
     flat = S.reshape(len(S), -1)

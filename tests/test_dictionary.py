@@ -92,3 +92,9 @@ def test_depth_contains_lower_depths():
     A2, _ = Dictionary(X, 2).materialize()
     A3, _ = Dictionary(X, 3).materialize()
     assert _unique_columns(A2) <= _unique_columns(A3)
+
+
+def test_high_dimension_refuses_to_enumerate_labelings():
+    X = np.random.default_rng(0).normal(size=(30, 20))
+    with pytest.raises(DictionaryTooLarge, match="sampled"):
+        Dictionary(X, 3)
