@@ -74,6 +74,15 @@ def data_figure(d: int, target: np.ndarray, has_test: bool) -> go.Figure:
     return fig
 
 
+def log_axis(values) -> dict:
+    """A log axis whose tick labels are full numbers in one format (``~g``: 0.05, 20, 500): plotly's
+    linear steps within a decade, 1, 2, 5 per decade over up to two decades, powers of ten beyond."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    decades = float(np.log10(v.max() / v.min())) if v.size else 0.0
+    return dict(type="log", tickformat="~g", **({} if decades < 1 else {"dtick": "D2" if decades <= 2 else 1}))
+
+
 def path_figure(path: pd.DataFrame, beta: float | None) -> go.Figure:
     """Number of selected features and objective against beta (log scale)."""
     path = path.sort_values("beta")
@@ -84,7 +93,7 @@ def path_figure(path: pd.DataFrame, beta: float | None) -> go.Figure:
         go.Scatter(x=path["beta"], y=path["objective"], name="objective", yaxis="y2", mode="lines+markers",
                    line=dict(color="#d1495b"), marker=dict(size=5),
                    hovertemplate="beta %{x:.4g}<br>objective %{y:.5g}<extra></extra>")])
-    fig.update_layout(height=340, xaxis=dict(type="log", title="beta"),
+    fig.update_layout(height=340, xaxis=dict(log_axis(np.r_[path["beta"], beta or np.nan]), title="beta"),
                       yaxis=dict(title=dict(text="selected features", font=dict(color="#1f5fa8")), rangemode="tozero"),
                       yaxis2=dict(title=dict(text="objective", font=dict(color="#d1495b")), overlaying="y",
                                   side="right", showgrid=False, showline=True, linecolor="#999", ticks="outside",
@@ -216,6 +225,7 @@ def training_figure(curves: list[tuple[str, list]], lasso_objective: float | Non
             fig.add_trace(go.Scatter(x=[0, steps], y=[value, value], mode="lines", name=f"{name} {value:.5g}",
                                      line=dict(color="#111", dash=dash, width=1.4), hoverinfo="name"))
     positive = all((c > 0).all() for _, c in curves) and all(v is None or v > 0 for v in (lasso_objective, lower_bound))
+    values = [c for _, c in curves] + [[v] for v in (lasso_objective, lower_bound) if v is not None]
     fig.update_layout(height=340, xaxis_title="step", yaxis=dict(
-        title="training objective", **(dict(type="log", dtick="D2", tickformat=".2g") if positive and curves else {})))
+        title="training objective", **(log_axis(np.concatenate(values)) if positive and curves else {})))
     return fig

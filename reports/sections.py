@@ -117,13 +117,14 @@ class Points:
         return self.coords[self.train_rows]
 
     def describe(self, p: int, label: str = "") -> dict:
-        """Table entry of training point ``p``: its idx, id, text (short and full), target, fold label."""
+        """Table entry of training point ``p``: its training row ``p`` (as in feature ids), its corpus row
+        ``idx`` (as in the plots), id, text (short and full), target, fold label."""
         if not 0 <= p < len(self.train_rows):
-            return {"idx": f"train {p}", "id": "", "text": "(point not stored)", "full": "", "target": "—",
+            return {"row": p, "idx": "?", "id": "", "text": "(point not stored)", "full": "", "target": "—",
                     "label": label}
         r = self.train_rows[p]
         row = self.df.iloc[r]
-        return {"idx": int(row["idx"]), "id": str(row["id"]), "text": shorten(row["text"], TABLE_CHARS),
+        return {"row": p, "idx": int(row["idx"]), "id": str(row["id"]), "text": shorten(row["text"], TABLE_CHARS),
                 "full": shorten(row["text"], TITLE_CHARS), "target": fmt(self.target[r], 3), "label": label}
 
     def payload(self) -> dict:
@@ -208,8 +209,21 @@ def _kinds(features: pd.DataFrame) -> dict[str, float]:
     return {k: (counts.get(k, 0) / n if n else None) for k in ("reflection", "midpoint", "fold", "plane")}
 
 
+CERTIFICATE_COLUMNS = ("proven network optimum", "dictionary duality gap", "certified gap to the network optimum")
+
+
+def certificate_columns(cert: dict) -> dict:
+    """The certificate's comparison columns, keeping apart what is proven about the network (``exact``;
+    ``gap = upper - lower bound``, only where a lower bound is certified) and the duality gap of the
+    dictionary Lasso, which says nothing about the network."""
+    if not cert:
+        return {}
+    certified = cert.get("gap") if cert.get("lower_bound") is not None else None
+    return dict(zip(CERTIFICATE_COLUMNS, (bool(cert.get("exact")), cert.get("duality_gap"), certified)))
+
+
 def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
-    """Depths side by side: objective, features, kind shares, certificate, symmetry, training gap."""
+    """Depths side by side: objective, features, kind shares, certificate, symmetry, training against the Lasso."""
     if not fits and not networks:
         return None
     by_depth = {}
@@ -219,15 +233,16 @@ def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
         by_depth[int(fit["depth"])] = {
             "beta": fit.get("beta"), "objective": fit.get("objective"), "features": len(fit["features"]),
             "reflection share": shares["reflection"], "midpoint share": shares["midpoint"],
-            "exact": cert.get("exact"), "gap": cert.get("gap", cert.get("duality_gap")),
-            **numbers(fit.get("symmetry"), "symmetry")}
+            **certificate_columns(cert), **numbers(fit.get("symmetry"), "symmetry")}
     for net in networks:
         row = by_depth.setdefault(int(net["depth"]), {})
         best = best_run(net)
-        row.update({"training best": (best or {}).get("best_objective"), "training gap": _gap(best),
+        row.update({"training best": (best or {}).get("best_objective"),
+                    "training relative gap to Lasso": _gap(best),
                     **numbers(net.get("symmetry"), "symmetry"), **emergence_share(net.get("emergence"))})
     columns = list(dict.fromkeys(k for row in by_depth.values() for k in row))
-    columns = [c for c in columns if any(row.get(c) is not None for row in by_depth.values())]
+    columns = [c for c in columns
+               if c in CERTIFICATE_COLUMNS or any(row.get(c) is not None for row in by_depth.values())]
     return {"columns": ["depth", *columns],
             "rows": [[str(d), *(fmt(by_depth[d].get(c)) for c in columns)] for d in sorted(by_depth)]}
 
@@ -326,14 +341,20 @@ def summary(bundle: dict, pts: Points | None) -> dict:
             "config": json.dumps(config, indent=2, sort_keys=True, default=str) if config else None}
 
 
+CERTIFICATE_LABELS = {"scope": "scope", "exact": "proven network optimum",
+                      "dictionary_ratio": "dictionary ratio (KKT)", "duality_gap": "dictionary duality gap",
+                      "continuum_ratio": "continuum ratio", "continuum_method": "continuum method",
+                      "lower_bound": "certified lower bound on the network optimum",
+                      "upper_bound": "upper bound (this objective)",
+                      "gap": "certified gap to the network optimum", "tol": "tolerance"}
+
+
 def certificate_view(cert) -> dict | None:
     """The certificate: its statement, an exact/restriction badge and its numbers."""
     if not isinstance(cert, dict) or not cert:
         return None
-    keys = ("scope", "dictionary_ratio", "duality_gap", "continuum_ratio", "continuum_method",
-            "lower_bound", "upper_bound", "gap", "tol")
     return {"statement": cert.get("statement"), "exact": bool(cert.get("exact")),
-            "rows": [(k, fmt(cert[k])) for k in keys if cert.get(k) is not None]}
+            "rows": [(label, fmt(cert[k])) for k, label in CERTIFICATE_LABELS.items() if cert.get(k) is not None]}
 
 
 def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
@@ -375,7 +396,7 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
                                f"training{i}", figures) for i, net in enumerate(networks)]
     context = {"run": run, "run_id": str(run.get("run_id", "")), "status": str(run.get("status", "unknown")),
                "error": run.get("error"), "summary": summary(bundle, pts),
-               "points": None if pts is None else {"n": len(pts.df), "d": pts.d},
+               "points": None if pts is None else {"n": len(pts.df), "n_train": len(pts.train_rows), "d": pts.d},
                "data_figure": "data" if "data" in figures else None, "depths": depths,
                "comparison": comparison_table(fits, networks) if len(fits) + len(networks) > 1 else None,
                "trainings": trainings, "payload_points": pts.payload() if pts is not None else None}

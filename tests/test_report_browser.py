@@ -1,8 +1,10 @@
 """Reports in a real browser: headless Chromium over the DevTools protocol (on a pipe), checking
 console errors, that every plot rendered, that tables show texts, that untrusted texts run
 nothing, and the load time of a 2,000-point report."""
+import re
 import time
 
+import numpy as np
 import pytest
 
 from reports import build_report
@@ -34,6 +36,39 @@ def test_report_renders_without_errors_and_escapes_texts(browser, tmp_path):
     shot = browser.screenshot(tmp_path / "report.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     print(f"report opened in {seconds:.2f} s; screenshot {shot}")
+
+
+# the tick labels Plotly drew on each axis of each plot, keyed "figure axis" (e.g. "path2 x", "training0 y")
+TICKS = """Object.fromEntries([...document.querySelectorAll('.lg-plot')].flatMap(d => ['x', 'y'].map(a =>
+  [d.dataset.figure + ' ' + a, [...d.querySelectorAll('.' + a + 'tick text')].map(t => t.textContent)])))"""
+
+
+def test_log_axes_label_every_tick_with_its_full_value(browser, tmp_path):
+    # the default run's ranges: beta 1.1 .. 22 (1.3 decades), objectives 11 .. 250; and beta over 3 decades
+    bundle = make_bundle(n=40, d=2, n_features=4, seed=5)
+    path = bundle["fits"][0]["path"]
+    bundle["fits"][0].update(beta=1.116, path=path.assign(beta=np.geomspace(22.33, 1.116, len(path))))
+    for fit in bundle["fits"]:
+        fit["certificate"].update(lower_bound=10.5, upper_bound=11.0)
+    for net in bundle["networks"]:
+        net.update(lasso={"objective": 11.0, "lower_bound": 10.5}, lasso_objective=11.0)
+        for run in [net, *net.get("runs", [])]:
+            for key in ("curve", "curves"):
+                if run.get(key):
+                    curve = list(11.0 + 240.0 * np.exp(-np.arange(300) / 40.0))
+                    run[key] = curve if key == "curve" else [curve, curve]
+    browser.open(build_report(bundle, tmp_path / "ticks.html"))
+    assert browser.problems() == []
+    ticks = browser.evaluate(TICKS)
+    plain = re.compile(r"^\d+(\.\d+)?$")                  # 0.001, 20, 200: no exponent, no bare leading digit
+    for key in ("path2 x", "path3 x", "training0 y", "training1 y"):
+        labels = ticks[key]
+        assert len(labels) >= 3 and all(plain.match(t) for t in labels), (key, labels)
+        values = [float(t) for t in labels]
+        assert values == sorted(set(values)), (key, labels)  # "1 2 … 9 10 2" would fail here
+    assert [1, 2, 5, 10, 20] == [float(t) for t in ticks["path2 x"]]
+    assert [0.001, 0.01, 0.1, 1] == [float(t) for t in ticks["path3 x"]]
+    assert ticks["training0 y"] == ticks["training1 y"] and {20, 50, 100, 200} <= set(map(float, ticks["training0 y"]))
 
 
 @pytest.mark.slow

@@ -270,8 +270,44 @@ def test_one_dimensional_midpoint_maps_its_points_onto_each_other(tmp_path):
     assert (ij, ik) == (3, 10)
     assert [p["idx"] for p in top["points"]] == [ij, ik]
     assert [p["text"] for p in top["points"]] == [train["text"].iloc[j], train["text"].iloc[k]]
-    out = build_report(bundle, tmp_path / "r.html")
-    assert f"#{ij} → #{ik}" in out.read_text(encoding="utf-8")
+    assert [p["row"] for p in top["points"]] == [j, k]          # the training rows of the id L3:3-8
+    text = " ".join("".join(parse(build_report(bundle, tmp_path / "r.html")).text).split())
+    assert f"{j} #{ij} → {k} #{ik}" in text and f"{k} #{ik} → {j} #{ij}" in text
+    assert "names its defining points by training row (0–23" in text
+    assert "(#0–#29: the row of the run's corpus" in text
+
+
+def test_depth_comparison_keeps_the_dictionary_gap_apart_from_the_network_gap(tmp_path):
+    # the certificates of the default run: depth 2 brackets the network optimum (continuum oracle),
+    # depth 3 only solves its dictionary, whose duality gap proves nothing about the network
+    bundle = make_bundle(n=30, depths=(2, 3), networks=False)
+    lower, upper = 11.265975662391277, 11.273403470441968
+    bundle["fits"][0]["certificate"] = {
+        "scope": "dictionary", "exact": False, "dictionary_ratio": 1.0, "duality_gap": 1.5e-13, "tol": 1e-6,
+        "upper_bound": upper, "continuum_ratio": 1.0087, "continuum_method": "exact-arcs", "lower_bound": lower,
+        "gap": upper - lower, "statement": "a restriction; the network optimum lies in [11.266, 11.2734]."}
+    bundle["fits"][1]["certificate"] = {
+        "scope": "dictionary", "exact": False, "dictionary_ratio": 1.0, "duality_gap": 4.440892098500626e-14,
+        "tol": 1e-6, "upper_bound": 10.79, "statement": "an upper bound on the network optimum, not proven equal."}
+    net = {"scope": "network", "exact": True, "dictionary_ratio": 1.0, "duality_gap": 2e-12, "tol": 1e-6,
+           "upper_bound": 0.5, "lower_bound": 0.5 - 3e-9, "gap": 3e-9, "statement": "global optimum."}
+    bundle["fits"].append({**bundle["fits"][0], "depth": 4, "certificate": net})
+    context, _ = report_context(bundle)
+    table = context["comparison"]
+    col = {c: [row[i] for row in table["rows"]] for i, c in enumerate(table["columns"])}
+    assert col["depth"] == ["2", "3", "4"]
+    assert "gap" not in col and "exact" not in col
+    assert col["proven network optimum"] == ["no", "no", "yes"]
+    assert col["dictionary duality gap"] == ["1.50e-13", "4.44e-14", "2.00e-12"]
+    assert col["certified gap to the network optimum"] == ["0.007428", "—", "3.00e-09"]
+    assert float(col["certified gap to the network optimum"][0]) == pytest.approx(upper - lower, rel=1e-3)
+    # the per-depth certificate numbers use the same names, and depth 3 states no network gap
+    rows3 = dict(context["depths"][1]["certificate"]["rows"])
+    assert rows3["dictionary duality gap"] == "4.44e-14" and "certified gap to the network optimum" not in rows3
+    assert dict(context["depths"][0]["certificate"]["rows"])["certified lower bound on the network optimum"] == "11.27"
+    raw = build_report(bundle, tmp_path / "r.html").read_text(encoding="utf-8")
+    section = raw[raw.index('id="comparison"'):]
+    assert "certified gap to the network optimum" in section and "it proves nothing about the network" in section
 
 
 def test_failed_run_reports_what_exists(tmp_path):
