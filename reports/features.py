@@ -8,35 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.geometry import feature_values, reflect
-
-
-def parameters(features: pd.DataFrame, d: int):
-    """``(W (m, d), b (m,), C (m, depth-2), coef (m,))`` of a features table; missing offsets are 0.
-
-    A zero offset leaves ``phi`` unchanged (``||u| - 0| = |u|``), so shallower features padded
-    with zeros keep their values.
-    """
-    m = len(features)
-    W = np.asarray(features["w"].tolist(), dtype=float).reshape(m, d)
-    offsets = [tuple(o) for o in features["offsets"]]
-    width = max((len(o) for o in offsets), default=0)
-    C = np.zeros((m, width))
-    for j, o in enumerate(offsets):
-        C[j, : len(o)] = o
-    return W, features["b"].to_numpy(float), C, features["coef"].to_numpy(float)
-
-
-def fitted_values(features: pd.DataFrame, intercept: float, X: np.ndarray) -> np.ndarray:
-    """``f(x) = intercept + sum_j coef_j phi_j(x)`` at the rows of ``X``.
-
-    Stands in for ``analysis.evaluate_features`` until that lands (same contract).
-    """
-    X = np.atleast_2d(np.asarray(X, dtype=float))
-    if not len(features):
-        return np.full(len(X), float(intercept))
-    W, b, C, coef = parameters(features, X.shape[1])
-    return float(intercept) + feature_values(X, W, b, C) @ coef
+from analysis.geometry import reflect
 
 
 def preimages(offsets, t: float = 0.0) -> list[float]:

@@ -10,7 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import diverging, sequential
 
-from .features import fitted_values, fold_levels
+from analysis import evaluate_features
+
+from .features import fold_levels
 
 GRID = 121
 MAX_CURVE_POINTS = 400
@@ -165,7 +167,7 @@ def function_figure(fit: dict, coords: np.ndarray, target: np.ndarray, has_test:
     fig = go.Figure()
     if d == 1:
         xs = np.linspace(x0, x1, 4 * GRID)
-        fx = fitted_values(fit["features"], fit["intercept"], xs[:, None])
+        fx = evaluate_features(fit["features"], fit["intercept"], xs[:, None])
         y0, y1 = _padded(min(np.nanmin(py), fx.min()), max(np.nanmax(py), fx.max()))
         fig.add_trace(go.Scatter(x=xs, y=fx, mode="lines", name="f(x)", line=dict(color="#1f5fa8", width=2.2),
                                  hovertemplate="x %{x:.4g}<br>f %{y:.4g}<extra></extra>"))
@@ -175,7 +177,7 @@ def function_figure(fit: dict, coords: np.ndarray, target: np.ndarray, has_test:
         gx, gy = np.linspace(x0, x1, GRID), np.linspace(y0, y1, GRID)
         G = np.repeat(center[None, :], GRID * GRID, axis=0)
         G[:, 0], G[:, 1] = np.tile(gx, GRID), np.repeat(gy, GRID)
-        z = fitted_values(fit["features"], fit["intercept"], G).reshape(GRID, GRID)
+        z = evaluate_features(fit["features"], fit["intercept"], G).reshape(GRID, GRID)
         fig.add_trace(go.Heatmap(x=gx, y=gy, z=z.astype(np.float32), coloraxis="coloraxis", zsmooth="fast",
                                  hovertemplate="(%{x:.3g}, %{y:.3g})<br>f = %{z:.4g}<extra></extra>"))
         caption = "The fitted function f over the plane of coordinates 1 and 2" + (

@@ -14,7 +14,8 @@ import pytest
 
 from analysis.geometry import fold_parameters, hyperplanes_through
 from reports import build_index, build_report, publish, report_path
-from reports.features import fitted_values, fold_levels, mirror_pairs
+from analysis import evaluate_features
+from reports.features import fold_levels, mirror_pairs
 from reports.sections import report_context
 
 XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "</script><script>alert(2)</script>",
@@ -198,7 +199,7 @@ def test_fitted_values_one_dimensional_reflection_closed_form():
                           "coef": [2.0, -0.5]})
     x = np.linspace(-2, 3, 41)
     ref = 0.7 + 2.0 * np.abs(np.abs(x - xj) - abs(xk - xj)) - 0.5 * np.abs(x - 0.5)
-    assert np.allclose(fitted_values(feats, 0.7, x[:, None]), ref)
+    assert np.allclose(evaluate_features(feats, 0.7, x[:, None]), ref)
 
 
 def test_one_dimensional_reflection_lines_at_mirror_and_zeros():
