@@ -6,7 +6,6 @@ A feature ``(w, b, c_1..c_m)`` (``||w|| = 1``) is ``phi(x) = g_m(w.x + b)`` with
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from analysis.geometry import reflect
 
