@@ -10,6 +10,7 @@ point sets, so any column can be rebuilt and explained from its integer id.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -56,6 +57,32 @@ def labelings(k: int, m: int, bias: bool = True) -> np.ndarray:
     return S[np.linalg.matrix_rank(B) == B.shape[2]]
 
 
+def points_per_feature(dim: int, depth: int, bias: bool = True) -> int:
+    """Training points that fix a feature of this depth: ``d + l - 2`` (one fewer without bias)."""
+    return dim + depth - 2 - (0 if bias else 1)
+
+
+def n_labelings(k: int, m: int, bias: bool = True) -> int:
+    """Number of fold labelings of ``k`` points at ``m`` levels (``Dictionary.labelings``); past an
+    enumeration of ``7^7`` at ``m >= 2``, the upper bound ``(|alphabet|^k - 1) / 2``."""
+    if m == 0:
+        return 1
+    if m == 1:                                           # non-zero up to sign, minus the constant one
+        return (3 ** k - 1) // 2 - (1 if bias else 0)
+    size = len(level_alphabet(m))
+    return len(labelings(k, m, bias)) if size ** k <= 7 ** 7 else (size ** k - 1) // 2
+
+
+def n_candidates(n_points: int, dim: int, depth: int, bias: bool = True) -> int:
+    """Size of the depth-``depth`` dictionary: ``sum_l C(N, k_l) * n_labelings(l)``."""
+    total = 0
+    for level in range(2, depth + 1):
+        k = points_per_feature(dim, level, bias)
+        if 0 <= k <= n_points:
+            total += math.comb(n_points, k) * n_labelings(k, level - 2, bias)
+    return total
+
+
 @dataclass(frozen=True)
 class Family:
     """Columns of one depth ``l``: ``n_sets`` point sets of size ``k`` times ``labels``."""
@@ -97,7 +124,7 @@ class Dictionary:
         self.n_points, self.dim = X.shape
         fams, offset = [], 0
         for level in range(2, self.depth + 1):
-            k = self.dim + level - 2 - (0 if self.bias else 1)
+            k = points_per_feature(self.dim, level, self.bias)
             if k > self.n_points:
                 continue
             labels = labelings(k, level - 2, self.bias)

@@ -7,7 +7,6 @@ network (``to_torch``). ``ReflectionLassoClassifier`` maps two classes to -1/+1.
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import numpy as np
@@ -18,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import lasso
 from .certificate import certify, continuum_oracle, neuron_parameters
-from .dictionary import Dictionary, labelings, level_alphabet
+from .dictionary import Dictionary, n_candidates
 from .geometry import feature_values
 from .pricing import price
 from .sampling import Sampler
@@ -29,27 +28,6 @@ CANDIDATES = ("dictionary", "continuum", "sampled")
 SOLVERS = ("column-generation", "cvxpy")
 BATCH = 256                   # columns added per pricing pass
 CVXPY_MAX_COLUMNS = 300_000
-
-
-def n_labelings(k: int, m: int, bias: bool = True) -> int:
-    """Number of fold labelings of ``k`` points at ``m`` levels (``Dictionary.labelings``); past an
-    enumeration of ``7^7`` at ``m >= 2``, the upper bound ``(|alphabet|^k - 1) / 2``."""
-    if m == 0:
-        return 1
-    if m == 1:                                           # non-zero up to sign, minus the constant one
-        return (3 ** k - 1) // 2 - (1 if bias else 0)
-    size = len(level_alphabet(m))
-    return len(labelings(k, m, bias)) if size ** k <= 7 ** 7 else (size ** k - 1) // 2
-
-
-def n_candidates(n_points: int, dim: int, depth: int, bias: bool = True) -> int:
-    """Size of the depth-``depth`` dictionary: ``sum_l C(N, k_l) * n_labelings(l)``."""
-    total = 0
-    for level in range(2, depth + 1):
-        k = dim + level - 2 - (0 if bias else 1)
-        if 0 <= k <= n_points:
-            total += math.comb(n_points, k) * n_labelings(k, level - 2, bias)
-    return total
 
 
 def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray:

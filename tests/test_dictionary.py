@@ -98,3 +98,10 @@ def test_high_dimension_refuses_to_enumerate_labelings():
     X = np.random.default_rng(0).normal(size=(30, 20))
     with pytest.raises(DictionaryTooLarge, match="sampled"):
         Dictionary(X, 3)
+
+
+@pytest.mark.parametrize("d,depth,bias", [(1, 2, False), (1, 4, True), (2, 3, True), (2, 3, False), (3, 3, True), (2, 4, True)])
+def test_closed_form_count_matches_the_enumeration(d, depth, bias):
+    from analysis.dictionary import n_candidates
+    D = Dictionary(np.random.default_rng(1).normal(size=(8, d)), depth, bias)
+    assert n_candidates(8, d, depth, bias) == D.n_candidates
