@@ -8,6 +8,7 @@ import functools
 import inspect
 import json
 import logging
+import sys
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -264,6 +265,7 @@ def fit(points: Path = typer.Argument(..., help="CSV, TSV, Parquet or NPY file o
     X, y, columns = read_points(points, target, target_file)
     from analysis import ReflectionLasso
     model = ReflectionLasso(depth=depth, beta=beta, bias=bias, candidates=candidates, random_state=seed,
+                            verbose=sys.stderr.isatty(),  # progress bars on a terminal, none in pipes
                             **({} if max_candidates is None else {"max_candidates": max_candidates}))
     model.fit(X, y)
     features = model.features_
