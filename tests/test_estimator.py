@@ -127,3 +127,16 @@ def test_bad_parameters_and_too_large_dictionaries():
         ReflectionLasso(candidates="all").fit(X, y)
     with pytest.raises(ValueError, match=rf"{Dictionary(X, 3).n_candidates:,}.*max_candidates=1,000"):
         ReflectionLasso(depth=3, max_candidates=1000).fit(X, y)
+
+
+def test_warm_started_path_ends_certified_where_the_restricted_search_stalls():
+    """Regression: on this path the warm-started feature-sign search stalls on ~4,700 near-parallel
+    atoms (support of rank N-1); the solver must still end on a certified optimum, the direct fit's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    y = np.sign(X[:, 0])
+    path = ReflectionLasso(depth=3, beta=0.05, path=8).fit(X, y)
+    direct = ReflectionLasso(depth=3, beta=0.05).fit(X, y)
+    assert path.certificate_["dictionary_ratio"] <= 1 + 1e-6
+    assert path.path_["dictionary_ratio"].max() <= 1 + 1e-6
+    assert path.objective_ == pytest.approx(direct.objective_, rel=1e-9)
