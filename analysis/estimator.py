@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import lasso
 from .certificate import certify, continuum_oracle, neuron_parameters
 from .dictionary import Dictionary, n_candidates
-from .geometry import feature_values
+from .geometry import feature_values, pad_offsets
 from .pricing import price
 from .sampling import Sampler
 
@@ -36,10 +36,7 @@ def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray
     if not len(features):
         return np.full(len(X), float(intercept))
     W = np.asarray(features["w"].tolist(), dtype=float).reshape(len(features), X.shape[1])
-    offsets = [np.asarray(o, dtype=float).reshape(-1) for o in features["offsets"]]
-    C = np.zeros((len(features), max(len(o) for o in offsets)))
-    for j, o in enumerate(offsets):
-        C[j, : len(o)] = o
+    C = pad_offsets(features["offsets"])
     return float(intercept) + feature_values(X, W, features["b"].to_numpy(float), C) @ features["coef"].to_numpy(float)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .geometry import pad_offsets
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,13 +38,9 @@ def _pad_offsets(C, n: int) -> np.ndarray:
     """Offsets as an (n, m) array; ragged rows (features of lower depth) are padded with 0."""
     if C is None:
         return np.zeros((n, 0))
-    rows = [np.atleast_1d(np.asarray(c, dtype=float)).reshape(-1) for c in C]
-    if len(rows) != n:
-        raise ValueError(f"from_features: W, b, C and coef must have one row per feature, got {n} and {len(rows)} offsets")
-    out = np.zeros((n, max((len(r) for r in rows), default=0)))
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
+    if len(C) != n:
+        raise ValueError(f"from_features: W, b, C and coef must have one row per feature, got {n} and {len(C)} offsets")
+    return pad_offsets(C)
 
 
 class AbsNet(nn.Module):
