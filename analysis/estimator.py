@@ -140,6 +140,7 @@ class _ReflectionLassoBase(BaseEstimator):
             self.beta_max_ = float(scores.max(initial=0.0))
         else:
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
+            self._matrix = None
             probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
             floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
             res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose)   # floor <= beta_max
@@ -183,7 +184,9 @@ class _ReflectionLassoBase(BaseEstimator):
     def _solve(self, X, y, beta, ws, z0):
         """The Lasso at ``beta`` over the candidates of this mode, warm-started on ``ws``."""
         if self.solver == "cvxpy":
-            A, ids = self._dictionary.materialize(max_columns=CVXPY_MAX_COLUMNS)
+            if self._matrix is None:                     # materialised once per fit, reused along the path
+                self._matrix = self._dictionary.materialize(max_columns=CVXPY_MAX_COLUMNS)
+            A, ids = self._matrix
             z, _ = lasso.cvxpy_lasso(A, y, beta)
             keep = np.flatnonzero(np.abs(z) > 1e-9 * np.abs(z).max(initial=0.0))
             lasso.add_dictionary_columns(ws, self._dictionary, ids[keep])
