@@ -576,6 +576,12 @@ class Store:
                     + (" ON CONFLICT DO NOTHING" if on_conflict else ""))
         con.unregister("new_rows")
 
+    def get_fits(self, run_id: str) -> list[dict]:
+        """The run's fits by depth, as in ``load_run(run_id)["fits"]`` (without reading points)."""
+        with self._session(write=False) as con:
+            self._require_run(con, run_id)
+            return self._fits(con, run_id)
+
     def _fits(self, con, run_id: str) -> list[dict]:
         fits = con.execute("SELECT depth, beta, beta_max, objective, intercept, n_candidates, certificate, metrics, "
                            "timings, extra, feature_columns, path_columns FROM fits WHERE run_id = ? "

@@ -179,7 +179,7 @@ def symmetry_step(config: dict, run_id: str) -> None:
     cfg = RunConfig.from_dict(config)
     X, y, train = _points(cfg, run_id)
     store = _store(cfg)
-    fits = {int(f["depth"]): f for f in store.load_run(run_id)["fits"]}
+    fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
 
     def stored(_X, _y, _beta, depth):
         fit = fits[depth]
@@ -206,7 +206,7 @@ def train_step(config: dict, run_id: str, depth: int) -> None:
     cfg = RunConfig.from_dict(config)
     X, y, train = _points(cfg, run_id)
     store = _store(cfg)
-    fit = next(f for f in store.load_run(run_id)["fits"] if int(f["depth"]) == depth)
+    fit = next(f for f in store.get_fits(run_id) if int(f["depth"]) == depth)
     start = time.perf_counter()
     result = compare_with_lasso(X[train], y[train], depth, fit["beta"], fit["objective"],
                                 lower_bound=fit["certificate"].get("lower_bound"), widths=cfg.widths,

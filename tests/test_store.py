@@ -342,3 +342,18 @@ def test_every_table_exports_to_parquet(store):
     assert np.array_equal(np.stack(emb.sort_values("text_hash")["vector"]), np.eye(2, 3))
     with pytest.raises(ValueError, match="no table 'nope' in the store; tables are: meta, corpora"):
         store.export("nope", store.workspace / "x.parquet")
+
+
+def test_get_fits_is_the_bundles_fits(store):
+    import pandas as pd
+    run = store.create_run({"corpus": "x"})
+    feats = pd.DataFrame({"id": ["L2:0-1"], "kind": ["plane"], "depth": [2], "points": [(0, 1)], "labels": [()],
+                          "w": [[1.0, 0.0]], "b": [0.5], "offsets": [()], "coef": [0.3], "source": ["dictionary"],
+                          "equivalents": [[]]})
+    store.put_fit(run, 2, {"beta": 0.1, "objective": 1.5, "symmetry": {"mean": 0.2}}, feats)
+    fits = store.get_fits(run)
+    bundle = store.load_run(run)["fits"]
+    assert len(fits) == 1 and fits[0]["symmetry"] == {"mean": 0.2} and fits[0]["objective"] == 1.5
+    assert fits[0]["features"].equals(bundle[0]["features"])
+    with pytest.raises(LookupError):
+        store.get_fits("no-such-run")
