@@ -188,7 +188,7 @@ class _ReflectionLassoBase(BaseEstimator):
                 self._matrix = self._dictionary.materialize(max_columns=CVXPY_MAX_COLUMNS)
             A, ids = self._matrix
             z, _ = lasso.cvxpy_lasso(A, y, beta)
-            keep = np.flatnonzero(np.abs(z) > 1e-9 * np.abs(z).max(initial=0.0))
+            keep = np.flatnonzero(lasso.significant(z))
             lasso.add_dictionary_columns(ws, self._dictionary, ids[keep])
             coef = np.zeros(len(ws))
             for i, zi in zip(ids[keep], z[keep]):

@@ -176,12 +176,18 @@ def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-5):
     # the small restricted problem, made basic, then one more exact search from there.
     log.info("restricted Lasso: feature-sign search stalled; solving the %d atoms with Clarabel", A.shape[1])
     z = cvxpy_lasso(A, y, beta)[0]
-    z = _make_basic(Ac, np.where(np.abs(z) > 1e-9 * np.abs(z).max(initial=0.0), z, 0.0))
+    z = _make_basic(Ac, np.where(significant(z), z, 0.0))
     exact = _feature_sign(Ac, yc, beta, z)
     if exact is None:
         log.warning("restricted Lasso: returning the interior-point solution (not polished to a KKT point)")
     z = z if exact is None else exact
     return z, float(mean_y - mean_A @ z)
+
+
+def significant(z) -> np.ndarray:
+    """Mask of the coefficients of an interior-point solution that are not numerical dust (> 1e-9 max)."""
+    z = np.asarray(z, dtype=float)
+    return np.abs(z) > 1e-9 * np.abs(z).max(initial=0.0)
 
 
 def cvxpy_lasso(A, y, beta: float, eps: float = 1e-12):
