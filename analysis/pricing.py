@@ -62,9 +62,19 @@ def _merge_top(ids, scores, new_ids, new_scores, top_k):
     return ids, scores
 
 
+def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms) -> list:
+    """``(scores (count, n_lab), norms)`` of each block ``(family, first set, count)`` of ``D`` against ``r``,
+    in this process; scores are ``|A_j . r|``, -1 for degenerate columns (``_kernels.score_block``)."""
+    out = []
+    for (fi, start, count), norms in zip(blocks, want_norms):
+        f = D.families[fi]
+        out.append(_kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, bool(norms)))
+    return out
+
+
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
           screen: Screen | None = None, stop_after: int | None = None,
-          progress: bool = False) -> PricingResult:
+          progress: bool = False, scorer=None) -> PricingResult:
     """Score every column of ``D`` against the residual ``r``: ``|A_j . r|``.
 
     Returns the largest scores (only those above ``threshold`` when given), the exact maximum
@@ -72,64 +82,73 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     ``stop_after`` (partial pricing, with ``threshold``): visit blocks by decreasing screening
     bound and stop once that many violating columns are found; the result is then marked
     ``complete=False`` and its ``bound`` is infinite.
+
+    Three stages: the screening plan (which blocks must be evaluated, in which order), the
+    evaluation of those blocks by ``scorer`` (``score_blocks`` in this process by default; any
+    callable with its signature, e.g. one that runs on other processes, evaluating ``scorer.batch``
+    blocks per call), and the merge of their scores into the result.
     """
     r = np.ascontiguousarray(r, dtype=float)
     if r.shape != (D.n_points,):
         raise ValueError(f"residual has shape {r.shape}, expected ({D.n_points},)")
+    scorer = score_blocks if scorer is None else scorer
+    batch = max(1, int(getattr(scorer, "batch", 1)))
     blocks = _blocks(D)
     if screen is None or len(screen.block_max) != len(blocks):
         nb = len(blocks)
         screen = Screen(np.full(nb, np.inf), np.full(nb, np.inf), np.full(nb, -1, dtype=np.int64))
     centred = abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
-    dists = [np.linalg.norm(r - ref) for ref in screen.refs]
+    dists = np.array([np.linalg.norm(r - ref) for ref in screen.refs] + [0.0])
     screen.refs.append(r.copy())
     ref_now = len(screen.refs) - 1
 
+    # 1. the plan: blocks whose screening bound cannot exceed the threshold are skipped
+    known = screen.block_ref >= 0
+    est = np.full(len(blocks), np.inf)
+    est[known] = screen.block_max[known] + screen.block_norm[known] * dists[screen.block_ref[known]]
+    order = np.arange(len(blocks))
+    if stop_after is not None and threshold is not None and centred:
+        order = np.argsort(-est, kind="stable")
+    skip = np.zeros(len(blocks), dtype=bool)
+    if threshold is not None and centred:
+        skip = est <= threshold
+    todo = order[~skip[order]]
+    bound = float(est[skip].max(initial=0.0))
+    n_skip = int(skip.sum())
+
+    # 2. evaluation in batches, 3. merge
     ids = np.empty(0, dtype=np.int64)
     scores = np.empty(0)
-    max_score, bound = 0.0, 0.0
-    n_eval = n_degen = n_skip = n_found = 0
+    max_score = 0.0
+    n_eval = n_degen = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
-    order = range(len(blocks))
-    if stop_after is not None and threshold is not None and centred:
-        known = screen.block_ref >= 0
-        est = np.full(len(blocks), np.inf)
-        est[known] = screen.block_max[known] + screen.block_norm[known] * np.array(dists + [0.0])[screen.block_ref[known]]
-        order = np.argsort(-est, kind="stable")
+    bar.update(sum(blocks[bi][2] * D.families[blocks[bi][0]].n_labelings for bi in np.flatnonzero(skip)))
     complete = True
-    for bi in order:
-        fi, start, count = blocks[bi]
-        f = D.families[fi]
+    for lo in range(0, len(todo), batch):
         if stop_after is not None and n_found >= stop_after:
             complete = False
             break
-        n_cols = count * f.n_labelings
-        ref = screen.block_ref[bi]
-        if threshold is not None and centred and ref >= 0:
-            block_bound = screen.block_max[bi] + screen.block_norm[bi] * dists[ref]
-            if block_bound <= threshold:
-                bound = max(bound, block_bound)
-                n_skip += 1
-                bar.update(n_cols)
-                continue
-        want_norms = not np.isfinite(screen.block_norm[bi])
-        s, norms = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, want_norms)
-        s = s.ravel()
-        ok = s >= 0
-        n_degen += int(n_cols - ok.sum())
-        n_eval += int(ok.sum())
-        best = float(s.max(initial=0.0))
-        max_score = max(max_score, best)
-        bound = max(bound, best)
-        screen.block_max[bi], screen.block_ref[bi] = best, ref_now
-        if want_norms:
-            screen.block_norm[bi] = float(norms.max(initial=0.0))
-        pick = np.flatnonzero(s > threshold) if threshold is not None else np.flatnonzero(ok)
-        n_found += pick.size
-        if pick.size:
-            ids, scores = _merge_top(ids, scores, f.offset + start * f.n_labelings + pick, s[pick], top_k)
-        bar.update(n_cols)
+        chunk = todo[lo: lo + batch]
+        want = [not np.isfinite(screen.block_norm[bi]) for bi in chunk]
+        for bi, wn, (s, norms) in zip(chunk, want, scorer(D, r, [blocks[bi] for bi in chunk], want)):
+            fi, start, count = blocks[bi]
+            f = D.families[fi]
+            s = s.ravel()
+            ok = s >= 0
+            n_degen += int(s.size - ok.sum())
+            n_eval += int(ok.sum())
+            best = float(s.max(initial=0.0))
+            max_score = max(max_score, best)
+            bound = max(bound, best)
+            screen.block_max[bi], screen.block_ref[bi] = best, ref_now
+            if wn:
+                screen.block_norm[bi] = float(np.max(norms, initial=0.0))
+            pick = np.flatnonzero(s > threshold) if threshold is not None else np.flatnonzero(ok)
+            n_found += pick.size
+            if pick.size:
+                ids, scores = _merge_top(ids, scores, f.offset + start * f.n_labelings + pick, s[pick], top_k)
+            bar.update(s.size)
     bar.close()
     if not complete:
         bound = np.inf
