@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: install run test bench browser clean
+.PHONY: install run test lint bench browser clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml ([tool.ruff]); not yet part of `test`
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
