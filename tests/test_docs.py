@@ -2,6 +2,8 @@
 ids the docs show are ids the dictionary produces, and every reference points inside the repository."""
 from __future__ import annotations
 
+import doctest
+import importlib
 import math
 import re
 from pathlib import Path
@@ -117,3 +119,22 @@ def test_doc_links_resolve_inside_the_repository():
             if not resolved.exists():                                          # names relative to the root
                 resolved = (ROOT / target).resolve()
             assert resolved.exists() and resolved.is_relative_to(ROOT), f"{path.name}: {target} does not resolve"
+
+
+NUMPYDOC = {"data.corpora": "load_corpus", "embeddings.encoders": "load_encoder", "data.store": "Store"}
+
+
+@pytest.mark.parametrize("module, name", sorted(NUMPYDOC.items()))
+def test_numpydoc_pages_have_their_sections_and_their_examples_run(module, name):
+    obj = getattr(importlib.import_module(module), name)
+    doc = obj.__doc__
+    for section in ("Parameters", "Returns" if callable(obj) and not isinstance(obj, type) else "Attributes",
+                    "Examples"):
+        assert f"\n    {section}\n    {'-' * len(section)}\n" in doc, f"{module}.{name}: no {section} section"
+    tests = [t for t in doctest.DocTestFinder(recurse=False).find(obj, name, globs={}) if t.examples]
+    assert tests, f"{module}.{name}: no examples"
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for t in tests:
+        runner.run(t)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0 and result.attempted >= 3
