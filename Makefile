@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# the index decides the build; for the CPU wheel anywhere:
+#   make TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH := torch==2.13.0
 WORKSPACE ?= workspace
 PYTEST_ARGS ?=
