@@ -66,10 +66,11 @@ RENDER = textwrap.dedent("""
 
 
 def _stage_source(dest: Path) -> Path:
-    """What a source distribution holds: the project metadata and the packages (no caches, no workspace)."""
+    """What a source distribution holds: the top-level files and the packages (no caches, no workspace)."""
     dest.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, dest / name)
+    for path in ROOT.iterdir():
+        if path.is_file():
+            shutil.copy2(path, dest / path.name)
     for package in PACKAGES:
         shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dest
