@@ -1,4 +1,4 @@
-"""Optimality certificates (MATH.md sections 4-5): dictionary ratio, duality gap, continuum oracle.
+"""Optimality certificates (docs/MATH.md sections 4-5): dictionary ratio, duality gap, continuum oracle.
 
 The continuum oracle of a depth-2 network: for fixed ``w`` the best bias puts the hyperplane
 through a training point ``x_k`` (or beyond every point, where, as ``sum(r) = 0``, the feature is

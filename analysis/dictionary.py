@@ -1,4 +1,4 @@
-"""The geometric-algebra dictionary of a depth-L absolute-value network (MATH.md section 3).
+"""The geometric-algebra dictionary of a depth-L absolute-value network (docs/MATH.md section 3).
 
 A column of family ``l`` (2 <= l <= L) is fixed by ``k = d + l - 2`` training points (``d + l - 3``
 without bias), each with a fold label (a vector of ``l - 2`` signs in {-1, 0, +1} whose non-zero

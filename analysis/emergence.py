@@ -1,4 +1,4 @@
-"""Do trained first-layer neurons land on the hyperplanes the Lasso predicts? (MATH.md section 6).
+"""Do trained first-layer neurons land on the hyperplanes the Lasso predicts? (docs/MATH.md section 6).
 
 A hyperplane is compared through its unit-normal parameters ``(w, b)``, ``||w|| = 1``, up to the
 sign that leaves ``|w.x + b|`` unchanged: ``dist(H, H') = min_s ||(w, b) - s (w', b')||``. For

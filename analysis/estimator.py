@@ -1,7 +1,7 @@
 """Scikit-learn estimators of the Lasso equivalent to a deep absolute-value network.
 
 ``ReflectionLasso`` solves ``min 1/2 ||A z + xi - y||^2 + beta ||z||_1`` over the geometric-algebra
-dictionary of a depth-L network (MATH.md), certifies the result (section 5) and rebuilds the
+dictionary of a depth-L network (docs/MATH.md), certifies the result (section 5) and rebuilds the
 network (``to_torch``). ``ReflectionLassoClassifier`` maps two classes to -1/+1.
 """
 from __future__ import annotations
@@ -292,7 +292,7 @@ class _ReflectionLassoBase(BaseEstimator):
         return self.intercept_ + feature_values(X, self._W, self._b, self._C) @ self.coef_
 
     def to_torch(self, dtype=None):
-        """The parallel absolute-value network of this solution (MATH.md section 6), a ``torch.nn.Module``."""
+        """The parallel absolute-value network of this solution (docs/MATH.md section 6), a ``torch.nn.Module``."""
         import torch
 
         from .network import ParallelAbsNet

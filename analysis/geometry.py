@@ -1,6 +1,6 @@
 """Geometric algebra of the dictionary: cross products, hyperplanes, folds, reflections.
 
-Conventions (MATH.md sections 2-3): a feature of depth l is ``(w, b, c_1..c_{l-2})`` with
+Conventions (docs/MATH.md sections 2-3): a feature of depth l is ``(w, b, c_1..c_{l-2})`` with
 ``||w|| = 1`` and ``c >= 0``; ``phi(x) = | ... | |w.x + b| - c_1 | ... - c_{l-2} |``.
 All functions are vectorised over leading axes.
 """

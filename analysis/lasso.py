@@ -1,6 +1,6 @@
 """The Lasso with a free intercept, exact on a working set, by column generation over a dictionary.
 
-``min_{z, xi} 1/2 ||A z + xi 1 - y||^2 + beta ||z||_1`` (MATH.md section 2). Centring the columns
+``min_{z, xi} 1/2 ||A z + xi 1 - y||^2 + beta ||z||_1`` (docs/MATH.md section 2). Centring the columns
 and ``y`` removes ``xi``. The restricted problem on a small working set of distinct columns is
 solved by coordinate descent and then polished: the support and signs are fixed, the solution is
 made basic (linearly independent support) and the KKT linear system is solved exactly. Column

@@ -1,6 +1,6 @@
 """Deep absolute-value networks in PyTorch and their reconstruction from a Lasso solution.
 
-``ParallelAbsNet`` is the architecture the Lasso is equivalent to (MATH.md section 1):
+``ParallelAbsNet`` is the architecture the Lasso is equivalent to (docs/MATH.md section 1):
 ``f(x) = xi + sum_k alpha_k h_k(x)``, each unit a chain ``h = |v_{L-2} ... |v_1 |w.x + b| + b_1| ... + b_{L-2}|``.
 ``FCAbsNet`` is the ordinary fully connected network of the same depth. Both are trained on
 ``1/2 ||f(X) - y||^2 + (beta/L) * penalty()`` with biases free.
@@ -133,7 +133,7 @@ class ParallelAbsNet(AbsNet):
     @classmethod
     def from_features(cls, W, b, C, coef, intercept: float, depth: int, bias: bool = True,
                       dtype=torch.float64) -> "ParallelAbsNet":
-        """The network of a Lasso solution (MATH.md section 6): one unit per non-zero ``coef``.
+        """The network of a Lasso solution (docs/MATH.md section 6): one unit per non-zero ``coef``.
 
         With ``gamma = |z|^(1/L)``: first layer ``gamma w``, bias ``gamma b``; scalar layers ``gamma``
         with biases ``-c_l gamma^(l+1)``; outer weight ``sign(z) gamma``; output bias ``xi``. Then

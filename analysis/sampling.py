@@ -1,7 +1,7 @@
 """``candidates="sampled"``: dictionary columns drawn at random and improved by local search.
 
 For dictionaries too large to price (large d or N), columns of the geometric-algebra dictionary
-(MATH.md section 3: a family ``l``, ``k`` training points, a fold labeling) are drawn at random
+(docs/MATH.md section 3: a family ``l``, ``k`` training points, a fold labeling) are drawn at random
 and improved by swapping one defining point at a time while the pricing score ``|A_j . r|``
 grows. Nothing is certified: the best column may never be drawn.
 """

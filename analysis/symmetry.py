@@ -1,4 +1,4 @@
-"""Mirror symmetry of fitted functions about fold planes, and how it changes with depth (MATH.md section 3).
+"""Mirror symmetry of fitted functions about fold planes, and how it changes with depth (docs/MATH.md section 3).
 
 Score of ``f`` about ``H = {w.x + b = 0}`` on points ``P = X`` and their mirror images ``R_H X``:
 ``S = 1 - mean_P |f(p) - f(R_H p)| / mean_P |f(p) - mean_P f|`` (1 when f is constant on P).

@@ -1,4 +1,4 @@
-"""Full-batch training of the abs networks and the comparison with the Lasso optimum (MATH.md sections 1, 4).
+"""Full-batch training of the abs networks and the comparison with the Lasso optimum (docs/MATH.md sections 1, 4).
 
 Objective: ``1/2 ||f(X) - y||^2 + (beta/L) * penalty()`` (``AbsNet.objective``). A run whose
 objective turns NaN or infinite is marked ``diverged`` and never reported as a result.

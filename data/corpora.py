@@ -47,11 +47,56 @@ def load_corpus(source: str = "adjectives", *, text_column: str | None = None, t
     """Load, clean, sample and split a corpus.
 
     Texts are stripped; an empty or whitespace text is an error naming its row. Duplicate texts
-    keep their first occurrence (the number dropped is in the provenance). ``max_points`` draws
-    a uniform sample (stratified by class) with ``seed``; ``test_size`` of the rest is held out
-    (stratified). ``min_points`` is the number of training points the caller needs.
-    ``task="auto"`` picks classification for a target with exactly two distinct values or
-    non-numeric values, regression otherwise.
+    keep their first occurrence (the number dropped is in the provenance).
+
+    Parameters
+    ----------
+    source : str, default "adjectives"
+        A built-in corpus (``"adjectives"``, ``"vader"``, ``"afinn"``: see :func:`list_corpora`),
+        a CSV, TSV, JSONL or Parquet file, a folder with one sub-folder of ``.txt`` files per class
+        (two classes), a Hugging Face ``save_to_disk`` folder, or ``"hf:NAME[:CONFIG]"`` (online).
+    text_column : str, optional
+        The column holding the texts in a file or dataset (guessed when there is one text column).
+    target : str, optional
+        The target column, or a built-in corpus's target (e.g. ``"subjectivity"``); by default
+        the first of the corpus's targets.
+    max_points : int, optional
+        Size of a uniform sample drawn with ``seed`` (stratified by class); all texts when None.
+    seed : int, default 0
+        Seed of the sample and of the train/test split.
+    test_size : float, default 0.2
+        Fraction of the sampled texts held out as ``split == "test"`` (stratified), in [0, 1).
+    task : {"auto", "regression", "classification"}, default "auto"
+        ``"auto"`` picks classification for a target with exactly two distinct values or
+        non-numeric values, regression otherwise.
+    min_points : int, default 0
+        Training points the caller needs; fewer is an error saying how many there are.
+    hf_split : str, default "train"
+        The split of a Hugging Face dataset to read.
+
+    Returns
+    -------
+    Corpus
+        ``name``, ``task``, ``provenance`` (source, file hash or package version, counts of
+        duplicates dropped and points sampled, seed) and ``frame``: one row per text with columns
+        ``id`` (str), ``text``, ``target`` (float; -1/+1 for two classes), ``label`` (the class
+        name, or None for regression) and ``split`` ("train" or "test").
+
+    Raises
+    ------
+    CorpusError
+        A one-line message naming the file, row or option at fault.
+
+    Examples
+    --------
+    >>> from data import load_corpus
+    >>> corpus = load_corpus("vader", max_points=50, seed=0)
+    >>> len(corpus), corpus.task, corpus.provenance["target"]
+    (50, 'regression', 'valence')
+    >>> list(corpus.frame.columns)
+    ['id', 'text', 'target', 'label', 'split']
+    >>> corpus.frame["split"].value_counts().to_dict()
+    {'train': 40, 'test': 10}
     """
     _check_options(max_points, seed, test_size, task, min_points)
     raw = read_source(str(source), text_column=text_column, target=target, hf_split=hf_split)

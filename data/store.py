@@ -221,7 +221,46 @@ def content_hash(df: pd.DataFrame) -> str:
 
 
 class Store:
-    """The workspace's DuckDB store (see docs/STORE_CONTRACT.md)."""
+    """The workspace's DuckDB store: corpora, the embedding cache and every run's results.
+
+    Every method opens ``<workspace>/lookingglass.duckdb``, works in one transaction and closes
+    it, under the lock file ``<workspace>/lookingglass.lock`` (shared for reads, exclusive for
+    writes), so processes and threads share one store safely. The methods and the run bundle are
+    specified in docs/STORE_CONTRACT.md.
+
+    Parameters
+    ----------
+    workspace : str or path-like
+        The workspace folder (created when missing, except read-only).
+    read_only : bool, default False
+        Refuse writes; the store must exist.
+    lock_timeout : float, default 600.0
+        Seconds a writer waits for the lock before ``StoreLockedError``.
+
+    Attributes
+    ----------
+    workspace : Path
+        The workspace folder.
+    path : Path
+        The DuckDB file.
+    lock_path : Path
+        The lock file.
+    read_only : bool
+    lock_timeout : float
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from data.store import Store
+    >>> store = Store(tempfile.mkdtemp())
+    >>> store.create_run({"corpus": "vader"}, run_id="demo")
+    'demo'
+    >>> store.update_run("demo", status="completed")
+    >>> store.list_runs()[["run_id", "status"]].to_dict("records")
+    [{'run_id': 'demo', 'status': 'completed'}]
+    >>> store.load_run("demo")["run"]["config"]
+    {'corpus': 'vader'}
+    """
 
     def __init__(self, workspace: str | os.PathLike, read_only: bool = False, lock_timeout: float = 600.0):
         self.workspace = Path(workspace)

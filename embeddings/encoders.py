@@ -117,7 +117,8 @@ def check_texts(texts) -> list[str]:
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """``(batch, tokens, dim)`` hidden states to ``(batch, dim)``: mean over the mask, first token, or last unmasked token."""
+    """``(batch, tokens, dim)`` hidden states to ``(batch, dim)``: mean over the mask, first token, or
+    last unmasked token."""
     if pooling == "mean":
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
@@ -133,11 +134,46 @@ def load_encoder(name_or_folder: str | os.PathLike = DEFAULT_MODEL, *, kind: str
                  max_length: int = 256) -> Encoder:
     """Load a text encoder from a folder or by name.
 
-    ``kind="auto"`` uses sentence-transformers for a folder with ``modules.json`` (unless a
-    non-default ``pooling`` or ``layer`` asks for hidden states) and transformers otherwise.
-    ``pooling`` ("mean", "cls", "last") and ``layer`` (index into the hidden states: 0 the
-    embeddings, -1 the last layer) apply to transformers models; None means the default.
-    ``device="auto"`` is cuda when available, else cpu. ``max_length`` truncates texts (tokens).
+    Parameters
+    ----------
+    name_or_folder : str or path-like, default "all-MiniLM-L6-v2"
+        A local model folder or a model name. The default is the packaged copy of
+        all-MiniLM-L6-v2 (no network); other names go through the Hugging Face cache (and the Hub
+        when online).
+    kind : {"auto", "sentence-transformers", "transformers"}, default "auto"
+        ``"auto"`` uses sentence-transformers for a folder with ``modules.json`` (unless a
+        non-default ``pooling`` or ``layer`` asks for hidden states) and transformers otherwise,
+        so any transformers model (an LLM too) can be probed.
+    pooling : {"mean", "cls", "last"} or None, default "mean"
+        How a transformers model's token states become one vector (None: the default).
+    layer : int or None, default -1
+        Index into a transformers model's hidden states: 0 the embeddings, -1 the last layer.
+    device : str, default "auto"
+        ``"cuda"``, ``"cpu"`` or ``"auto"`` (cuda when available).
+    max_length : int, default 256
+        Texts are truncated to this many tokens.
+
+    Returns
+    -------
+    Encoder
+        With ``name``, ``folder``, ``kind``, ``dim``, ``device``, a ``fingerprint`` of the model
+        files and options (the key of the embedding cache), and ``encode(texts, batch_size=64,
+        progress=True)`` returning float32 vectors of shape ``(len(texts), dim)``.
+
+    Raises
+    ------
+    EncoderError
+        A one-line message naming the model or option at fault.
+
+    Examples
+    --------
+    >>> from embeddings import load_encoder
+    >>> encoder = load_encoder()
+    >>> encoder.kind, encoder.dim
+    ('sentence-transformers', 384)
+    >>> vectors = encoder.encode(["a warm day", "a bitter wind"], progress=False)
+    >>> vectors.shape, vectors.dtype.name
+    ((2, 384), 'float32')
     """
     if kind not in KINDS:
         raise EncoderError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")

@@ -1,14 +1,16 @@
 """``RunConfig``: every option of a pipeline run, saved to and loaded from TOML.
 
 A run stores its config (in the store and as ``runs/<run_id>/config.toml`` in the workspace), so
-``lookingglass run --config config.toml`` repeats it exactly. ``None`` means "the library's
-default" and is left out of the TOML file (TOML has no null).
+``lookingglass run --config config.toml`` repeats it exactly, from any folder: the workspace is kept as
+an absolute path (a relative one is resolved against the current folder when the config is made).
+``None`` means "the library's default" and is left out of the TOML file (TOML has no null).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import os
 import tomllib
 import types
 import typing
@@ -66,6 +68,8 @@ class RunConfig:
             if value is None and f.default is not None:
                 raise ValueError(f"option {f.name} needs a value")
             setattr(self, f.name, None if value is None else _coerce(f.name, value, types_[f.name]))
+        # absolute, so a saved config.toml names the same store from any folder
+        self.workspace = os.path.abspath(os.path.expanduser(self.workspace))
         _check(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,7 +77,7 @@ class RunConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "RunConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> RunConfig:
         """Build from a dict; an unknown key is an error naming it and ``source``."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -84,13 +88,13 @@ class RunConfig:
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` applied (``None`` values ignored: "not given")."""
         given = {k: v for k, v in changes.items() if v is not None}
         return RunConfig.from_dict({**self.to_dict(), **given}, source="options")
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         """Read a TOML file written by :meth:`save` (or by hand)."""
         path = Path(path)
         if not path.is_file():

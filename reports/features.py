@@ -1,7 +1,7 @@
 """What a selected feature means geometrically: its values, fold planes and mirror images.
 
 A feature ``(w, b, c_1..c_m)`` (``||w|| = 1``) is ``phi(x) = g_m(w.x + b)`` with ``g_0(u) = u`` and
-``g_k(u) = |g_{k-1}(u)| - c_k``, taken in absolute value (MATH.md section 2).
+``g_k(u) = |g_{k-1}(u)| - c_k``, taken in absolute value (docs/MATH.md section 2).
 """
 from __future__ import annotations
 

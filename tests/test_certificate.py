@@ -1,4 +1,4 @@
-"""Certificates: the continuum oracle against brute force, the MATH.md example, 1-D exactness."""
+"""Certificates: the continuum oracle against brute force, the docs/MATH.md example, 1-D exactness."""
 import numpy as np
 import pytest
 import torch
@@ -107,7 +107,7 @@ def test_math_example_restriction_lower_bound_and_continuum_optimum():
     trained = min(_train_width8(0.1, s) for s in range(2))
     assert cont.objective_ <= trained + 1e-9          # never beaten by gradient training
     assert cont.objective_ < plain.objective_ and c["lower_bound"] >= cert["lower_bound"]
-    assert cont.objective_ < 0.13643                  # MATH.md: training reaches about 0.1364
+    assert cont.objective_ < 0.13643                  # docs/MATH.md: training reaches about 0.1364
 
 
 def test_continuum_mode_only_where_the_oracle_is_exact():

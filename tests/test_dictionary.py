@@ -30,7 +30,7 @@ def test_candidate_count_matches_the_combinatorics(d, depth, bias):
 
 
 def test_1d_depth3_dictionary_is_planes_reflections_and_midpoints():
-    """MATH.md section 3 in 1-D: |x - x_j|, ||x - x_j| - |x_k - x_j||, ||x - m_jk| - |x_j - x_k|/2|."""
+    """docs/MATH.md section 3 in 1-D: |x - x_j|, ||x - x_j| - |x_k - x_j||, ||x - m_jk| - |x_j - x_k|/2|."""
     x = np.array([-1.3, -0.2, 0.4, 1.1, 2.5])
     A, _ = Dictionary(x[:, None], 3).materialize()
     ref = [np.abs(x - xj) for xj in x]

@@ -193,7 +193,7 @@ def test_heat_map_is_the_fitted_function_on_the_slice():
 
 
 def test_fitted_values_one_dimensional_reflection_closed_form():
-    # MATH.md: in 1-D a depth-3 reflection about x_j through x_k is ||x - x_j| - |x_k - x_j||
+    # docs/MATH.md: in 1-D a depth-3 reflection about x_j through x_k is ||x - x_j| - |x_k - x_j||
     xj, xk = 0.3, 1.1
     feats = pd.DataFrame({"w": [[1.0], [1.0]], "b": [-xj, -0.5], "offsets": [(abs(xk - xj),), ()],
                           "coef": [2.0, -0.5]})
@@ -203,7 +203,7 @@ def test_fitted_values_one_dimensional_reflection_closed_form():
 
 
 def test_one_dimensional_reflection_lines_at_mirror_and_zeros():
-    # MATH.md: the 1-D reflection about x_j through x_k has its mirror at x_j and zeros at x_k and 2 x_j - x_k
+    # docs/MATH.md: the 1-D reflection about x_j through x_k has its mirror at x_j and zeros at x_k and 2 x_j - x_k
     bundle = make_bundle(n=30, d=1, n_features=1, depths=(3,), networks=False)
     X = np.asarray(bundle["points"].query("split == 'train'")["coords"].tolist())[:, 0]
     j, k = int(np.argsort(X)[10]), int(np.argsort(X)[13])

@@ -19,7 +19,7 @@ def test_even_function_scores_one_and_odd_function_minus_one():
 
 @pytest.mark.parametrize("C", [[[0.0, 0.0]], [[0.7, 0.0]], [[0.7, 0.3]]])
 def test_fold_features_are_symmetric_about_their_mirror(C):
-    """Depth 2, 3, 4 features of MATH.md section 3 are symmetric about H = {w.x + b = 0}."""
+    """Depth 2, 3, 4 features of docs/MATH.md section 3 are symmetric about H = {w.x + b = 0}."""
     f = lambda P: feature_values(P, W[None, :], [0.2], C)[:, 0]   # noqa: E731
     assert symmetry_score(f, X2, W, 0.2) == pytest.approx(1.0, abs=1e-12)
     other = np.array([1.0, 0.0])     # not parallel to H, nor perpendicular to it

@@ -9,7 +9,7 @@ from test_network import solve_lasso, warm_net
 from analysis.network import FCAbsNet, ParallelAbsNet
 from analysis.training import (BelowGlobalOptimum, TrainingDiverged, compare_with_lasso, stationarity, train)
 
-# MATH.md section 4: the plane dictionary is a restriction here.
+# docs/MATH.md section 4: the plane dictionary is a restriction here.
 X2 = np.array([[-2.0, -2.0], [1.0, 2.0], [0.0, 1.0]])
 Y2 = np.array([-1.0, 1.0, -1.0])
 
@@ -43,7 +43,7 @@ def test_stationarity_sees_an_unbalanced_network():
 
 
 def test_2d_plane_dictionary_is_a_restriction_that_training_beats():
-    """MATH.md section 4 example: Lasso 0.6221, not stationary for the network, training reaches 0.1364."""
+    """docs/MATH.md section 4 example: Lasso 0.6221, not stationary for the network, training reaches 0.1364."""
     sol = solve_lasso(X2, Y2, 2, 0.1)
     assert sol["objective"] == pytest.approx(0.6221, abs=1e-4)
     net = warm_net(sol, 2)
