@@ -29,7 +29,7 @@ def cell_rows(cells: list[dict]) -> list[list[str]]:
         for depth, r in sorted(c["depths"].items(), key=lambda t: int(t[0])):
             em = r.get("emergence") or {}
             rows.append([*head, str(c["d"]), f"{fmt(sig['full_r2'], 3)} / {fmt(sig['reduced_r2'], 3)}", str(depth),
-                         f"{'proven' if r['exact'] else 'restriction'}, {r['n_features']} features",
+                         f"{'proven' if r['exact'] else 'restriction'}, {r['n_features']} features ({r.get('n_fold', 0)} fold)",
                          fmt(r["test_r2"], 3), _ci(r.get("symmetry_own")),
                          fmt((r.get("symmetry_own") or {}).get("null_q95"), 3),
                          _ci(r.get("symmetry_all"), "diff", "diff_lo", "diff_hi"), _ci(r.get("multilevel")),

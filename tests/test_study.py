@@ -20,14 +20,15 @@ def test_pooled_verdicts_match_a_hand_computation():
     from flows.study import claims
     cells = [_cell(0.2, 0.1, 0.3), _cell(0.4, 0.2, 0.6, gap=-0.05), {"corpus": "c", "model": "m", "reduction": "pls",
                                                                       "seed": 1, "error": "ValueError: x"}]
-    deeper, own, nested, through, on_planes, convex = claims(cells)
+    deeper, own, nested, through, on_planes, exact, convex = claims(cells)
     half = 1.96 * np.sqrt((0.2 / 3.92) ** 2 + (0.4 / 3.92) ** 2) / 2
     assert deeper["n"] == 2 and deeper["effect"] == pytest.approx(0.3)
     assert deeper["lo"] == pytest.approx(0.3 - half) and deeper["verdict"] == "supported"
     assert own["verdict"] == nested["verdict"] == on_planes["verdict"] == "cannot tell" and own["n"] == 0
     assert "through training points" in through["claim"] and through["effect"] == pytest.approx(0.45)
     assert through["verdict"] == "supported"
-    assert convex["verdict"] == "not supported" and convex["share"] == 0.5
+    assert convex["verdict"] == "not supported" and convex["lo"] == -0.05 and convex["effect"] == pytest.approx(-0.015)
+    assert exact["verdict"] == "cannot tell" and exact["n"] == 0
     flat = claims([_cell(0.1, -0.2, 0.4), _cell(-0.1, -0.4, 0.2)])[0]
     assert flat["verdict"] == "cannot tell"
     assert claims([_cell(-0.3, -0.5, -0.1)])[0]["verdict"] == "not supported"
