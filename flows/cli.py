@@ -206,7 +206,7 @@ def study(corpora: str = typer.Option("adjectives", "--corpora", help="corpora, 
     result = run_study(cfg)
     for c in result["claims"]:
         typer.echo(f"{c['verdict']:>13}: {c['claim']} (effect {c['effect']}, interval [{c['lo']}, {c['hi']}], "
-                   f"{c['n']} cells)")
+                   f"n = {c['n']} cell x depth)")
     typer.echo(result["report"])
 
 

@@ -125,7 +125,8 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
         out["depths"][int(depth)] = {
             "objective": float(est.objective_), "beta": float(est.beta_), "n_features": int(len(est.features_)),
             "kinds": est.features_["kind"].value_counts().to_dict(),
-            "n_fold": int(sum(np.any(np.asarray(c, dtype=float) > 0) for c in est.features_["offsets"])), "exact": bool(est.certificate_.get("exact")),
+            "n_fold": int(sum(np.any(np.asarray(c, dtype=float) > 0) for c in est.features_["offsets"])),
+            "exact": bool(est.certificate_.get("exact")),
             "test_r2": float(r2_score(y[~train], est.predict(Z[~train])))}
     planes = [p for depth, est in fits.items() for p in mirror_planes(est.features_, depth, 12)]
     if planes:
