@@ -174,12 +174,19 @@ SYMMETRY_PLANES = 12
 def symmetry_step(config: dict, run_id: str) -> None:
     """Score every depth's fitted function about the mirror planes its features predict (the largest of every
     fit's, nested ones included), on the data support, against random planes through training points and
-    against the shallower depth (analysis.symmetry.symmetry_table)."""
+    against the shallower depth (analysis.symmetry.symmetry_table); record the target signal the reduction
+    keeps (a linear probe on the full embeddings vs the reduced points, run info ``signal``)."""
     from analysis import evaluate_features
     from analysis.symmetry import mirror_planes, summarize, symmetry_table
+    from embeddings.cache import text_hash
+    from embeddings.reduce import signal_kept
     cfg = RunConfig.from_dict(config)
-    X, _, train = _points(cfg, run_id)
+    X, y, train = _points(cfg, run_id)
     store = _store(cfg)
+    hashes = [text_hash(t) for t in store.get_points(run_id)["text"]]
+    cached = store.get_embeddings(store.get_run(run_id)["info"]["model"]["fingerprint"], hashes)
+    if len(cached) == len(set(hashes)) and (~train).sum() >= 2:   # the target signal the reduction keeps
+        store.update_run(run_id, info={"signal": signal_kept(np.stack([cached[h] for h in hashes]), y, train, X)})
     fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
     planes = [p for depth, fit in sorted(fits.items())
               for p in mirror_planes(fit["features"], depth, SYMMETRY_PLANES)]

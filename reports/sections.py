@@ -343,11 +343,16 @@ def linear_baseline(pts: Points | None) -> dict | None:
             "test_r2": float(r2_score(y[pts.test_rows], model.predict(X[pts.test_rows])))}
 
 
-def findings(fits: list[dict], networks: list[dict], baseline: dict | None) -> list[dict]:
+def findings(fits: list[dict], networks: list[dict], baseline: dict | None, signal: dict | None = None) -> list[dict]:
     """The claims the run can speak to, each with a verdict ("supported", "not supported", "cannot tell" or
-    "fact") and its evidence in words: what the optimum selected, symmetry against chance and against the
-    shallower depth, nested symmetry, trained neurons through training points and on the Lasso's planes."""
+    "fact") and its evidence in words: the target signal the reduction keeps, what the optimum selected,
+    symmetry against chance and against the shallower depth, nested symmetry, trained neurons through
+    training points and on the Lasso's planes."""
     out = []
+    if isinstance(signal, dict) and signal.get("full_r2") is not None:
+        out.append({"claim": "The reduction keeps the target signal", "verdict": "fact",
+                    "evidence": f"a linear probe (ridge) reaches test R^2 {fmt(signal['full_r2'], 3)} on the full "
+                                f"embedding and {fmt(signal['reduced_r2'], 3)} on the reduced points"})
     for fit in fits:
         depth, feats = int(fit["depth"]), fit["features"]
         kinds = ", ".join(f"{n} {k}" for k, n in feats["kind"].value_counts().items()) if len(feats) else "none"
@@ -523,7 +528,8 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
                                f"training{i}", figures) for i, net in enumerate(networks)]
     baseline = linear_baseline(pts)
     context = {"run": run, "run_id": str(run.get("run_id", "")), "status": str(run.get("status", "unknown")),
-               "findings": findings(fits, networks, baseline), "baseline": baseline,
+               "findings": findings(fits, networks, baseline, (run.get("info") or {}).get("signal")),
+               "baseline": baseline,
                "error": run.get("error"), "summary": summary(bundle, pts),
                "points": None if pts is None else {"n": len(pts.df), "n_train": len(pts.train_rows), "d": pts.d},
                "data_figure": "data" if "data" in figures else None, "depths": depths,
