@@ -210,8 +210,10 @@ def claims(cells: list[dict]) -> list[dict]:
         [(r["emergence"]["weighted_share_on_predicted"] - r["emergence"]["chance_on_predicted"],
           tuple(v - r["emergence"]["chance_on_predicted"] for v in r["emergence"]["weighted_share_on_predicted_ci"]))
          for _, _, r in rows if np.isfinite(r.get("emergence", {}).get("weighted_share_on_predicted", np.nan))])
-    for exact, name in ((True, "In 1-D, where the Lasso is the proven network optimum, no trained network beats it"),
-                        (False, "In d >= 2 the dictionary Lasso (a restriction) is at least as good as gradient training")):
+    for exact, name in ((True, "Where the Lasso is the proven network optimum (1-D, or certified), no trained network "
+                               "beats it"),
+                        (False, "Where the dictionary Lasso is a restriction (d >= 2), it is at least as good as "
+                                "gradient training")):
         gaps = [r["training_gap"] for _, _, r in rows if "training_gap" in r and r["exact"] == exact]
         out.append({"claim": name, "meaning": "median relative gap of the best trained network above the Lasso "
                                               "objective, [min, max] over (cell, depth); supported when no gap is "
