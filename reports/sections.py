@@ -223,7 +223,7 @@ def certificate_columns(cert: dict) -> dict:
 
 
 def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
-    """Depths side by side: objective, features, kind shares, certificate, symmetry, training against the Lasso."""
+    """Depths side by side: objective, features, reflection share, certificate, symmetry, training against the Lasso."""
     if not fits and not networks:
         return None
     by_depth = {}
@@ -231,15 +231,12 @@ def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
         shares = _kinds(fit["features"])
         cert = fit.get("certificate") or {}
         by_depth[int(fit["depth"])] = {
-            "beta": fit.get("beta"), "objective": fit.get("objective"), "features": len(fit["features"]),
-            "reflection share": shares["reflection"], "midpoint share": shares["midpoint"],
+            "objective": fit.get("objective"), "features": len(fit["features"]),
+            "reflection share": shares["reflection"],
             **certificate_columns(cert), **symmetry_columns(fit.get("symmetry"))}
     for net in networks:
         row = by_depth.setdefault(int(net["depth"]), {})
-        best = best_run(net)
-        row.update({"training best": (best or {}).get("best_objective"),
-                    "training relative gap to Lasso": _gap(best),
-                    **numbers(net.get("symmetry"), "symmetry"), **emergence_share(net.get("emergence"))})
+        row.update({"training gap to Lasso": _gap(best_run(net)), **emergence_share(net.get("emergence"))})
     columns = list(dict.fromkeys(k for row in by_depth.values() for k in row))
     columns = [c for c in columns
                if c in CERTIFICATE_COLUMNS or any(row.get(c) is not None for row in by_depth.values())]
@@ -253,23 +250,21 @@ def symmetry_columns(sym) -> dict:
     if not isinstance(sym, dict) or "own" not in sym:
         return numbers(sym, "symmetry")
     own = sym.get("own") or {}
-    out = {"symmetry about own planes": _ci(own["mean"], own["lo"], own["hi"]) if own else None,
-           "chance (95th pct)": fmt(own.get("null_q95"), 3) if own else None}
+    out = {"symmetry (own planes)": _ci(own["mean"], own["lo"], own["hi"]) if own else None,
+           "chance q95": fmt(own.get("null_q95"), 3) if own else None}
     if sym.get("diff") is not None:
-        out["symmetry gain over shallower"] = _ci(sym["diff"], sym["diff_lo"], sym["diff_hi"])
+        out["gain vs shallower"] = _ci(sym["diff"], sym["diff_lo"], sym["diff_hi"])
     return out
 
 
 def emergence_share(emergence) -> dict:
-    """The share of trained neurons landing on a predicted plane (a number, or a dict's
-    ``share_on_predicted`` / ``share``) and, where measured, the contribution-weighted share through
-    training points with its interval."""
-    share = emergence.get("share_on_predicted", emergence.get("share")) if isinstance(emergence, dict) else emergence
-    out = {"emergence share": _number(share)} if _number(share) is not None else {}
+    """The contribution-weighted share of trained neurons through training points with its interval where
+    measured, else the share landing on a predicted plane (a number, or a dict's ``share_on_predicted`` / ``share``)."""
     if isinstance(emergence, dict) and "share_through_point" in emergence:
-        out["neurons through training points (chance 0.05)"] = _ci(emergence["share_through_point"],
-                                                                    *emergence["share_through_point_ci"])
-    return out
+        return {"neurons through points (chance 0.05)": _ci(emergence["share_through_point"],
+                                                            *emergence["share_through_point_ci"])}
+    share = emergence.get("share_on_predicted", emergence.get("share")) if isinstance(emergence, dict) else emergence
+    return {"emergence share": _number(share)} if _number(share) is not None else {}
 
 
 def training_runs(net: dict) -> list[dict]:
