@@ -3,6 +3,10 @@
 A hyperplane is compared through its unit-normal parameters ``(w, b)``, ``||w|| = 1``, up to the
 sign that leaves ``|w.x + b|`` unchanged: ``dist(H, H') = min_s ||(w, b) - s (w', b')||``. For
 parallel planes this is the distance between them; in 1-D, the distance between breakpoints.
+A neuron's contribution on the data is ``|coef_k| * std_n phi_k(x_n)`` (its share of f's variation
+there). Chance: hyperplanes with a uniform random normal and an offset uniform over the data's span
+along it (so they cross the data); a neuron "passes through a training point" when its nearest
+training point is closer than the null's 5th percentile, so 5 % of chance planes do.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .dictionary import Dictionary
+from .geometry import feature_values, pad_offsets
 from .network import AbsNet, ParallelAbsNet
 
 logger = logging.getLogger(__name__)
@@ -65,6 +70,31 @@ def training_planes(X, bias: bool = True, max_planes: int = 100_000, n_samples: 
     return W[valid], b[valid], exhaustive
 
 
+def point_distances(W, b, X, k: int) -> np.ndarray:
+    """Distances ``|w.x_n + b| / ||w||`` of the ``k`` nearest training points to each plane, ascending, (m, k)."""
+    W, b = _unit(W, b)
+    return np.sort(np.abs(np.asarray(X, dtype=float) @ W.T + b), axis=0)[:k].T
+
+
+def null_planes(X, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random hyperplanes crossing the data: normal uniform on the sphere, offset uniform over the span of ``w.x_n``."""
+    W = _unit(rng.standard_normal((n, np.asarray(X).shape[1])))
+    t = np.asarray(X, dtype=float) @ W.T
+    return W, -rng.uniform(t.min(axis=0), t.max(axis=0))
+
+
+def weighted_share(hit, weight, n_boot: int = 1000, rng=None) -> tuple[float, float, float]:
+    """``sum w_k hit_k / sum w_k`` and a bootstrap interval over neurons (NaN when no weight)."""
+    hit, weight = np.asarray(hit, dtype=float), np.asarray(weight, dtype=float)
+    if not len(hit) or weight.sum() <= 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(0) if rng is None else rng
+    k = rng.integers(len(hit), size=(n_boot, len(hit)))
+    wk = weight[k]
+    boot = (wk * hit[k]).sum(1) / np.where(wk.sum(1) > 0, wk.sum(1), np.nan)
+    return float(weight @ hit / weight.sum()), float(np.nanquantile(boot, 0.025)), float(np.nanquantile(boot, 0.975))
+
+
 @dataclass
 class Emergence:
     """Per-neuron table and a JSON-able summary."""
@@ -75,7 +105,7 @@ class Emergence:
 
 def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: float = 0.05,
               active_tol: float = 1e-3, bias: bool | None = None, max_planes: int = 100_000,
-              n_samples: int = 20_000, random_state=None) -> Emergence:
+              n_samples: int = 20_000, n_null: int = 2000, random_state=None) -> Emergence:
     """Compare the trained first-layer neurons of ``net`` with the planes of a Lasso solution.
 
     Per neuron: its weight in ``f`` and whether it is active (``> active_tol * max``); the unsigned
@@ -84,6 +114,13 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
     ``on_predicted`` when that distance is ``<= threshold``; the distance to the nearest hyperplane
     through training points; for a ``ParallelAbsNet`` of depth >= 3 the learned fold offsets and
     their largest difference from the matched feature's offsets. Shares count active neurons only.
+
+    Weighted by contribution (``contribution``, all neurons): the distances of the d nearest training points
+    to each plane (``point_distances``); the shares of neurons through a training point / through d of them
+    (``through_point``, ``through_d_points``, chance 0.05 each: ``n_null`` random planes crossing the data) and
+    on a predicted plane (chance: the share of the random planes within ``threshold`` of one), each with a
+    bootstrap interval over neurons; ``lasso_recall``: the share of the Lasso features (weighted by their own
+    contribution) with a neuron within ``threshold``.
     """
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] != net.d:
@@ -102,6 +139,18 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
     offsets = net.unit_features()[2] if isinstance(net, ParallelAbsNet) and net.depth > 2 else None
     if offsets is not None:
         table["offsets"] = list(offsets)
+    rng = np.random.default_rng(random_state)
+    contribution = weight * feature_values(X, W, b, offsets).std(axis=0)
+    near = point_distances(W, b, X, net.d)
+    Wn, bn = null_planes(X, n_null, rng)
+    null_near = point_distances(Wn, bn, X, net.d)
+    table["contribution"], table["point_distances"] = contribution, list(near)
+    table["through_point"] = near[:, 0] <= np.quantile(null_near[:, 0], 0.05)
+    table["through_d_points"] = near[:, -1] <= np.quantile(null_near[:, -1], 0.05)
+    for key in ("through_point", "through_d_points"):
+        share, lo, hi = weighted_share(table[key], contribution, rng=rng)
+        summary.update({f"share_{key}": share, f"share_{key}_ci": [lo, hi], f"chance_{key}": 0.05})
+    summary["weighted_median_point_distance"] = _weighted_median(near[:, 0], contribution)
     features = None if features is None else pd.DataFrame(features)
     if features is not None and len(features):
         Wf = np.array([np.asarray(w, dtype=float) for w in features["w"]])
@@ -114,6 +163,15 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
         summary.update({"share_on_predicted": float(on.mean()) if len(on) else None,
                         "median_angle_deg": _median(table["angle_deg"][active]),
                         "median_plane_distance": _median(table["plane_distance"][active])})
+        share, lo, hi = weighted_share(table["on_predicted"], contribution, rng=rng)
+        own = np.abs(np.asarray(features["coef"], dtype=float)) * feature_values(
+            X, Wf, bf, pad_offsets(features["offsets"]) if "offsets" in features else None).std(axis=0)
+        recall = plane_distances(Wf, bf, W, b)[0] <= threshold
+        summary.update({"weighted_share_on_predicted": share, "weighted_share_on_predicted_ci": [lo, hi],
+                        "chance_on_predicted": float(np.mean(plane_distances(Wn, bn, Wf, bf)[0] <= threshold)),
+                        "weighted_median_angle_deg": _weighted_median(angle, contribution),
+                        "weighted_median_plane_distance": _weighted_median(dist, contribution),
+                        "lasso_recall": float(own @ recall / own.sum()) if own.sum() > 0 else None})
         if offsets is not None and "offsets" in features:
             width = offsets.shape[1]
             pred = np.zeros((len(features), width))
@@ -129,3 +187,12 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
 def _median(values) -> float | None:
     values = np.asarray(values, dtype=float)
     return float(np.median(values)) if values.size else None
+
+
+def _weighted_median(values, weight) -> float | None:
+    """The value at which the cumulative weight first reaches half the total."""
+    values, weight = np.asarray(values, dtype=float), np.asarray(weight, dtype=float)
+    if not values.size or weight.sum() <= 0:
+        return None
+    order = np.argsort(values)
+    return float(values[order][np.searchsorted(np.cumsum(weight[order]), 0.5 * weight.sum())])

@@ -45,7 +45,7 @@ class _ReflectionLassoBase(BaseEstimator):
 
     def __init__(self, depth=2, beta=None, bias=True, candidates="dictionary", path=None, tol=1e-6,
                  max_candidates=100_000_000, max_iter=100, solver="column-generation", n_samples=2000,
-                 random_state=None, verbose=False):
+                 random_state=None, verbose=False, init_neurons=None):
         self.depth = depth
         self.beta = beta
         self.bias = bias
@@ -58,6 +58,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self.n_samples = n_samples
         self.random_state = random_state
         self.verbose = verbose
+        self.init_neurons = init_neurons
 
     # --- validation -------------------------------------------------------------------------
     def _check_params(self, d: int) -> None:
@@ -134,7 +135,7 @@ class _ReflectionLassoBase(BaseEstimator):
         rc = y - y.mean()
         t0 = time.perf_counter()
         if self.candidates == "sampled":
-            self._sampler = Sampler(X, self.depth, self.bias, self.random_state)
+            self._sampler = Sampler(X, self.depth, self.bias, self.random_state, neurons=self.init_neurons)
             A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
             ws.add(A, keys, W, b, C, "sampled")
             self.beta_max_ = float(scores.max(initial=0.0))
@@ -174,6 +175,8 @@ class _ReflectionLassoBase(BaseEstimator):
                                     self.bias, self.tol, scope, oracle,
                                     columns="continuum" if self.candidates == "continuum" else "dictionary")
         self.certificate_["n_passes"] = int(final.n_passes)
+        if self.candidates == "sampled":
+            self.certificate_["searched"] = dict(self._sampler.searched)
         self.history_ = pd.DataFrame(final.history)
         timings["total_s"] = time.perf_counter() - t_start
         self.timings_ = timings
@@ -310,6 +313,8 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
     (random columns improved by local search; not certified). ``beta=None`` is ``0.1 * beta_max``;
     ``path`` (a number of betas, ``(n, min_ratio)`` or an array) solves a descending beta grid.
     Besides the attributes of ARCHITECTURE.md, ``history_`` lists the pricing passes at ``beta_``.
+    ``init_neurons=(W, b, C)`` (with "sampled"): trained neurons offered every round as columns and snapped
+    to the dictionary (``analysis.sampling``); ``certificate_["searched"]`` says what was searched.
     """
 
     def fit(self, X, y):

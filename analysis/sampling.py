@@ -4,6 +4,13 @@ For dictionaries too large to price (large d or N), columns of the geometric-alg
 (docs/MATH.md section 3: a family ``l``, ``k`` training points, a fold labeling) are drawn at random
 and improved by swapping one defining point at a time while the pricing score ``|A_j . r|``
 grows. Nothing is certified: the best column may never be drawn.
+
+Seeds (``neurons``: the unit features ``(W, b, C)`` of trained parallel networks) are offered every
+round as columns themselves (key ``N<depth>:seed<i>``, kind "neuron") and snapped to the dictionary
+(docs/MATH.md section 3): the ``d + L - 2`` training points nearest the neuron's level sets
+``w.x + b = s . c``, each labelled by its nearest level set, define a dictionary column. With
+the neurons as columns, the sampled Lasso's objective is at most the network's (the network is a
+feasible point of the Lasso over those columns, AM-GM), provided its search ends with no violation.
 """
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import logging
 import numpy as np
 
 from .dictionary import kind_of, level_alphabet
-from .geometry import DEGENERATE_TOL, feature_values, lift, normalize_parameters
+from .geometry import DEGENERATE_TOL, feature_values, fold_parameters, lift, normalize_parameters, pad_offsets
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +29,7 @@ _SIGN = {0: "0", 1: "+", -1: "-"}
 class Sampler:
     """Random columns of the depth-``depth`` dictionary on ``X`` and a local search on ``|A_j . r|``."""
 
-    def __init__(self, X, depth: int, bias: bool = True, random_state=None):
+    def __init__(self, X, depth: int, bias: bool = True, random_state=None, neurons=None):
         self.X = np.asarray(X, dtype=float)
         self.depth, self.bias = int(depth), bool(bias)
         N, d = self.X.shape
@@ -35,6 +42,51 @@ class Sampler:
             raise ValueError(f"no dictionary family fits {N} points in d={d} at depth {depth}")
         self.rng = np.random.default_rng(random_state)
         self.info: dict[str, dict] = {}
+        self.seeds = self._seed(neurons) if neurons is not None else None
+        self.searched = {"random_draws_per_round": None, "local_search_steps": None,
+                         "trained_neurons": 0 if self.seeds is None else int(self.seeds[5]),
+                         "snapped_neurons": 0 if self.seeds is None else len(self.seeds[0]) - int(self.seeds[5])}
+
+    def _seed(self, neurons):
+        """Columns of the trained neurons ``(W, b, C)`` as they are and snapped to the dictionary:
+        ``(keys, W, b, C, A, n_as_is)``."""
+        W, b, C = neurons
+        W = np.atleast_2d(np.asarray(W, dtype=float))
+        b = np.asarray(b, dtype=float).reshape(-1)
+        m, (N, d) = len(W), self.X.shape
+        C = pad_offsets(list(C) if C is not None else [()] * m)[:, : self.depth - 2]
+        C = np.concatenate([C, np.zeros((m, self.depth - 2 - C.shape[1]))], axis=1)
+        if W.shape != (m, d) or b.shape != (m,):
+            raise ValueError(f"neurons: W must be (m, {d}) and b (m,), got {W.shape} and {b.shape}")
+        norm = np.linalg.norm(W, axis=1)
+        live = norm > 0
+        W, b, C = W[live] / norm[live, None], b[live] / norm[live], C[live]
+        keys = [f"N{self.depth}:seed{i}" for i in range(len(W))]
+        for key, w, bb, c in zip(keys, W, b, C):
+            self.info[key] = {"id": key, "kind": "neuron", "depth": self.depth, "points": (), "labels": (),
+                              "w": w.tolist(), "b": float(bb), "offsets": tuple(float(x) for x in c)}
+        fam = len(self.families) - 1
+        level, k, alphabet = self.families[fam]
+        snapped = []
+        if level == self.depth and k <= N:
+            values = alphabet @ C.T if self.depth > 2 else np.zeros((1, len(W)))      # (labels, m): s . c
+            T = self.X @ W.T + b                                                        # (N, m)
+            gap = np.abs(T[:, None, :] - values[None, :, :])                            # (N, labels, m)
+            lab, dist = gap.argmin(axis=1), gap.min(axis=1)
+            P = np.argsort(dist, axis=0)[:k].T                                          # (m, k)
+            L = alphabet[np.take_along_axis(lab.T, P, axis=1)]                          # (m, k, depth-2)
+            Ws, bs, Cs, valid = fold_parameters(self.X[P], L if self.depth > 2 else None, self.bias)
+            for i in np.flatnonzero(valid):
+                snapped.append((self._register(fam, P[i], L[i], Ws[i], bs[i], np.atleast_1d(Cs[i])), Ws[i], bs[i],
+                                np.atleast_1d(Cs[i])[: self.depth - 2]))
+        keys += [s[0] for s in snapped]
+        Wall = np.array([*W, *[s[1] for s in snapped]]).reshape(-1, d)
+        ball = np.array([*b, *[s[2] for s in snapped]])
+        Call = np.zeros((len(ball), self.depth - 2))
+        Call[: len(W)] = C
+        for i, s in enumerate(snapped):
+            Call[len(W) + i] = s[3]
+        return keys, Wall, ball, Call, feature_values(self.X, Wall, ball, Call), len(W)
 
     def _evaluate(self, fam: int, P, L):
         """Parameters, columns and validity of point sets ``P`` (m, k) with fold labels ``L`` (m, k, l-2)."""
@@ -80,23 +132,27 @@ class Sampler:
             out.append((fam, P, L, W, b, C, A, score))
         rows = [(s, fam, P[i], L[i], W[i], b[i], C[i], A[:, i])
                 for fam, P, L, W, b, C, A, score in out for i, s in enumerate(score) if s >= 0]
+        rows = [(row[0], self._register(*row[1:7]), row[4], row[5], row[6], row[7]) for row in rows]
+        if self.seeds is not None:
+            skeys, sW, sb, sC, sA, _ = self.seeds
+            rows += [(float(abs(r @ sA[:, i])), key, sW[i], sb[i], sC[i], sA[:, i]) for i, key in enumerate(skeys)]
+        self.searched.update(random_draws_per_round=int(n_samples), local_search_steps=int(n_steps))
         rows.sort(key=lambda t: -t[0])
-        keys, picked = [], []
+        keys, picked = set(), []
         for row in rows:
-            key = self._register(row[1], row[2], row[3], row[4], row[5], row[6])
-            if key not in keys:
-                keys.append(key)
+            if row[1] not in keys:
+                keys.add(row[1])
                 picked.append(row)
-            if len(keys) == keep:
+            if len(picked) == keep:
                 break
         if not picked:
             return np.empty((len(self.X), 0)), [], np.empty((0, self.X.shape[1])), np.empty(0), \
                 np.empty((0, self.depth - 2)), np.empty(0)
-        A = np.column_stack([p[7] for p in picked])
-        W = np.array([p[4] for p in picked])
-        C = np.array([p[6] for p in picked]).reshape(len(picked), self.depth - 2)
+        A = np.column_stack([p[5] for p in picked])
+        W = np.array([p[2] for p in picked])
+        C = np.array([p[4] for p in picked]).reshape(len(picked), self.depth - 2)
         log.debug("sampled %d columns, best score %.6g", n_samples, picked[0][0])
-        return A, keys, W, np.array([p[5] for p in picked]), C, np.array([p[0] for p in picked])
+        return A, [p[1] for p in picked], W, np.array([p[3] for p in picked]), C, np.array([p[0] for p in picked])
 
     def _register(self, fam, points, labels, w, b, c) -> str:
         """Text id (the dictionary's form) of a sampled column; records its explanation."""

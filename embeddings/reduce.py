@@ -6,6 +6,9 @@
   centred training matrix (sign: largest-magnitude loading positive);
 - ``method="random"``: Gaussian random projection, ``components_[i, j] ~ N(0, 1/k)`` drawn with
   ``random_state``;
+- ``method="pls"`` (supervised, needs the training targets): the rows of ``components_`` are the x
+  rotations of a k-component PLS regression of the targets on the centred (unscaled) training
+  vectors, so ``z`` are its x scores (sklearn ``PLSRegression(scale=False).transform``);
 - ``standardize=True``: ``scale_`` is the standard deviation of each coordinate on the training
   split, so every coordinate has zero mean and unit variance there (otherwise ``scale_ = 1``).
 
@@ -21,16 +24,16 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["METHODS", "Reduction"]
+__all__ = ["METHODS", "Reduction", "signal_kept"]
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("pca", "random")
+METHODS = ("pca", "random", "pls")
 ARRAYS = ("mean", "components", "scale", "explained_variance", "explained_variance_ratio")
 
 
 class Reduction(TransformerMixin, BaseEstimator):
-    """PCA or Gaussian random projection to ``n_components`` coordinates, optionally standardised.
+    """PCA, Gaussian random projection or PLS to ``n_components`` coordinates, optionally standardised.
 
     Fitted attributes: ``mean_`` (dim,), ``components_`` (k, dim), ``scale_`` (k,),
     ``n_features_in_``, ``n_samples_``; for PCA ``explained_variance_`` (k,) and
@@ -45,7 +48,8 @@ class Reduction(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None) -> "Reduction":
-        """Fit the mean, the directions and the scales on the training vectors ``X`` (n_train, dim)."""
+        """Fit the mean, the directions and the scales on the training vectors ``X`` (n_train, dim)
+        (and, for PLS, their targets ``y``)."""
         X = _matrix(X, "fit")
         n, dim = X.shape
         k = self.n_components
@@ -65,6 +69,11 @@ class Reduction(TransformerMixin, BaseEstimator):
             total = variance.sum()
             self.explained_variance_ = variance[:k]
             self.explained_variance_ratio_ = variance[:k] / total if total > 0 else np.zeros(k)
+        elif self.method == "pls":
+            from sklearn.cross_decomposition import PLSRegression
+            y = _targets(y, n)
+            components = PLSRegression(n_components=k, scale=False).fit(centred, y).x_rotations_.T
+            self.explained_variance_ = self.explained_variance_ratio_ = None
         else:
             components = np.random.default_rng(self.random_state).standard_normal((k, dim)) / np.sqrt(k)
             self.explained_variance_ = self.explained_variance_ratio_ = None
@@ -83,7 +92,7 @@ class Reduction(TransformerMixin, BaseEstimator):
             logger.info("PCA to %d components keeps %.1f%% of the variance of %d training vectors (dim %d)",
                         k, 100 * self.explained_variance_ratio_.sum(), n, dim)
         else:
-            logger.info("random projection of %d training vectors from dim %d to %d", n, dim, k)
+            logger.info("%s projection of %d training vectors from dim %d to %d", self.method, n, dim, k)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -136,3 +145,28 @@ def _matrix(X, where: str) -> np.ndarray:
     if not np.isfinite(X).all():
         raise ValueError(f"Reduction.{where}: vectors contain NaN or infinity")
     return X
+
+
+def _targets(y, n: int) -> np.ndarray:
+    if y is None:
+        raise ValueError("Reduction.fit: method='pls' is supervised; pass the training targets y")
+    y = np.asarray(y, dtype=float).reshape(-1)
+    if y.shape != (n,) or not np.isfinite(y).all() or np.ptp(y) == 0:
+        raise ValueError(f"Reduction.fit: y must hold {n} finite, non-constant targets (one per training vector)")
+    return y
+
+
+def signal_kept(vectors, y, train, reduced) -> dict:
+    """How much target signal a reduction keeps: the test R^2 of a linear probe (ridge, penalty chosen by
+    leave-one-out on the training split) on the full vectors and on the reduced points, same split."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+    y, train = np.asarray(y, dtype=float), np.asarray(train, dtype=bool)
+    if train.all() or (~train).sum() < 2:
+        raise ValueError("signal_kept: needs at least 2 test points (train is False there)")
+    out = {}
+    for name, Z in (("full_r2", _matrix(vectors, "signal_kept")), ("reduced_r2", np.asarray(reduced, dtype=float))):
+        probe = RidgeCV(alphas=np.logspace(-3, 4, 22)).fit(Z[train], y[train])
+        out[name] = float(r2_score(y[~train], probe.predict(Z[~train])))
+    out["kept"] = out["reduced_r2"] / out["full_r2"] if out["full_r2"] > 0 else None
+    return out

@@ -1,4 +1,4 @@
-"""The ``lookingglass`` command line: ``run``, ``fit``, ``report``, ``runs``, ``corpora``, ``serve``.
+"""The ``lookingglass`` command line: ``run``, ``study``, ``fit``, ``report``, ``runs``, ``corpora``, ``serve``.
 
 Bad input ends with one line ``Error: ...`` on stderr and exit code 2; a run that fails for
 another reason prints its error and the report of what exists, exit code 1. Prefect is imported
@@ -175,6 +175,39 @@ def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file 
     else:
         _fail(f"run {outcome.run_id} failed: {type(outcome.error).__name__}: {_one_line(outcome.error)}"
               + (f"; report of what exists: {outcome.report}" if outcome.report else ""), code=1)
+
+
+def _csv(value: str, name: str, kind=str) -> tuple:
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if kind is int:
+        items = tuple(int(v) if v.lstrip("-").isdigit() else _bad_list(name, v) for v in items)
+    return items
+
+
+@app.command()
+@_guard
+def study(corpora: str = typer.Option("adjectives", "--corpora", help="corpora, comma separated"),
+          models: str = typer.Option("all-MiniLM-L6-v2", "--models",
+                                     help="models, comma separated; name@layer for a transformers hidden layer"),
+          reductions: str = typer.Option("pca,pls,pls1", "--reductions", help="pca, pls, pls1 (exact 1-D track), random"),
+          depths: str = typer.Option("2,3", "--depths", help="depths in d >= 2, comma separated"),
+          seeds: str = typer.Option("0,1", "--seeds", help="data seeds (sample, split, reduction)"),
+          max_points: int = typer.Option(80, "--max-points", help=HELP["max_points"]),
+          epochs: int = typer.Option(1500, "--epochs", help=HELP["epochs"]),
+          dask: bool = typer.Option(False, "--dask/--no-dask", help=HELP["dask"]),
+          workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace", help=HELP["workspace"])):
+    """Run the study grid (corpora x models x reductions x seeds, every depth); prints the verdicts and the report path."""
+    _prefect_logging(str(workspace))
+    from .study import StudyConfig, run_study
+    cfg = StudyConfig(corpora=_csv(corpora, "corpora"), models=_csv(models, "models"),
+                      reductions=_csv(reductions, "reductions"), depths=_csv(depths, "depths", int),
+                      seeds=_csv(seeds, "seeds", int), max_points=max_points, epochs=epochs, dask=dask,
+                      workspace=str(workspace))
+    result = run_study(cfg)
+    for c in result["claims"]:
+        typer.echo(f"{c['verdict']:>13}: {c['claim']} (effect {c['effect']}, interval [{c['lo']}, {c['hi']}], "
+                   f"n = {c['n']} cell x depth)")
+    typer.echo(result["report"])
 
 
 def read_points(path: Path, target: Optional[str], target_file: Optional[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:

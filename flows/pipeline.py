@@ -172,29 +172,41 @@ SYMMETRY_PLANES = 12
 
 @task(name="symmetry", cache_policy=NO_CACHE)
 def symmetry_step(config: dict, run_id: str) -> None:
-    """Score every depth's fitted function about the same fold planes (the largest of every fit's
-    mirror planes), so "depth favours symmetric fits" can be read off the depth comparison."""
+    """Score every depth's fitted function about the mirror planes its features predict (the largest of every
+    fit's, nested ones included), on the data support, against random planes through training points and
+    against the shallower depth (analysis.symmetry.symmetry_table); record the target signal the reduction
+    keeps (a linear probe on the full embeddings vs the reduced points, run info ``signal``)."""
     from analysis import evaluate_features
-    from analysis.symmetry import depth_symmetry, fold_planes
+    from analysis.symmetry import mirror_planes, summarize, symmetry_table
+    from embeddings.cache import text_hash
+    from embeddings.reduce import signal_kept
     cfg = RunConfig.from_dict(config)
     X, y, train = _points(cfg, run_id)
     store = _store(cfg)
+    hashes = [text_hash(t) for t in store.get_points(run_id)["text"]]
+    cached = store.get_embeddings(store.get_run(run_id)["info"]["model"]["fingerprint"], hashes)
+    if len(cached) == len(set(hashes)) and (~train).sum() >= 2:   # the target signal the reduction keeps
+        store.update_run(run_id, info={"signal": signal_kept(np.stack([cached[h] for h in hashes]), y, train, X)})
     fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
-
-    def stored(_X, _y, _beta, depth):
-        fit = fits[depth]
-        planes = [(w, b) for w, b, _ in fold_planes(fit["features"])[:SYMMETRY_PLANES]]
-        return (lambda P: evaluate_features(fit["features"], fit["intercept"], P)), planes
-
-    try:
-        table = depth_symmetry(X[train], y[train], 1.0, depths=sorted(fits), fit=stored)
-    except ValueError as err:  # no fit selected a fold feature: nothing to score
-        logger.info("symmetry: %s", err)
+    planes = [p for depth, fit in sorted(fits.items())
+              for p in mirror_planes(fit["features"], depth, SYMMETRY_PLANES)]
+    if not planes:
+        logger.info("symmetry: no fit selected a fold feature; nothing to score")
         return
+    funcs = {depth: (lambda P, fit=fit: evaluate_features(fit["features"], fit["intercept"], P))
+             for depth, fit in fits.items()}
+    table, null = symmetry_table(funcs, X[train], planes, random_state=cfg.seed)
+    if not len(table):
+        logger.info("symmetry: no mirror plane has enough training points mirrored near data")
+        return
+    overall, own, nested = summarize(table, null), summarize(table, null, own_only=True), summarize(table, null, 2)
+    rows = table.drop(columns="boot").astype(object)
+    rows = rows.where(rows.notna(), None)
     for depth, fit in fits.items():
-        scores = table.loc[table["depth"] == depth, "score"]
         result = {k: v for k, v in fit.items() if k not in ("depth", "features", "path")}
-        result["symmetry"] = {"mean": float(scores.mean()), "min": float(scores.min()), "planes": int(len(scores))}
+        result["symmetry"] = {**overall.get(depth, {}), "own": own.get(depth), "multilevel": nested.get(depth),
+                              "null_planes": int(len(null[depth])),
+                              "table": rows[rows["depth"] == depth].to_dict("records")}
         store.put_fit(run_id, depth, result, fit["features"], fit["path"])
     store.mark_step(run_id, "symmetry")
 

@@ -223,7 +223,7 @@ def certificate_columns(cert: dict) -> dict:
 
 
 def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
-    """Depths side by side: objective, features, kind shares, certificate, symmetry, training against the Lasso."""
+    """Depths side by side: objective, features, reflection share, certificate, symmetry, training against the Lasso."""
     if not fits and not networks:
         return None
     by_depth = {}
@@ -231,15 +231,12 @@ def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
         shares = _kinds(fit["features"])
         cert = fit.get("certificate") or {}
         by_depth[int(fit["depth"])] = {
-            "beta": fit.get("beta"), "objective": fit.get("objective"), "features": len(fit["features"]),
-            "reflection share": shares["reflection"], "midpoint share": shares["midpoint"],
-            **certificate_columns(cert), **numbers(fit.get("symmetry"), "symmetry")}
+            "objective": fit.get("objective"), "features": len(fit["features"]),
+            "reflection share": shares["reflection"],
+            **certificate_columns(cert), **symmetry_columns(fit.get("symmetry"))}
     for net in networks:
         row = by_depth.setdefault(int(net["depth"]), {})
-        best = best_run(net)
-        row.update({"training best": (best or {}).get("best_objective"),
-                    "training relative gap to Lasso": _gap(best),
-                    **numbers(net.get("symmetry"), "symmetry"), **emergence_share(net.get("emergence"))})
+        row.update({"training gap to Lasso": _gap(best_run(net)), **emergence_share(net.get("emergence"))})
     columns = list(dict.fromkeys(k for row in by_depth.values() for k in row))
     columns = [c for c in columns
                if c in CERTIFICATE_COLUMNS or any(row.get(c) is not None for row in by_depth.values())]
@@ -247,9 +244,25 @@ def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
             "rows": [[str(d), *(fmt(by_depth[d].get(c)) for c in columns)] for d in sorted(by_depth)]}
 
 
-def emergence_share(emergence) -> dict[str, float]:
-    """The share of trained neurons landing on a predicted plane (a number, or a dict's
-    ``share_on_predicted`` / ``share``)."""
+def symmetry_columns(sym) -> dict:
+    """The symmetry step's headline for the depth table: own-plane score [interval], chance, gain over the
+    shallower depth [interval]; older results (plain numbers) as they are."""
+    if not isinstance(sym, dict) or "own" not in sym:
+        return numbers(sym, "symmetry")
+    own = sym.get("own") or {}
+    out = {"symmetry (own planes)": _ci(own["mean"], own["lo"], own["hi"]) if own else None,
+           "chance q95": fmt(own.get("null_q95"), 3) if own else None}
+    if sym.get("diff") is not None:
+        out["gain vs shallower"] = _ci(sym["diff"], sym["diff_lo"], sym["diff_hi"])
+    return out
+
+
+def emergence_share(emergence) -> dict:
+    """The contribution-weighted share of trained neurons through training points with its interval where
+    measured, else the share landing on a predicted plane (a number, or a dict's ``share_on_predicted`` / ``share``)."""
+    if isinstance(emergence, dict) and "share_through_point" in emergence:
+        return {"neurons through points (chance 0.05)": _ci(emergence["share_through_point"],
+                                                            *emergence["share_through_point_ci"])}
     share = emergence.get("share_on_predicted", emergence.get("share")) if isinstance(emergence, dict) else emergence
     return {"emergence share": _number(share)} if _number(share) is not None else {}
 
@@ -305,6 +318,119 @@ def training_view(net: dict, fit: dict | None, key: str, figures: dict) -> dict:
             "headline": [(k, fmt(v)) for k, v in headline if v is not None],
             "runs": {"columns": columns, "rows": [[fmt(r.get(c)) for c in columns] for r in runs]} if runs else None,
             "rows": scalars(net, skip=("curves", "runs", "depth", "status", "lasso"))}
+
+
+def _ci(value, lo, hi) -> str:
+    return f"{fmt(value, 3)} [{fmt(lo, 3)}, {fmt(hi, 3)}]"
+
+
+def linear_baseline(pts: Points | None) -> dict | None:
+    """Test R^2 of ordinary least squares on the reduced training points (the baseline a fit must beat)."""
+    if pts is None or len(pts.test_rows) < 2 or len(pts.train_rows) <= pts.d + 1:
+        return None
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+    X, y = pts.coords, pts.target
+    if not np.all(np.isfinite(y)):
+        return None
+    model = LinearRegression().fit(X[pts.train_rows], y[pts.train_rows])
+    return {"train_r2": float(r2_score(y[pts.train_rows], model.predict(X[pts.train_rows]))),
+            "test_r2": float(r2_score(y[pts.test_rows], model.predict(X[pts.test_rows])))}
+
+
+def findings(fits: list[dict], networks: list[dict], baseline: dict | None, signal: dict | None = None) -> list[dict]:
+    """The claims the run can speak to, each with a verdict ("supported", "not supported", "cannot tell" or
+    "fact") and its evidence in words: the target signal the reduction keeps, what the optimum selected,
+    symmetry against chance and against the shallower depth, nested symmetry, trained neurons through
+    training points and on the Lasso's planes."""
+    out = []
+    if isinstance(signal, dict) and signal.get("full_r2") is not None:
+        out.append({"claim": "The reduction keeps the target signal", "verdict": "fact",
+                    "evidence": f"a linear probe (ridge) reaches test R^2 {fmt(signal['full_r2'], 3)} on the full "
+                                f"embedding and {fmt(signal['reduced_r2'], 3)} on the reduced points"})
+    for fit in fits:
+        depth, feats = int(fit["depth"]), fit["features"]
+        kinds = ", ".join(f"{n} {k}" for k, n in feats["kind"].value_counts().items()) if len(feats) else "none"
+        cert = fit.get("certificate") or {}
+        test = (fit.get("metrics") or {}).get("test_r2")
+        out.append({"claim": f"Depth {depth}: what the optimum selected", "verdict": "fact",
+                    "evidence": f"{len(feats)} features ({kinds}); "
+                                + ("a proven global optimum of the infinite-width network" if cert.get("exact")
+                                   else "the optimum over the dictionary, an upper bound on the network optimum")
+                                + (f"; test R^2 {fmt(test, 3)}" if test is not None else "")
+                                + (f" (linear model on the same points: {fmt(baseline['test_r2'], 3)})"
+                                   if baseline and test is not None else "")})
+    for fit in fits:
+        depth, sym = int(fit["depth"]), fit.get("symmetry") or {}
+        own, nested = sym.get("own"), sym.get("multilevel")
+        if isinstance(own, dict):
+            out.append({"claim": f"Depth {depth}'s fit is mirror-symmetric about its own fold planes, beyond chance",
+                        "verdict": own["above_chance"],
+                        "evidence": f"mean score {_ci(own['mean'], own['lo'], own['hi'])} over {own['planes']} planes "
+                                    f"(median {fmt(own['median_support'], 3)} training points mirrored onto data); "
+                                    f"a mean over as many random planes through training points exceeds "
+                                    f"{fmt(own['null_q95'], 3)} 5 % of the time"})
+        if isinstance(sym.get("diff"), (int, float)) and sym.get("more_symmetric_than_shallower"):
+            out.append({"claim": f"Depth {depth} is more symmetric than the shallower depth about the same planes",
+                        "verdict": sym["more_symmetric_than_shallower"],
+                        "evidence": f"mean difference in score {_ci(sym['diff'], sym['diff_lo'], sym['diff_hi'])} "
+                                    f"over {sym['planes']} planes of every depth (paired bootstrap)"})
+        if isinstance(nested, dict):
+            out.append({"claim": f"Depth {depth}: symmetry within symmetry (nested mirror planes of depth-4 features)",
+                        "verdict": nested["above_chance"],
+                        "evidence": f"mean score {_ci(nested['mean'], nested['lo'], nested['hi'])} over "
+                                    f"{nested['planes']} nested planes, each scored within its side; chance "
+                                    f"(95th percentile) {fmt(nested['null_q95'], 3)}"})
+    for net in networks:
+        depth, em = int(net["depth"]), net.get("emergence") or {}
+        if isinstance(em, dict) and "share_through_point" in em:
+            lo, hi = em["share_through_point_ci"]
+            out.append({"claim": f"Trained depth-{depth} neurons pass through training points",
+                        "verdict": _verdict(lo, hi, em["chance_through_point"]),
+                        "evidence": f"contribution-weighted share {_ci(em['share_through_point'], lo, hi)} against "
+                                    f"{fmt(em['chance_through_point'], 2)} for random planes crossing the data"})
+        if isinstance(em, dict) and "weighted_share_on_predicted" in em:
+            lo, hi = em["weighted_share_on_predicted_ci"]
+            out.append({"claim": f"Trained depth-{depth} neurons land on the Lasso's planes",
+                        "verdict": _verdict(lo, hi, em["chance_on_predicted"]),
+                        "evidence": f"contribution-weighted share {_ci(em['weighted_share_on_predicted'], lo, hi)} "
+                                    f"against {fmt(em['chance_on_predicted'], 2)} for random planes; "
+                                    f"{fmt(em.get('lasso_recall'), 2)} of the Lasso's weight has a neuron on its plane"})
+        gap = _gap(best_run(net))
+        if gap is not None:
+            out.append({"claim": f"Depth {depth}: gradient training reaches the convex optimum",
+                        "verdict": "supported" if gap <= 0.01 else "not supported",
+                        "evidence": f"the best trained network ends {fmt(100 * gap, 3)} % "
+                                    f"{'above' if gap >= 0 else 'below'} the Lasso objective"
+                                    + (": the convex fit finds what training misses" if gap > 0.01 else "")})
+    return out
+
+
+def _verdict(lo, hi, chance) -> str:
+    from analysis.symmetry import verdict
+    return verdict(lo, hi, chance)
+
+
+def plane_rows(fit: dict, pts: Points | None, nearest: int = 2) -> list[dict]:
+    """The depth's own mirror planes: texts on each side, the texts nearest the plane on both sides, and the
+    fit's symmetry about it on the data support against random planes (from the symmetry step's table)."""
+    table = (fit.get("symmetry") or {}).get("table") or []
+    depth = int(fit["depth"])
+    rows = []
+    for r in table:
+        if r.get("source_depth") != depth or int(r.get("depth", -1)) != depth:
+            continue
+        row = {"feature": (r.get("feature") or 0) + 1, "level": r.get("level", 1), "score": _ci(r["score"], r["lo"], r["hi"]),
+               "null": fmt(r.get("null_q95"), 3), "p": fmt(r.get("p_value"), 2), "support": fmt(r.get("n_support")),
+               "left": [], "right": [], "n_left": "—", "n_right": "—"}
+        if pts is not None and len(r["w"]) == pts.d:
+            t = pts.X_train @ np.asarray(r["w"], dtype=float) + float(r["b"])
+            left, right = np.flatnonzero(t < 0), np.flatnonzero(t >= 0)
+            row.update(n_left=fmt(len(left)), n_right=fmt(len(right)),
+                       left=[pts.describe(int(p)) for p in left[np.argsort(-t[left])][:nearest]],
+                       right=[pts.describe(int(p)) for p in right[np.argsort(t[right])][:nearest]])
+        rows.append(row)
+    return rows
 
 
 def summary(bundle: dict, pts: Points | None) -> dict:
@@ -379,6 +505,7 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
                              ("objective", fmt(fit.get("objective"), 6)), ("intercept", fmt(fit.get("intercept"))),
                              ("selected features", fmt(len(rows))), ("candidates", fmt(fit.get("n_candidates")))],
                 "kinds": {k: int(v) for k, v in fit["features"]["kind"].value_counts().items()} if len(rows) else {},
+                "planes": plane_rows(fit, pts),
                 "timings": scalars(fit.get("timings"))}
         path = fit.get("path")
         if isinstance(path, pd.DataFrame) and len(path) and {"beta", "objective", "n_features"} <= set(path.columns):
@@ -394,7 +521,10 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
         depths.append(view)
     trainings = [training_view(net, next((f for f in fits if int(f["depth"]) == int(net["depth"])), None),
                                f"training{i}", figures) for i, net in enumerate(networks)]
+    baseline = linear_baseline(pts)
     context = {"run": run, "run_id": str(run.get("run_id", "")), "status": str(run.get("status", "unknown")),
+               "findings": findings(fits, networks, baseline, (run.get("info") or {}).get("signal")),
+               "baseline": baseline,
                "error": run.get("error"), "summary": summary(bundle, pts),
                "points": None if pts is None else {"n": len(pts.df), "n_train": len(pts.train_rows), "d": pts.d},
                "data_figure": "data" if "data" in figures else None, "depths": depths,

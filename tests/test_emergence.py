@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.emergence import emergence, plane_distances, training_planes, unsigned_angles
+from analysis.emergence import (emergence, null_planes, plane_distances, point_distances, training_planes,
+                                unsigned_angles, weighted_share)
 from analysis.network import FCAbsNet, ParallelAbsNet
 
 
@@ -95,3 +96,42 @@ def test_fully_connected_first_layer():
     assert res.neurons["training_plane_distance"][0] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="shape"):
         emergence(net, X[:, :1])
+
+
+def test_point_distances_are_the_nearest_points_distances():
+    X = np.random.default_rng(4).normal(size=(12, 2))
+    w, b = _plane_through(X[2], X[7])
+    near = point_distances([3 * w], [3 * b], X, 3)[0]
+    brute = np.sort([abs(w @ x + b) for x in X])[:3]
+    np.testing.assert_allclose(near, brute, atol=1e-12)
+    assert near[1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_weighted_share_and_its_interval():
+    share, lo, hi = weighted_share([1, 0, 1, 0], [3.0, 1.0, 0.0, 0.0])
+    assert share == pytest.approx(0.75) and 0 <= lo <= share <= hi <= 1
+    assert np.isnan(weighted_share([1, 0], [0.0, 0.0])[0])
+
+
+def test_null_planes_cross_the_data():
+    X = np.random.default_rng(5).normal(size=(30, 3))
+    W, b = null_planes(X, 500, np.random.default_rng(0))
+    np.testing.assert_allclose(np.linalg.norm(W, axis=1), 1.0)
+    side = np.sign(X @ W.T + b)
+    assert np.all(side.min(axis=0) < 0) and np.all(side.max(axis=0) > 0)
+
+
+def test_trained_network_hyperplanes_pass_through_training_points_more_often_than_chance():
+    """Planted: a strongly regularised depth-2 fit of a noise target; at the optimum every neuron's plane passes
+    through a training point (the dual is piecewise linear in b with kinks there), far above the 5 % chance level."""
+    from analysis.training import train
+    rng = np.random.default_rng(6)
+    X = rng.uniform(-2, 2, size=(25, 2))
+    y = rng.normal(size=25)
+    res = train(ParallelAbsNet(2, 2, 16), X, y, 2.0, optimizer="adam", max_epochs=2000, seeds=[0], progress=False)
+    out = emergence(res.net, X, random_state=0)
+    s = out.summary
+    assert s["share_through_point"] > 0.5 and s["share_through_point_ci"][0] > s["chance_through_point"]
+    W, b = null_planes(X, 16, np.random.default_rng(1))
+    chance = ParallelAbsNet.from_features(W, b, None, np.ones(16), 0.0, 2)
+    assert emergence(chance, X, random_state=0).summary["share_through_point"] < 0.4

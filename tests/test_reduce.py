@@ -3,10 +3,11 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.cross_decomposition import PLSRegression
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
-from embeddings.reduce import Reduction
+from embeddings.reduce import Reduction, signal_kept
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_invalid_inputs(data):
         Reduction(n_components=6).fit(train[:5])
     with pytest.raises(ValueError, match="n_components"):
         Reduction(n_components=0).fit(train)
-    with pytest.raises(ValueError, match="method must be one of pca, random"):
+    with pytest.raises(ValueError, match="method must be one of pca, random, pls"):
         Reduction("tsne").fit(train)
     with pytest.raises(ValueError, match="zero variance"):
         Reduction(n_components=5).fit(train[:5])  # 5 centred points span 4 dimensions
@@ -106,3 +107,41 @@ def test_without_standardising_rank_deficient_is_allowed(data):
     train, _ = data
     Z = Reduction(n_components=5, standardize=False).fit_transform(train[:5])
     np.testing.assert_allclose(Z[:, 4], 0, atol=1e-9)
+
+
+def _targets(X):
+    return X @ np.linspace(-1, 1, X.shape[1]) + 0.1 * np.random.default_rng(3).standard_normal(len(X))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_pls_matches_sklearn_and_round_trips(data, k):
+    train, test = data
+    y = _targets(train)
+    ours = Reduction("pls", n_components=k, standardize=False).fit(train, y)
+    ref = PLSRegression(n_components=k, scale=False).fit(train, y)
+    for X in (train, test):
+        np.testing.assert_allclose(ours.transform(X), ref.transform(X), atol=1e-9)
+    restored = Reduction.from_dict(json.loads(json.dumps(ours.to_dict())))
+    np.testing.assert_array_equal(restored.transform(test), ours.transform(test))
+    Z = Reduction("pls", n_components=k).fit_transform(train, y)
+    np.testing.assert_allclose(Z.std(axis=0), 1, rtol=1e-12)
+    with pytest.raises(ValueError, match="supervised; pass the training targets"):
+        Reduction("pls").fit(train)
+    with pytest.raises(ValueError, match="45 finite, non-constant targets"):
+        Reduction("pls").fit(train, y[:10])
+
+
+def test_signal_kept_by_a_supervised_projection_beats_pca_on_a_low_variance_signal():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 20)) * np.r_[2.0, 2.0, 2.0, np.ones(17)]
+    y = X[:, 10] + 0.1 * rng.standard_normal(1000)       # the signal lives in a low-variance direction
+    train = np.arange(1000) < 750
+    full = signal_kept(X, y, train, X)
+    assert full["full_r2"] == full["reduced_r2"] > 0.9 and full["kept"] == 1.0
+    pca = Reduction("pca", n_components=1).fit(X[train])
+    pls = Reduction("pls", n_components=1).fit(X[train], y[train])
+    kept_pca = signal_kept(X, y, train, pca.transform(X))
+    kept_pls = signal_kept(X, y, train, pls.transform(X))
+    assert kept_pca["reduced_r2"] < 0.1 < 0.8 < kept_pls["reduced_r2"]
+    with pytest.raises(ValueError, match="at least 2 test points"):
+        signal_kept(X, y, np.ones(1000, bool), X)

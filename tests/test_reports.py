@@ -410,3 +410,39 @@ def test_reports_of_runs_in_a_real_store(tmp_path):
     index = (tmp_path / "ws" / "reports" / "index.html").read_text(encoding="utf-8")
     assert 'href="done.html"' in index and 'href="failed-1.html"' in index and "adjectives" in index
 
+
+
+def test_findings_and_mirror_planes_from_the_symmetry_step(tmp_path):
+    """The symmetry step's summaries reach the findings with their verdicts; each own mirror plane lists the
+    training texts on each side (counted against a direct sign count) and the ones nearest to it."""
+    from analysis.symmetry import mirror_planes, summarize, symmetry_table
+    bundle = make_bundle(n=80, seed=9, networks=False)
+    pts = bundle["points"]
+    train = (pts["split"] == "train").to_numpy()
+    Xt = np.array(pts["coords"].tolist())[train]
+    fits = {int(f["depth"]): f for f in bundle["fits"]}
+    planes = [p for depth, f in fits.items() for p in mirror_planes(f["features"], depth, 4)]
+    funcs = {d: (lambda P, f=f: evaluate_features(f["features"], f["intercept"], P)) for d, f in fits.items()}
+    table, null = symmetry_table(funcs, Xt, planes, n_null=30, n_boot=30, min_support=1)
+    own, overall = summarize(table, null, own_only=True), summarize(table, null)
+    rows = table.drop(columns="boot")
+    for f in bundle["fits"]:
+        d = int(f["depth"])
+        f["symmetry"] = {**overall[d], "own": own.get(d), "multilevel": None,
+                         "table": rows[rows["depth"] == d].to_dict("records")}
+    context, _ = report_context(bundle)
+    verdicts = {f["claim"]: f["verdict"] for f in context["findings"]}
+    assert verdicts["Depth 3's fit is mirror-symmetric about its own fold planes, beyond chance"] == own[3]["above_chance"]
+    assert verdicts["Depth 3 is more symmetric than the shallower depth about the same planes"] == \
+        overall[3]["more_symmetric_than_shallower"]
+    view = next(v for v in context["depths"] if v["depth"] == 3)
+    own_rows = rows[(rows["depth"] == 3) & (rows["source_depth"] == 3)]
+    assert len(view["planes"]) == len(own_rows) > 0
+    for shown, (_, r) in zip(view["planes"], own_rows.iterrows()):
+        t = Xt @ np.asarray(r["w"]) + r["b"]
+        assert (shown["n_left"], shown["n_right"]) == (str(int((t < 0).sum())), str(int((t >= 0).sum())))
+        nearest = int(np.flatnonzero(t >= 0)[np.argmin(t[t >= 0])])
+        assert shown["right"][0]["row"] == nearest
+    raw = build_report(bundle, tmp_path / "r.html").read_text()
+    assert 'id="findings"' in raw and raw.index('id="findings"') < raw.index('id="summary"')
+    assert "Mirror planes of this fit" in raw and "<details class=\"provenance\">" in raw

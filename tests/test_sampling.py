@@ -59,3 +59,40 @@ def test_dictionary_mode_never_switches_to_sampling():
     model = ReflectionLasso(depth=3, max_candidates=1000, candidates="sampled", n_samples=300, max_iter=3,
                             random_state=0).fit(X, X[:, 0] ** 2)
     assert model.n_candidates_ > 1000 and model.certificate_["scope"] == "sampled"
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_a_neuron_on_a_dictionary_column_snaps_to_that_column(depth):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(10, 2))
+    D = Dictionary(X, depth)
+    W, b, C, valid = D.params(np.arange(D.n_candidates))
+    js = [j for j in rng.permutation(D.n_candidates) if valid[j] and (depth == 2 or C[j, 0] > 0.2)][:3]
+    explained = D.explain(np.array(js))
+    s = Sampler(X, depth, neurons=(3 * W[js], 3 * b[js], C[js]))
+    keys, Ws, bs, Cs, A, n = s.seeds
+    assert n == 3 and keys[:3] == [f"N{depth}:seed{i}" for i in range(3)]
+    np.testing.assert_allclose(A[:, :3], D.columns(np.array(js)), atol=1e-9)   # as columns, scale removed
+    snapped = keys[3:]
+    assert {e["id"] for e in explained} <= set(snapped)
+    M = D.columns(np.array(js))
+    for e, col in zip(explained, M.T):
+        np.testing.assert_allclose(A[:, keys.index(e["id"])], col, atol=1e-9)
+    assert s.searched["trained_neurons"] == 3 and s.searched["snapped_neurons"] == len(snapped)
+
+
+def test_seeded_sampled_lasso_is_never_worse_than_the_trained_network():
+    from analysis.network import ParallelAbsNet
+    from analysis.training import train
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4))
+    y = np.abs(X @ rng.normal(size=4)) - np.abs(X[:, 0] - 0.3) + 0.1 * rng.normal(size=30)
+    beta = 0.5
+    res = train(ParallelAbsNet(4, 3, 16), X, y, beta, max_epochs=1500, seeds=[0], progress=False)
+    W, b, C, _, _ = res.net.unit_features()
+    est = ReflectionLasso(depth=3, beta=beta, candidates="sampled", n_samples=200, random_state=0,
+                          init_neurons=(W, b, C)).fit(X, y)
+    assert est.objective_ <= res.best_objective * (1 + 1e-9)
+    searched = est.certificate_["searched"]
+    assert searched["trained_neurons"] == 16 and searched["random_draws_per_round"] == 200
+    assert "sampled" in est.certificate_["statement"]

@@ -3,7 +3,10 @@ import pandas as pd
 import pytest
 
 from analysis.geometry import feature_values
-from analysis.symmetry import depth_symmetry, fold_planes, symmetry_score
+from analysis.dictionary import Dictionary
+from analysis.emergence import plane_distances
+from analysis.symmetry import (fold_planes, mirror_planes, nn_scale, summarize, support, symmetry_score,
+                               symmetry_table, verdict)
 
 RNG = np.random.default_rng(0)
 X1 = RNG.normal(size=(20, 1))
@@ -51,32 +54,89 @@ def test_fold_planes_keep_features_with_a_fold():
     assert [p[1] for p in planes] == [-1.0, 1.0] and planes[0][2] == 0.4
 
 
-def test_depth_symmetry_scores_every_fit_on_every_fold_plane():
-    """Known fits: depth 2 odd about x = 0.5, depth 3 a fold about x = 0.5, depth 4 a fold about x = -1."""
-    fits = {2: (lambda P: P[:, 0] - 0.5, []),
-            3: (lambda P: np.abs(np.abs(P[:, 0] - 0.5) - 1.0), [([1.0], -0.5)]),
-            4: (lambda P: np.abs(P[:, 0] + 1.0), [([-2.0], -2.0)])}
-    table = depth_symmetry(X1, None, 0.1, depths=(2, 3, 4), fit=lambda X, y, beta, depth: fits[depth])
-    assert len(table) == 6 and set(table["source_depth"]) == {3, 4}
-    score = table.set_index(["depth", "plane"])["score"]
-    assert score[(2, 0)] == pytest.approx(-1.0, abs=1e-12)
-    assert score[(3, 0)] == pytest.approx(1.0, abs=1e-12)
-    assert score[(4, 1)] == pytest.approx(1.0, abs=1e-12)
-    assert score[(3, 1)] < 1.0
-    given = depth_symmetry(X1, None, 0.1, depths=(3,), fit=lambda X, y, beta, depth: fits[depth],
-                           planes=[([1.0], 1.0)])
-    assert len(given) == 1 and given["source_depth"].isna().all()
-    with pytest.raises(ValueError, match="no fold planes"):
-        depth_symmetry(X1, None, 0.1, depths=(2,), fit=lambda X, y, beta, depth: fits[depth])
-    with pytest.raises(ValueError, match="depths"):
-        depth_symmetry(X1, None, 0.1, depths=(1, 2), fit=lambda X, y, beta, depth: fits[depth])
+def _brute_support(X, w, b, radius):
+    w = np.asarray(w, dtype=float)
+    keep = []
+    for i, x in enumerate(X):
+        r = x - 2 * (w @ x + b) * w / (w @ w)
+        if min(np.linalg.norm(r - z) for z in X) <= radius:
+            keep.append(i)
+    return keep
 
 
-def test_depth_symmetry_with_the_reflection_lasso():
+def test_support_keeps_points_whose_mirror_lands_near_data():
+    X = RNG.normal(size=(40, 2))
+    radius = nn_scale(X)
+    D = np.array([[np.linalg.norm(a - c) if i != j else np.inf for j, c in enumerate(X)] for i, a in enumerate(X)])
+    assert radius == pytest.approx(np.median(D.min(axis=1)))
+    for w, b in (([0.6, 0.8], 0.1), ([1.0, 0.0], 2.5)):
+        assert support(X, w, b, radius).tolist() == _brute_support(X, w, b, radius)
+    # a plane far outside the data: no mirror image lands near data, the score is undefined
+    assert support(X, [1.0, 0.0], 40.0, radius).size == 0
+    assert np.isnan(symmetry_score(lambda P: P[:, 0], X, [1.0, 0.0], 40.0, radius))
+
+
+# a symmetric point cloud about the plane x0 = 0.2 plus noise points, so the support is large
+PLANE_W, PLANE_B = np.array([1.0, 0.0]), -0.2
+_half = np.random.default_rng(7).normal(size=(40, 2)) * [1.0, 1.5]
+XS = np.r_[_half, _half * [-1, 1] + [0.4, 0]]
+
+
+def test_planted_symmetric_target_scores_one_and_beats_the_null():
+    f = lambda P: np.abs(np.abs(P[:, 0] - 0.2) - 0.7) + np.sin(P[:, 1])   # noqa: E731  symmetric about x0 = 0.2
+    planes = [{"w": PLANE_W, "b": PLANE_B}]
+    table, null = symmetry_table({3: f}, XS, planes, n_null=100, n_boot=100)
+    row = table.iloc[0]
+    assert row["n_support"] == len(XS)
+    assert row["score"] == pytest.approx(1.0, abs=1e-12) and row["lo"] == pytest.approx(1.0, abs=1e-12)
+    assert row["score"] > row["null_q95"] + 0.2 and row["p_value"] <= 2 / 101
+    s = summarize(table, null)[3]
+    assert s["above_chance"] == "supported" and s["share_above_null"] == 1.0
+
+
+def test_planted_asymmetric_target_does_not_beat_the_null():
+    f = lambda P: P[:, 0] + 0.5 * np.sin(P[:, 1])   # noqa: E731  a trend along the normal: odd about x0 = 0.2
+    table, null = symmetry_table({2: f}, XS, [{"w": PLANE_W, "b": PLANE_B}], n_null=100, n_boot=100)
+    row = table.iloc[0]
+    assert row["score"] < 0 and row["p_value"] > 0.5
+    assert summarize(table, null)[2]["above_chance"] == "not supported"
+
+
+def test_depth_comparison_is_paired_and_its_interval_excludes_zero():
+    fits = {2: lambda P: P[:, 0] - 0.2, 3: lambda P: np.abs(P[:, 0] - 0.2)}
+    table, null = symmetry_table(fits, XS, [{"w": PLANE_W, "b": PLANE_B, "source_depth": 3}], n_null=50, n_boot=100)
+    t = table.set_index("depth")
+    assert t.loc[2, "score"] == pytest.approx(-1.0) and t.loc[3, "score"] == pytest.approx(1.0)
+    assert np.isnan(t.loc[2, "diff"]) and t.loc[3, "diff"] == pytest.approx(2.0)
+    assert t.loc[3, "diff_lo"] == pytest.approx(2.0)
+    s = summarize(table, null)
+    assert s[3]["more_symmetric_than_shallower"] == "supported" and "diff" not in s[2]
+    assert verdict(-0.1, 0.3) == "cannot tell" and verdict(-0.5, -0.1) == "not supported"
+    assert verdict(np.nan, 1.0) == "cannot tell"
+
+
+def test_multilevel_planes_of_a_depth_4_feature_are_mirror_planes_within_each_side():
+    feats = pd.DataFrame({"w": [list(W)], "b": [0.1], "offsets": [(0.9, 0.3)], "coef": [2.0]})
+    planes = mirror_planes(feats, source_depth=4)
+    assert [p["level"] for p in planes] == [1, 2, 2]
+    assert [p["b"] for p in planes] == pytest.approx([0.1, 0.1 - 0.9, 0.1 + 0.9])
+    f = lambda P: 2.0 * feature_values(P, W[None, :], [0.1], [[0.9, 0.3]])[:, 0]   # noqa: E731
+    X = RNG.normal(size=(200, 2)) * 2
+    table, _ = symmetry_table({4: f}, X, planes, n_null=20, n_boot=20, min_support=3)
+    assert (table["n_support"] >= 3).all() and len(table) == 3
+    np.testing.assert_allclose(table["score"], 1.0, atol=1e-12)
+    # without the side restriction the level-2 plane is not a mirror of f
+    assert symmetry_score(f, X, W, 0.1 - 0.9, nn_scale(X)) < 0.9
+
+
+def test_a_planted_depth_3_fold_plane_is_recovered_by_the_lasso():
     pytest.importorskip("analysis.estimator")
-    x = np.linspace(-2, 2, 9)[:, None]
-    y = np.abs(np.abs(x[:, 0]) - 1.0)          # one depth-3 feature: mirror at 0, copies at +-1
-    about_zero = depth_symmetry(x, y, 0.01, depths=(2, 3), planes=[([1.0], 0.0)])
-    assert about_zero.set_index("depth")["score"][3] > 0.99
-    own = depth_symmetry(x, y, 0.01, depths=(3,))
-    assert len(own) >= 1 and (own["source_depth"] == 3).all() and own["score"].le(1 + 1e-12).all()
+    from analysis.estimator import ReflectionLasso
+    X = np.random.default_rng(3).normal(size=(9, 2))
+    D = Dictionary(X, 3)
+    W, b, C, valid = D.params(np.arange(D.n_candidates))
+    j = next(j for j in np.random.default_rng(0).permutation(D.n_candidates) if valid[j] and C[j, 0] > 0.3)
+    y = 2.0 * feature_values(X, W[j:j + 1], b[j:j + 1], C[j:j + 1])[:, 0] + 0.5
+    est = ReflectionLasso(depth=3, beta=1e-4).fit(X, y)
+    top = fold_planes(est.features_)[0]
+    assert plane_distances([top[0]], [top[1]], W[j:j + 1], b[j:j + 1])[0][0] < 1e-6
