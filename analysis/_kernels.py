@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+VALID, DEGENERATE, NEGATIVE = 1, 0, -1     # status of one column (``_lifted_params``)
+
 
 def binomial_table(n: int, k: int) -> np.ndarray:
     """``T[a, j] = C(a, j)`` for ``a <= n``, ``j <= k`` (int64; exact for the sizes we enumerate)."""
@@ -53,7 +55,9 @@ def _next_comb(a, n, k):
 
 @njit(cache=True)
 def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
-    """Parameters of one column into ``w``, ``c``; returns ``(valid, b)``."""
+    """Parameters of one column into ``w``, ``c``; returns ``(status, b)``: ``VALID``, ``DEGENERATE``
+    (``||w|| <= tol`` times the Hadamard bound of the lifted points: no unique feature) or
+    ``NEGATIVE`` (the signs cannot make every ``c >= 0``: not a feature of this depth)."""
     k = pts.shape[0]
     d = X.shape[1]
     m = labels.shape[2]
@@ -87,7 +91,7 @@ def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
         nw += v[t] * v[t]
     nw = np.sqrt(nw)
     if not nw > tol * hadamard:
-        return False, 0.0
+        return DEGENERATE, 0.0
     b = v[d] / nw if bias else 0.0
     off = d + (1 if bias else 0)
     ctol = 1e-12 * (1.0 + abs(b))
@@ -104,9 +108,9 @@ def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
     for l in range(m):
         cl = sign * v[off + l] / nw
         if cl < -ctol:
-            return False, 0.0
+            return NEGATIVE, 0.0
         c[l] = max(cl, 0.0)
-    return True, b
+    return VALID, b
 
 
 @njit(cache=True)
@@ -125,8 +129,8 @@ def params_for(X, points, labs, labels, bias, tol):
     piv = np.empty(max(k, 1), dtype=np.int64)
     v = np.empty(k + 1)
     for j in range(n):
-        ok, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, piv, v, W[j], C[j])
-        valid[j] = ok
+        status, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, piv, v, W[j], C[j])
+        valid[j] = status == VALID
         B[j] = b
     return W, B, C, valid
 
@@ -296,7 +300,8 @@ def _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, p, w):
     """Depth-3 column ``w.x_i + b = s_i c``: ``(w, b) = F^-1 s / ||.||``, ``c = 1 / ||.||``.
 
     The cross product of the lifted points is ``det F (F^-1 s, 1)``, so the degeneracy test
-    is the one of ``_lifted_params``. Returns ``(valid, b, c)``.
+    is the one of ``_lifted_params``. Returns ``(valid, b, c)``; not valid: ask ``_lifted_params``
+    (``F`` singular, e.g. a repeated point, can still give a feature with ``c = 0``).
     """
     k = rn0.shape[0]
     if det == 0.0:
@@ -325,7 +330,8 @@ def _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, p, w):
 def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
     """``|A_j . r|`` for the columns of combinations ``start .. start+count-1`` and every labeling.
 
-    Returns ``scores`` (count, n_lab), -1 where the column is degenerate, and with ``want_norms``
+    Returns ``scores`` (count, n_lab), -1 where the point set is degenerate, -2 where its signs
+    give a negative fold offset (no feature), and with ``want_norms``
     the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise).
     """
     n_pts, d = X.shape
@@ -349,6 +355,8 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
         c = np.empty(m)
         u = np.empty(n_pts)
         piv = np.empty(k, dtype=np.int64)
+        Ml = np.empty((max(k, 1), k + 1))
+        piv2 = np.empty(max(k, 1), dtype=np.int64)
         Finv = np.empty((max(k, 1), max(k, 1)))
         rn0 = np.empty(k)
         rn1 = np.empty(k)
@@ -357,13 +365,14 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
             if single:
                 det = _single_fold_setup(X, pts, bias, M, piv, Finv, rn0, rn1)
             for lab in range(n_lab):
+                status = VALID
                 if single:
                     ok, b, c0 = _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, v, w)
                     c[0] = c0
-                else:
-                    ok, b = _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c)
-                if not ok:
-                    scores[j, lab] = -1.0
+                if not single or not ok:
+                    status, b = _lifted_params(X, pts, labels, lab, bias, tol, Ml, minor, piv2, v, w, c)
+                if status != VALID:
+                    scores[j, lab] = -1.0 if status == DEGENERATE else -2.0
                     continue
                 dot, nrm = _column_dot(XT, r, w, b, c, u, want_norms)
                 scores[j, lab] = abs(dot)

@@ -117,7 +117,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         s, norms = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, want_norms)
         s = s.ravel()
         ok = s >= 0
-        n_degen += int(n_cols - ok.sum())
+        n_degen += int(np.count_nonzero(s == -1.0))      # -2: negative fold offset, not a feature
         n_eval += int(ok.sum())
         best = float(s.max(initial=0.0))
         max_score = max(max_score, best)
