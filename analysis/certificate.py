@@ -250,7 +250,9 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
                 cert["statement"] = (f"Global optimum of the infinite-width two-layer network{where}: no neuron "
                                      f"violates optimality by more than tol={tol:g} (continuum ratio {rho_net:.9g} by "
                                      f"{oracle.method}); the network optimum lies within {objective - lower:.3g} "
-                                     "of this objective.")
+                                     "of this objective." + (f" (The oracle checks every neuron, so the "
+                                     f"{n_degenerate:,} degenerate point sets the dictionary skipped do not matter.)"
+                                     if n_degenerate else ""))
             else:
                 cert["statement"] = (f"Optimum of the {'plane dictionary and the continuum neurons added' if columns == 'continuum' else 'plane dictionary'} "
                                      f"{solved}{where}, a restriction here: some neuron off it improves the fit "
