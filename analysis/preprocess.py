@@ -64,7 +64,9 @@ class Frame:
 
 
 def frame(X, bias: bool = True) -> Frame:
-    """The intrinsic frame of the training points ``X`` (N, d)."""
+    """The intrinsic frame of the training points ``X`` (N, d): directions whose singular value is below
+    ``RANK_TOL`` times the largest, or below the rounding of ``X`` itself (``~ eps max|X|``, large for data
+    far from the origin), are not directions of the data."""
     X = np.asarray(X, dtype=float)
     N, d = X.shape
     mu = X.mean(axis=0) if bias else np.zeros(d)
@@ -73,7 +75,8 @@ def frame(X, bias: bool = True) -> Frame:
     if not size > 0:
         return Frame(mu, 1.0, np.zeros((d, 0)))
     _, sv, Vt = np.linalg.svd(Xc / size, full_matrices=False)
-    rank = int(np.sum(sv > RANK_TOL * sv[0]))
+    noise = 64 * np.finfo(float).eps * np.sqrt(N * d) * np.abs(X).max() / size   # rounding of the input itself
+    rank = int(np.sum(sv > max(RANK_TOL * sv[0], noise)))
     U = np.eye(d) if rank == d else Vt[:rank].T
     size = float(np.sqrt(((Xc @ U) ** 2).sum(axis=1)).max())
     return Frame(mu, size, U)

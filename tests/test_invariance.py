@@ -62,9 +62,14 @@ def test_objective_and_features_are_the_same_in_any_units(seed, N, d, depth, bia
 def test_issue_instances_match_the_reference_on_the_unscaled_dictionary(d, transform):
     """The issue's failures (depth 3): a wrong objective was certified exact in d = 1."""
     X, y, _ = _instance(0, 12 if d == 1 else 9, d)
-    model = ReflectionLasso(depth=3, tol=1e-9).fit(transform(X), y)
+    Xt = transform(X)
+    model = ReflectionLasso(depth=3, tol=1e-9).fit(Xt, y)
     s = float(transform(np.ones((1, d)))[0, 0] - transform(np.zeros((1, d)))[0, 0])
     A, _ = Dictionary(X, 3).materialize()
     z, xi = cvxpy_lasso(A, y, model.beta_ / s)
     assert model.objective_ == pytest.approx(objective(A, z, xi, y, model.beta_ / s), rel=1e-7)
     assert model.certificate_["exact"] == (d == 1) and model.certificate_["n_degenerate"] == 0
+    assert np.allclose(evaluate_features(model.features_, model.intercept_, Xt), model.predict(Xt), atol=1e-9)
+    pytest.importorskip("torch")
+    net = model.to_torch()                                  # the network's objective in the user's units
+    assert abs(net.objective(Xt, y, model.beta_).item() - model.objective_) <= 1e-9 * model.objective_
