@@ -121,7 +121,7 @@ class _ReflectionLassoBase(BaseEstimator):
                              f"{self.n_candidates_:,} columns exceed {CVXPY_MAX_COLUMNS:,}")
         timings = {}
         rc = y - y.mean()
-        if d == 0 or not rc.any():                  # every feature is constant on the data, or y is
+        if d == 0 or np.ptp(y) == 0:                # every feature is constant on the data, or y is
             return self._fit_constant(X_user, y, t_start, timings)
         ws = lasso.WorkingSet(N, d, self.depth - 2, seed=0)
         t0 = time.perf_counter()
@@ -165,7 +165,7 @@ class _ReflectionLassoBase(BaseEstimator):
         t0 = time.perf_counter()
         final, oracle = self._certify_solution(X, y, final, ws)
         timings["certificate_s"] = time.perf_counter() - t0
-        self._set_result(X_user, final, ws)
+        self._set_result(final, ws)
         scope = {"sampled": "sampled"}.get(self.candidates, "dictionary")
         self.certificate_ = certify(X, y, final.objective, final.residual, self._beta_int, final.bound, self.depth,
                                     self.bias, self.tol, scope, oracle,
@@ -190,7 +190,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self.features_ = pd.DataFrame([], columns=FEATURE_COLUMNS)
         self.coef_ = np.zeros(0)
         self._W, self._b, self._C = np.zeros((0, X.shape[1])), np.zeros(0), np.zeros((0, self.depth - 2))
-        self.certificate_ = certify_constant(self.objective_, self._frame.dim, not rc.any(), self.depth, self.tol,
+        self.certificate_ = certify_constant(self.objective_, self._frame.dim, np.ptp(y) == 0, self.depth, self.tol,
                                              self._frame.describe(X.shape[1]), self.candidates == "sampled")
         self.history_ = pd.DataFrame()
         self.n_iter_ = 1
@@ -283,8 +283,8 @@ class _ReflectionLassoBase(BaseEstimator):
                 out[k] = (self._sampler.info if self.candidates == "sampled" else self._continuum)[k]
         return [out[k] if isinstance(k, str) else out[int(k)] for k in keys]
 
-    def _set_result(self, X, sol, ws) -> None:
-        """Selected features, largest first, in the user's coordinates (``X``: the user's points)."""
+    def _set_result(self, sol, ws) -> None:
+        """Selected features, largest first, mapped to the user's coordinates."""
         z = np.zeros(len(ws))
         z[: len(sol.coef)] = sol.coef
         sel = np.flatnonzero(z)
@@ -302,7 +302,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self.coef_ = coef
         self.intercept_ = float(sol.intercept)
         self.objective_ = float(sol.objective)
-        self._W, self._b, self._C = W.reshape(len(sel), X.shape[1]), b, C
+        self._W, self._b, self._C = W, b, C
 
     # --- use --------------------------------------------------------------------------------
     def _decision(self, X) -> np.ndarray:
