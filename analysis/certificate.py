@@ -201,19 +201,29 @@ def neuron_parameters(X, oracle: Oracle, which):
     return W, b
 
 
-def _skipped(n_degenerate: int) -> str:
-    return (f" {n_degenerate:,} point set{'s' if n_degenerate != 1 else ''} with (nearly) degenerate lifted points "
-            "define no column here (skipped)." if n_degenerate else "")
+def _skipped(n_degenerate: int, n_repeated: int) -> str:
+    """What the dictionary skipped, in words: sets whose repeated points make the lifted points exactly
+    dependent provably define no column; the others are rank-deficient only to tolerance and may hide
+    an ill-conditioned column."""
+    if not n_degenerate:
+        return ""
+    if n_repeated == n_degenerate:
+        return (f" {n_degenerate:,} point sets with repeated points were skipped; they provably define no column "
+                "(their lifted points are exactly dependent).")
+    return (f" {n_degenerate:,} point sets were skipped as degenerate: {n_repeated:,} with repeated points (provably "
+            f"no column), {n_degenerate - n_repeated:,} rank-deficient to tolerance (ill-conditioned ones could hide "
+            "columns).")
 
 
 def certify(X, y, objective: float, residual, beta: float, bound: float, depth: int, bias: bool,
             tol: float, scope: str = "dictionary", oracle: Oracle | None = None,
-            columns: str = "dictionary", n_degenerate: int = 0, span: str = "") -> dict:
+            columns: str = "dictionary", n_degenerate: int = 0, n_repeated: int = 0, span: str = "") -> dict:
     """The certificate of a fit (ARCHITECTURE.md "Estimator result"), JSON-serialisable.
 
     ``X`` are the points in the intrinsic coordinates the Lasso was solved in, ``beta`` and ``bound``
     in the same units: ``bound`` is a rigorous upper bound of ``max_j |A_j . r|`` over the candidates
-    solved over, ``n_degenerate`` the point sets skipped as degenerate (counted, never silent);
+    solved over, ``n_degenerate`` the point sets skipped as degenerate (counted, never silent), of which
+    ``n_repeated`` are exactly rank-deficient because points repeat (provably no column);
     ``oracle`` the continuum oracle at ``residual`` (depth 2), when computed; ``columns`` says what
     was solved over ("dictionary", or "continuum": the dictionary plus the oracle's neurons);
     ``span`` a phrase on the data's affine hull when it is lower-dimensional.
@@ -226,7 +236,8 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
     ratio = float(bound / beta)
     gap = float(objective - dual_objective(r / max(1.0, ratio), y))
     cert = {"scope": scope, "exact": False, "dictionary_ratio": ratio, "duality_gap": gap, "tol": float(tol),
-            "upper_bound": float(objective), "intrinsic_dim": int(d), "n_degenerate": int(n_degenerate)}
+            "upper_bound": float(objective), "intrinsic_dim": int(d), "n_degenerate": int(n_degenerate),
+            "n_repeated": int(n_repeated)}
     converged = ratio <= 1 + tol
     solved = f"(dictionary ratio {ratio:.9g}, duality gap {gap:.3g})"
     where = f" ({span})" if span else ""
@@ -238,7 +249,7 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
         cert["statement"] = (f"Not converged: some candidate still violates optimality {solved}; "
                              "this is only a feasible point of the Lasso.")
         return cert
-    skipped = _skipped(n_degenerate)
+    skipped = _skipped(n_degenerate, n_repeated)
     if oracle is not None:
         rho_net = float(oracle.values.max() / beta)
         cert.update(continuum_ratio=rho_net, continuum_method=oracle.method)
@@ -264,11 +275,11 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
                                  f"Search can only find violations, so no lower bound on the network optimum is "
                                  f"certified.{skipped}")
         return cert
-    if d == 1 and not n_degenerate:
+    if d == 1 and n_degenerate == n_repeated:
         lower = dual_objective(r / max(1.0, ratio), y)
         cert.update(scope="network", exact=True, lower_bound=float(lower), gap=float(objective - lower))
         cert["statement"] = (f"Global optimum of the depth-{depth} network training problem{where}: in 1-D the "
-                             f"dictionary is exact {solved}.")
+                             f"dictionary is exact {solved}.{skipped}")
         return cert
     cert["statement"] = (f"Optimum of the depth-{depth} dictionary {solved}{where}." + skipped
                          + (f" In d={d} the dictionary is a restriction of the network" if d > 1 else
@@ -287,7 +298,7 @@ def certify_constant(objective: float, dim: int, y_constant: bool, depth: int, t
     """
     cert = {"scope": "sampled" if sampled else "dictionary", "exact": False, "dictionary_ratio": 0.0,
             "duality_gap": 0.0, "tol": float(tol), "upper_bound": float(objective), "intrinsic_dim": int(dim),
-            "n_degenerate": 0}
+            "n_degenerate": 0, "n_repeated": 0}
     why = ("y is constant" if y_constant else f"{span or 'the points coincide'}: every feature is constant on them"
            if dim == 0 else "every candidate column is orthogonal to y - mean(y) (beta_max = 0)")
     if y_constant or dim == 0 or (dim == 1 and not sampled):

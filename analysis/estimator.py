@@ -125,7 +125,7 @@ class _ReflectionLassoBase(BaseEstimator):
             return self._fit_constant(X_user, y, t_start, timings)
         ws = lasso.WorkingSet(N, d, self.depth - 2, seed=0)
         t0 = time.perf_counter()
-        self._n_degenerate = 0
+        self._n_degenerate = 0, 0
         if self.candidates == "sampled":
             self._sampler = Sampler(X, self.depth, self.bias, self.random_state)
             A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
@@ -139,7 +139,7 @@ class _ReflectionLassoBase(BaseEstimator):
             res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose)   # floor <= beta_max
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._screen = res.screen
-            self._n_degenerate = res.n_degenerate       # the first pass prices every block
+            self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
             self.beta_max_ = float(res.max_score)
         timings["beta_max_s"] = time.perf_counter() - t0
         if self.beta_max_ <= 0:
@@ -170,7 +170,8 @@ class _ReflectionLassoBase(BaseEstimator):
         self.certificate_ = certify(X, y, final.objective, final.residual, self._beta_int, final.bound, self.depth,
                                     self.bias, self.tol, scope, oracle,
                                     columns="continuum" if self.candidates == "continuum" else "dictionary",
-                                    n_degenerate=self._n_degenerate, span=F.describe(X_user.shape[1]))
+                                    n_degenerate=self._n_degenerate[0], n_repeated=self._n_degenerate[1],
+                                    span=F.describe(X_user.shape[1]))
         self.certificate_["n_passes"] = int(final.n_passes)
         self.n_iter_ = max(1, int(final.n_passes))   # pricing passes at beta_ (scikit-learn's n_iter_)
         self.history_ = pd.DataFrame(final.history)

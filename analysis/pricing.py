@@ -43,6 +43,7 @@ class PricingResult:
     n_blocks_skipped: int
     screen: Screen
     complete: bool = True
+    n_repeated: int = 0        # of n_degenerate: exactly dependent because points repeat (no column)
 
 
 def _blocks(D: Dictionary):
@@ -88,7 +89,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     ids = np.empty(0, dtype=np.int64)
     scores = np.empty(0)
     max_score, bound = 0.0, 0.0
-    n_eval = n_degen = n_skip = n_found = 0
+    n_eval = n_degen = n_repeat = n_skip = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
     order = range(len(blocks))
@@ -117,7 +118,8 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         s, norms = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, want_norms)
         s = s.ravel()
         ok = s >= 0
-        n_degen += int(np.count_nonzero(s == -1.0))      # -2: negative fold offset, not a feature
+        n_degen += int(np.count_nonzero((s == -1.0) | (s == -3.0)))    # -2: negative fold offset, no feature
+        n_repeat += int(np.count_nonzero(s == -3.0))
         n_eval += int(ok.sum())
         best = float(s.max(initial=0.0))
         max_score = max(max_score, best)
@@ -135,4 +137,5 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         bound = np.inf
     rank = np.argsort(-scores, kind="stable")
     log.debug("priced %s columns (%d blocks skipped): max %.6g, bound %.6g", f"{n_eval:,}", n_skip, max_score, bound)
-    return PricingResult(max_score, bound, ids[rank], scores[rank], n_eval, n_degen, n_skip, screen, complete)
+    return PricingResult(max_score, bound, ids[rank], scores[rank], n_eval, n_degen, n_skip, screen, complete,
+                         n_repeat)

@@ -73,8 +73,9 @@ def test_duplicate_points_with_conflicting_targets_fit_the_lasso_over_every_row(
     cert = model.certificate_
     if d == 1:
         assert cert["exact"] and cert["n_degenerate"] == 0
-    else:                                        # sets with a repeated point are counted, never silent
-        assert cert["n_degenerate"] > 0 and "skipped" in cert["statement"] or cert["exact"]
+    else:                                        # sets with a repeated point are counted, never silent,
+        assert cert["n_degenerate"] == cert["n_repeated"] > 0       # and provably define no column
+        assert "provably define no column" in cert["statement"] or "do not matter" in cert["statement"]
 
 
 @pytest.mark.parametrize("depth", [2, 3])
@@ -86,7 +87,8 @@ def test_integer_grid(depth):
     assert model.objective_ == pytest.approx(_reference(A, y, model.beta_), rel=1e-7)
     cert = model.certificate_
     if depth == 3:                               # collinear triples with mirrored labels: rank-deficient
-        assert cert["n_degenerate"] > 0 and not cert["exact"] and "skipped" in cert["statement"]
+        assert cert["n_degenerate"] > 0 == cert["n_repeated"] and not cert["exact"]
+        assert "rank-deficient to tolerance" in cert["statement"]
     line = ReflectionLasso(depth=3, tol=1e-9).fit(np.arange(10.0)[:, None] * 1e3 + 7, np.arange(10) % 3)
     A1, _ = Dictionary(np.arange(10.0)[:, None], 3).materialize()
     assert line.objective_ == pytest.approx(_reference(A1, np.arange(10) % 3.0, line.beta_ / 1e3), rel=1e-7)
@@ -106,7 +108,7 @@ def test_near_duplicate_points(d, depth):
     if d == 1:                                   # no 1-D point set is degenerate: the proof stands
         assert cert["exact"] and cert["n_degenerate"] == 0
     elif depth == 2:                             # the pair's line is ill-conditioned, skipped and counted;
-        assert cert["n_degenerate"] >= 1         # the continuum oracle still checks every neuron
+        assert cert["n_degenerate"] >= 1 and cert["n_repeated"] == 0    # the continuum oracle checks every neuron
         assert cert["exact"] == (cert["continuum_ratio"] <= 1 + cert["tol"])
     else:
         assert not cert["exact"]
