@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import lasso
 from .certificate import certify, certify_constant, continuum_oracle, neuron_parameters
-from .dictionary import Dictionary, n_candidates
+from .dictionary import Dictionary, n_candidates, points_per_feature
 from .geometry import feature_values, pad_offsets
 from .preprocess import check_target, frame
 from .pricing import price
@@ -111,6 +111,12 @@ class _ReflectionLassoBase(BaseEstimator):
         X_user, X = X, F.transform(X)
         N, d = X.shape
         self._check_params(d)
+        need = points_per_feature(d, self.depth, self.bias)
+        if d and N < need and np.ptp(y) > 0:
+            raise ValueError(f"{type(self).__name__}: a depth-{self.depth} feature in d={d}"
+                             f"{' (the dimension the points span)' if d < X_user.shape[1] else ''}"
+                             f"{'' if self.bias else ' without bias'} is fixed by {need} points, got n_samples={N}; "
+                             "add points or lower depth")
         self.n_candidates_ = n_candidates(N, d, self.depth, self.bias) if d else 0
         if self.candidates != "sampled" and self.n_candidates_ > self.max_candidates:
             raise ValueError(f"{type(self).__name__}: the depth-{self.depth} dictionary on {N} points in d={d} has "

@@ -111,6 +111,10 @@ def test_bad_parameters_and_too_large_dictionaries():
         ReflectionLasso(beta=-1.0).fit(X, y)
     with pytest.raises(ValueError, match="candidates must be one of"):
         ReflectionLasso(candidates="all").fit(X, y)
+    with pytest.raises(ValueError, match=r"depth-4 feature in d=2 is fixed by 4 points, got n_samples=3; add points"):
+        ReflectionLasso(depth=4).fit(X[:3], y[:3])
+    line = np.c_[X[:3, 0], 2 * X[:3, 0]]                   # 3 points on a line: a 1-D problem, depth 4 fits
+    assert ReflectionLasso(depth=4).fit(line, y[:3]).certificate_["intrinsic_dim"] == 1
     with pytest.raises(ValueError, match=rf"{Dictionary(X, 3).n_candidates:,}.*max_candidates=1,000"):
         ReflectionLasso(depth=3, max_candidates=1000).fit(X, y)
 
