@@ -12,8 +12,10 @@ columns ``A -> s A`` (the same point sets give the same features), so solving at
 
 On the data, a network in R^d equals one in the affine hull (the component of ``w`` orthogonal to
 it only adds to ``||w||``), so points on a line get the exact 1-D dictionary in any ``d``.
-Duplicate points are kept as rows: the Lasso over every row is the user's problem verbatim, and
-point sets with repeated points define no new column (pricing skips them as degenerate).
+Duplicate points are kept as rows: the Lasso over every row is the user's problem verbatim, and a
+point set with repeated points defines no new column: either its lifted points are exactly
+dependent (pricing skips and counts it, ``n_repeated`` in the certificate) or it forces a zero fold
+offset, a lower-depth column of the distinct points.
 """
 from __future__ import annotations
 
