@@ -12,10 +12,10 @@ columns ``A -> s A`` (the same point sets give the same features), so solving at
 
 On the data, a network in R^d equals one in the affine hull (the component of ``w`` orthogonal to
 it only adds to ``||w||``), so points on a line get the exact 1-D dictionary in any ``d``.
-Duplicate points are kept as rows: the Lasso over every row is the user's problem verbatim, and a
-point set with repeated points defines no new column: either its lifted points are exactly
-dependent (pricing skips and counts it, ``n_repeated`` in the certificate) or it forces a zero fold
-offset, a lower-depth column of the distinct points.
+Duplicate points are kept as rows: the Lasso over every row is the user's problem verbatim. A point
+set with a repeated point either has exactly dependent lifted points (pricing skips and counts it,
+``n_repeated`` in the certificate) or ties fold offsets (``s.c = s'.c`` at that point: at depth 3
+``c = 0``, a plane of the distinct points), a valid feature in any case.
 """
 from __future__ import annotations
 
