@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+VALID, DEGENERATE, NEGATIVE, REPEATED = 1, 0, -1, 2     # status of one column (``_lifted_params``)
+
 
 def binomial_table(n: int, k: int) -> np.ndarray:
     """``T[a, j] = C(a, j)`` for ``a <= n``, ``j <= k`` (int64; exact for the sizes we enumerate)."""
@@ -52,8 +54,48 @@ def _next_comb(a, n, k):
 
 
 @njit(cache=True)
+def _same(M, i, j, lo, hi):
+    for t in range(lo, hi):
+        if M[i, t] != M[j, t]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _repeats_force_rank_deficiency(M, k, n_point_cols):
+    """Exact test that the lifted rows ``M[:k] = [x_i, 1, -s_i]`` are dependent because points repeat:
+    a group of ``g`` equal points with ``l`` distinct labels spans at most ``1 + min(g, l, m + 1) - 1``
+    dimensions; if these bounds sum to less than ``k``, the rows are dependent (no rounding involved)."""
+    width = M.shape[1]
+    m = width - n_point_cols
+    bound = 0
+    seen = np.zeros(k, dtype=np.bool_)
+    for i in range(k):
+        if seen[i]:
+            continue
+        size = 0
+        n_lab = 0
+        for j in range(i, k):
+            if seen[j] or not _same(M, i, j, 0, n_point_cols):
+                continue
+            seen[j] = True
+            size += 1
+            new = True
+            for q in range(i, j):
+                if _same(M, i, q, 0, n_point_cols) and _same(M, q, j, n_point_cols, width):
+                    new = False
+                    break
+            if new:
+                n_lab += 1
+        bound += 1 + min(size - 1, m, n_lab - 1)
+    return bound < k
+
+
+@njit(cache=True)
 def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
-    """Parameters of one column into ``w``, ``c``; returns ``(valid, b)``."""
+    """Parameters of one column into ``w``, ``c``; returns ``(status, b)``: ``VALID``, ``DEGENERATE``
+    (``||w|| <= tol`` times the Hadamard bound of the lifted points: rank-deficient to tolerance),
+    ``REPEATED`` (repeated points make the lifted points exactly dependent: provably no column) or ``NEGATIVE`` (the signs cannot make every ``c >= 0``: not a feature of this depth)."""
     k = pts.shape[0]
     d = X.shape[1]
     m = labels.shape[2]
@@ -87,7 +129,7 @@ def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
         nw += v[t] * v[t]
     nw = np.sqrt(nw)
     if not nw > tol * hadamard:
-        return False, 0.0
+        return (REPEATED if _repeats_force_rank_deficiency(M, k, width - m) else DEGENERATE), 0.0
     b = v[d] / nw if bias else 0.0
     off = d + (1 if bias else 0)
     ctol = 1e-12 * (1.0 + abs(b))
@@ -104,9 +146,9 @@ def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
     for l in range(m):
         cl = sign * v[off + l] / nw
         if cl < -ctol:
-            return False, 0.0
+            return NEGATIVE, 0.0
         c[l] = max(cl, 0.0)
-    return True, b
+    return VALID, b
 
 
 @njit(cache=True)
@@ -125,8 +167,8 @@ def params_for(X, points, labs, labels, bias, tol):
     piv = np.empty(max(k, 1), dtype=np.int64)
     v = np.empty(k + 1)
     for j in range(n):
-        ok, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, piv, v, W[j], C[j])
-        valid[j] = ok
+        status, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, piv, v, W[j], C[j])
+        valid[j] = status == VALID
         B[j] = b
     return W, B, C, valid
 
@@ -296,7 +338,8 @@ def _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, p, w):
     """Depth-3 column ``w.x_i + b = s_i c``: ``(w, b) = F^-1 s / ||.||``, ``c = 1 / ||.||``.
 
     The cross product of the lifted points is ``det F (F^-1 s, 1)``, so the degeneracy test
-    is the one of ``_lifted_params``. Returns ``(valid, b, c)``.
+    is the one of ``_lifted_params``. Returns ``(valid, b, c)``; not valid: ask ``_lifted_params``
+    (``F`` singular, e.g. a repeated point, can still give a feature with ``c = 0``).
     """
     k = rn0.shape[0]
     if det == 0.0:
@@ -325,7 +368,8 @@ def _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, p, w):
 def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
     """``|A_j . r|`` for the columns of combinations ``start .. start+count-1`` and every labeling.
 
-    Returns ``scores`` (count, n_lab), -1 where the column is degenerate, and with ``want_norms``
+    Returns ``scores`` (count, n_lab), -1 where the point set is degenerate, -3 where repeated points
+    make it exactly so, -2 where its signs give a negative fold offset (no feature), and with ``want_norms``
     the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise).
     """
     n_pts, d = X.shape
@@ -349,6 +393,8 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
         c = np.empty(m)
         u = np.empty(n_pts)
         piv = np.empty(k, dtype=np.int64)
+        Ml = np.empty((max(k, 1), k + 1))
+        piv2 = np.empty(max(k, 1), dtype=np.int64)
         Finv = np.empty((max(k, 1), max(k, 1)))
         rn0 = np.empty(k)
         rn1 = np.empty(k)
@@ -357,13 +403,14 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
             if single:
                 det = _single_fold_setup(X, pts, bias, M, piv, Finv, rn0, rn1)
             for lab in range(n_lab):
+                status = VALID
                 if single:
                     ok, b, c0 = _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, v, w)
                     c[0] = c0
-                else:
-                    ok, b = _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c)
-                if not ok:
-                    scores[j, lab] = -1.0
+                if not single or not ok:
+                    status, b = _lifted_params(X, pts, labels, lab, bias, tol, Ml, minor, piv2, v, w, c)
+                if status != VALID:
+                    scores[j, lab] = -1.0 if status == DEGENERATE else -3.0 if status == REPEATED else -2.0
                     continue
                 dot, nrm = _column_dot(XT, r, w, b, c, u, want_norms)
                 scores[j, lab] = abs(dot)

@@ -201,23 +201,46 @@ def neuron_parameters(X, oracle: Oracle, which):
     return W, b
 
 
+def _skipped(n_degenerate: int, n_repeated: int) -> str:
+    """What the dictionary skipped, in words: sets whose repeated points make the lifted points exactly
+    dependent provably define no column; the others are rank-deficient only to tolerance and may hide
+    an ill-conditioned column."""
+    if not n_degenerate:
+        return ""
+    if n_repeated == n_degenerate:
+        return (f" {n_degenerate:,} point sets with repeated points were skipped; they provably define no column "
+                "(their lifted points are exactly dependent).")
+    return (f" {n_degenerate:,} point sets were skipped as degenerate: {n_repeated:,} with repeated points (provably "
+            f"no column), {n_degenerate - n_repeated:,} rank-deficient to tolerance (ill-conditioned ones could hide "
+            "columns).")
+
+
 def certify(X, y, objective: float, residual, beta: float, bound: float, depth: int, bias: bool,
             tol: float, scope: str = "dictionary", oracle: Oracle | None = None,
-            columns: str = "dictionary") -> dict:
+            columns: str = "dictionary", n_degenerate: int = 0, n_repeated: int = 0, span: str = "") -> dict:
     """The certificate of a fit (ARCHITECTURE.md "Estimator result"), JSON-serialisable.
 
-    ``bound`` is a rigorous upper bound of ``max_j |A_j . r|`` over the candidates solved over;
+    ``X`` are the points in the intrinsic coordinates the Lasso was solved in, ``beta`` and ``bound``
+    in the same units: ``bound`` is a rigorous upper bound of ``max_j |A_j . r|`` over the candidates
+    solved over, ``n_degenerate`` the point sets skipped as degenerate (counted, never silent), of which
+    ``n_repeated`` are exactly rank-deficient because points repeat (provably no column);
     ``oracle`` the continuum oracle at ``residual`` (depth 2), when computed; ``columns`` says what
-    was solved over ("dictionary", or "continuum": the dictionary plus the oracle's neurons).
+    was solved over ("dictionary", or "continuum": the dictionary plus the oracle's neurons);
+    ``span`` a phrase on the data's affine hull when it is lower-dimensional.
+    ``exact`` is claimed only where a proof covers every skipped set: in one intrinsic dimension,
+    where no point set is degenerate (the w-part of a lifted cross product is ``det[1, -S] != 0``),
+    or by an exact continuum oracle, which checks every neuron whatever the dictionary skipped.
     """
     X, y, r = np.asarray(X, dtype=float), np.asarray(y, dtype=float), np.asarray(residual, dtype=float)
     d = X.shape[1]
     ratio = float(bound / beta)
     gap = float(objective - dual_objective(r / max(1.0, ratio), y))
     cert = {"scope": scope, "exact": False, "dictionary_ratio": ratio, "duality_gap": gap, "tol": float(tol),
-            "upper_bound": float(objective)}
+            "upper_bound": float(objective), "intrinsic_dim": int(d), "n_degenerate": int(n_degenerate),
+            "n_repeated": int(n_repeated)}
     converged = ratio <= 1 + tol
     solved = f"(dictionary ratio {ratio:.9g}, duality gap {gap:.3g})"
+    where = f" ({span})" if span else ""
     if scope == "sampled":
         cert["statement"] = (f"Lasso optimum over sampled candidates only {solved.replace('dictionary ', '')}: not "
                              "certified, the whole dictionary was not priced, so better features may exist.")
@@ -226,6 +249,7 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
         cert["statement"] = (f"Not converged: some candidate still violates optimality {solved}; "
                              "this is only a feasible point of the Lasso.")
         return cert
+    skipped = _skipped(n_degenerate, n_repeated)
     if oracle is not None:
         rho_net = float(oracle.values.max() / beta)
         cert.update(continuum_ratio=rho_net, continuum_method=oracle.method)
@@ -234,28 +258,54 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
             cert.update(lower_bound=float(lower), gap=float(objective - lower))
             if rho_net <= 1 + tol:
                 cert.update(scope="network", exact=True)
-                cert["statement"] = (f"Global optimum of the infinite-width two-layer network: no neuron violates "
-                                     f"optimality by more than tol={tol:g} (continuum ratio {rho_net:.9g} by "
+                cert["statement"] = (f"Global optimum of the infinite-width two-layer network{where}: no neuron "
+                                     f"violates optimality by more than tol={tol:g} (continuum ratio {rho_net:.9g} by "
                                      f"{oracle.method}); the network optimum lies within {objective - lower:.3g} "
-                                     "of this objective.")
+                                     "of this objective." + (f" (The oracle checks every neuron, so the "
+                                     f"{n_degenerate:,} degenerate point sets the dictionary skipped do not matter.)"
+                                     if n_degenerate else ""))
             else:
                 cert["statement"] = (f"Optimum of the {'plane dictionary and the continuum neurons added' if columns == 'continuum' else 'plane dictionary'} "
-                                     f"{solved}, a restriction here: some neuron off it improves the fit (continuum "
-                                     f"ratio {rho_net:.6g} by {oracle.method}); the network optimum lies in "
-                                     f"[{lower:.6g}, {objective:.6g}].")
+                                     f"{solved}{where}, a restriction here: some neuron off it improves the fit "
+                                     f"(continuum ratio {rho_net:.6g} by {oracle.method}); the network optimum lies in "
+                                     f"[{lower:.6g}, {objective:.6g}].{skipped}")
         else:
-            cert["statement"] = (f"Optimum of the plane dictionary {solved}; a search over neurons found continuum "
-                                 f"ratio {rho_net:.6g}{' (a restriction)' if rho_net > 1 + tol else ''}. Search can only "
-                                 "find violations, so no lower bound on the network optimum is certified.")
+            cert["statement"] = (f"Optimum of the plane dictionary {solved}{where}; a search over neurons found "
+                                 f"continuum ratio {rho_net:.6g}{' (a restriction)' if rho_net > 1 + tol else ''}. "
+                                 f"Search can only find violations, so no lower bound on the network optimum is "
+                                 f"certified.{skipped}")
         return cert
-    if d == 1:
+    if d == 1 and n_degenerate == n_repeated:
         lower = dual_objective(r / max(1.0, ratio), y)
         cert.update(scope="network", exact=True, lower_bound=float(lower), gap=float(objective - lower))
-        cert["statement"] = (f"Global optimum of the depth-{depth} network training problem: in 1-D the dictionary "
-                             f"is exact {solved}.")
+        cert["statement"] = (f"Global optimum of the depth-{depth} network training problem{where}: in 1-D the "
+                             f"dictionary is exact {solved}.{skipped}")
         return cert
-    cert["statement"] = (f"Optimum of the depth-{depth} dictionary {solved}. In d={d} the dictionary is a restriction "
-                         "of the network"
-                         + (" and no continuum check exists at depth >= 3" if depth >= 3 else "")
+    cert["statement"] = (f"Optimum of the depth-{depth} dictionary {solved}{where}." + skipped
+                         + (f" In d={d} the dictionary is a restriction of the network" if d > 1 else
+                            " The skipped sets leave the 1-D proof of exactness incomplete")
+                         + (" and no continuum check exists at depth >= 3" if depth >= 3 and d > 1 else "")
                          + ", so this objective is an upper bound on the network optimum, not proven equal.")
+    return cert
+
+
+def certify_constant(objective: float, dim: int, y_constant: bool, depth: int, tol: float, span: str = "",
+                     sampled: bool = False) -> dict:
+    """The certificate of ``z = 0`` when ``beta_max = 0`` (no candidate correlates with ``y - mean(y)``).
+
+    Exact for the network when every function is constant on the data (one distinct point) or ``y``
+    is constant, and in one intrinsic dimension (the dictionary is exact there).
+    """
+    cert = {"scope": "sampled" if sampled else "dictionary", "exact": False, "dictionary_ratio": 0.0,
+            "duality_gap": 0.0, "tol": float(tol), "upper_bound": float(objective), "intrinsic_dim": int(dim),
+            "n_degenerate": 0, "n_repeated": 0}
+    why = ("y is constant" if y_constant else f"{span or 'the points coincide'}: every feature is constant on them"
+           if dim == 0 else "every candidate column is orthogonal to y - mean(y) (beta_max = 0)")
+    if y_constant or dim == 0 or (dim == 1 and not sampled):
+        cert.update(scope="network", exact=True, lower_bound=float(objective), gap=0.0)
+        cert["statement"] = (f"Global optimum of the depth-{depth} network training problem for every beta: {why}, "
+                             "so the best network is the constant mean(y).")
+    else:
+        cert["statement"] = (f"The constant mean(y) is the optimum over the {'sampled candidates' if sampled else 'dictionary'}"
+                             f" for every beta: {why}; in d={dim} that does not prove that no neuron off it helps.")
     return cert

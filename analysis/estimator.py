@@ -16,9 +16,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import lasso
-from .certificate import certify, continuum_oracle, neuron_parameters
-from .dictionary import Dictionary, n_candidates
+from .certificate import certify, certify_constant, continuum_oracle, neuron_parameters
+from .dictionary import Dictionary, n_candidates, points_per_feature
 from .geometry import feature_values, pad_offsets
+from .preprocess import check_target, frame
 from .pricing import price
 from .sampling import Sampler
 
@@ -28,6 +29,7 @@ CANDIDATES = ("dictionary", "continuum", "sampled")
 SOLVERS = ("column-generation", "cvxpy")
 BATCH = 256                   # columns added per pricing pass
 CVXPY_MAX_COLUMNS = 300_000
+FEATURE_COLUMNS = ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source", "equivalents"]
 
 
 def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray:
@@ -73,28 +75,14 @@ class _ReflectionLassoBase(BaseEstimator):
             raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.solver == "cvxpy" and self.candidates != "dictionary":
             raise ValueError(f"{name}: solver='cvxpy' needs candidates='dictionary', got {self.candidates!r}")
-        if self.candidates == "continuum" and (self.depth != 2 or d != 2):
-            raise ValueError(f"{name}: candidates='continuum' needs depth=2 and 2-D points (the exact continuum "
-                             f"oracle), got depth={self.depth}, d={d}")
+        if self.candidates == "continuum" and (self.depth != 2 or d > 2):
+            raise ValueError(f"{name}: candidates='continuum' needs depth=2 and 2-D points (spanning at most 2 "
+                             f"dimensions: the exact continuum oracle), got depth={self.depth}, intrinsic d={d}; "
+                             "use candidates='dictionary'")
         if not (np.isfinite(self.tol) and self.tol > 0):
             raise ValueError(f"{name}: tol must be a positive number, got {self.tol!r}")
         if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
             raise ValueError(f"{name}: max_iter must be an integer >= 1, got {self.max_iter!r}")
-
-    def _check_data(self, X, y) -> None:
-        name = type(self).__name__
-        N, d = X.shape
-        need = d + self.depth - 2 - (0 if self.bias else 1)
-        if N < max(need, 2):
-            raise ValueError(f"{name}: depth {self.depth} in d={d}{'' if self.bias else ' without bias'} needs at "
-                             f"least {max(need, 2)} points, got n_samples={N}")
-        _, first, counts = np.unique(X, axis=0, return_index=True, return_counts=True)
-        if np.any(counts > 1):
-            row = int(first[np.argmax(counts > 1)])
-            twin = int(np.flatnonzero(np.all(X == X[row], axis=1))[1])
-            raise ValueError(f"{name}: X has duplicate points (rows {row} and {twin}); remove or merge them")
-        if np.ptp(y) == 0:
-            raise ValueError(f"{name}: y is constant ({y[0]!r}); there is nothing to fit")
 
     def _betas(self, beta_max: float) -> tuple[float, np.ndarray]:
         """``(beta_, grid)``: the final beta and the descending betas solved (the path)."""
@@ -119,10 +107,18 @@ class _ReflectionLassoBase(BaseEstimator):
     def _fit(self, X, y):
         t_start = time.perf_counter()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        y = check_target(y, type(self).__name__)
+        self._frame = F = frame(X, self.bias)       # solved in intrinsic coordinates (analysis.preprocess)
+        X_user, X = X, F.transform(X)
         N, d = X.shape
         self._check_params(d)
-        self._check_data(X, y)
-        self.n_candidates_ = n_candidates(N, d, self.depth, self.bias)
+        need = points_per_feature(d, self.depth, self.bias)
+        if d and N < need and np.ptp(y) > 0:
+            raise ValueError(f"{type(self).__name__}: a depth-{self.depth} feature in d={d}"
+                             f"{' (the dimension the points span)' if d < X_user.shape[1] else ''}"
+                             f"{'' if self.bias else ' without bias'} is fixed by {need} points, got n_samples={N}; "
+                             "add points or lower depth")
+        self.n_candidates_ = n_candidates(N, d, self.depth, self.bias) if d else 0
         if self.candidates != "sampled" and self.n_candidates_ > self.max_candidates:
             raise ValueError(f"{type(self).__name__}: the depth-{self.depth} dictionary on {N} points in d={d} has "
                              f"{self.n_candidates_:,} candidate columns, more than max_candidates="
@@ -131,11 +127,15 @@ class _ReflectionLassoBase(BaseEstimator):
             raise ValueError(f"{type(self).__name__}: solver='cvxpy' materialises the dictionary; "
                              f"{self.n_candidates_:,} columns exceed {CVXPY_MAX_COLUMNS:,}")
         timings = {}
-        ws = lasso.WorkingSet(N, d, self.depth - 2, seed=0)
         rc = y - y.mean()
+        if d == 0 or np.ptp(y) == 0:                # every feature is constant on the data, or y is
+            return self._fit_constant(X_user, y, t_start, timings)
+        ws = lasso.WorkingSet(N, d, self.depth - 2, seed=0)
         t0 = time.perf_counter()
+        self._n_degenerate = 0, 0
         if self.candidates == "sampled":
-            self._sampler = Sampler(X, self.depth, self.bias, self.random_state, neurons=self.init_neurons)
+            neurons = None if self.init_neurons is None else F.features_to_internal(*self.init_neurons)
+            self._sampler = Sampler(X, self.depth, self.bias, self.random_state, neurons=neurons)
             A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
             ws.add(A, keys, W, b, C, "sampled")
             self.beta_max_ = float(scores.max(initial=0.0))
@@ -147,41 +147,66 @@ class _ReflectionLassoBase(BaseEstimator):
             res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose)   # floor <= beta_max
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._screen = res.screen
+            self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
             self.beta_max_ = float(res.max_score)
         timings["beta_max_s"] = time.perf_counter() - t0
         if self.beta_max_ <= 0:
-            raise ValueError(f"{type(self).__name__}: every candidate column is orthogonal to y - mean(y)")
+            return self._fit_constant(X_user, y, t_start, timings)
+        self.beta_max_ = F.beta_to_user(self.beta_max_)
         self.beta_, grid = self._betas(self.beta_max_)
+        self._beta_int = self.beta_ / F.scale
         log.info("%s: N=%d, d=%d, depth %d, %s candidates, beta_max %.6g, beta %.6g, %d betas",
                  type(self).__name__, N, d, self.depth, f"{self.n_candidates_:,}", self.beta_max_, self.beta_,
                  len(grid))
         t0 = time.perf_counter()
         rows, z, final = [], None, None
-        for beta in grid:
+        for beta_user, beta in zip(grid, grid / F.scale):
             sol = self._solve(X, y, beta, ws, z)
             z = sol.coef
-            rows.append({"beta": float(beta), "objective": sol.objective, "n_features": int(np.count_nonzero(z)),
-                         "dictionary_ratio": sol.dictionary_ratio, "duality_gap": sol.duality_gap(y)})
-            if beta == self.beta_:
+            rows.append({"beta": float(beta_user), "objective": sol.objective,
+                         "n_features": int(np.count_nonzero(z)), "dictionary_ratio": sol.dictionary_ratio,
+                         "duality_gap": sol.duality_gap(y)})
+            if beta == self._beta_int:
                 final = sol
         timings["solve_s"] = time.perf_counter() - t0
         self.path_ = pd.DataFrame(rows)
         t0 = time.perf_counter()
         final, oracle = self._certify_solution(X, y, final, ws)
         timings["certificate_s"] = time.perf_counter() - t0
-        self._set_result(X, final, ws)
+        self._set_result(final, ws)
         scope = {"sampled": "sampled"}.get(self.candidates, "dictionary")
-        self.certificate_ = certify(X, y, final.objective, final.residual, self.beta_, final.bound, self.depth,
+        self.certificate_ = certify(X, y, final.objective, final.residual, self._beta_int, final.bound, self.depth,
                                     self.bias, self.tol, scope, oracle,
-                                    columns="continuum" if self.candidates == "continuum" else "dictionary")
+                                    columns="continuum" if self.candidates == "continuum" else "dictionary",
+                                    n_degenerate=self._n_degenerate[0], n_repeated=self._n_degenerate[1],
+                                    span=F.describe(X_user.shape[1]))
         self.certificate_["n_passes"] = int(final.n_passes)
         if self.candidates == "sampled":
             self.certificate_["searched"] = dict(self._sampler.searched)
+        self.n_iter_ = max(1, int(final.n_passes))   # pricing passes at beta_ (scikit-learn's n_iter_)
         self.history_ = pd.DataFrame(final.history)
         timings["total_s"] = time.perf_counter() - t_start
         self.timings_ = timings
         log.info("%s: objective %.10g with %d features; %s", type(self).__name__, self.objective_,
                  len(self.features_), self.certificate_["statement"])
+        return self
+
+    def _fit_constant(self, X, y, t_start, timings):
+        """``beta_max = 0``: no feature correlates with ``y - mean(y)``; ``z = 0`` for every beta."""
+        self.beta_max_, self.beta_ = 0.0, float(self.beta) if self.beta is not None else 0.0
+        rc = y - y.mean()
+        self.intercept_, self.objective_ = float(y.mean()), 0.5 * float(rc @ rc)
+        self.path_ = pd.DataFrame([{"beta": self.beta_, "objective": self.objective_, "n_features": 0,
+                                    "dictionary_ratio": 0.0, "duality_gap": 0.0}])
+        self.features_ = pd.DataFrame([], columns=FEATURE_COLUMNS)
+        self.coef_ = np.zeros(0)
+        self._W, self._b, self._C = np.zeros((0, X.shape[1])), np.zeros(0), np.zeros((0, self.depth - 2))
+        self.certificate_ = certify_constant(self.objective_, self._frame.dim, np.ptp(y) == 0, self.depth, self.tol,
+                                             self._frame.describe(X.shape[1]), self.candidates == "sampled")
+        self.history_ = pd.DataFrame()
+        self.n_iter_ = 1
+        timings.update(solve_s=0.0, certificate_s=0.0, total_s=time.perf_counter() - t_start)
+        self.timings_ = timings
         return self
 
     def _solve(self, X, y, beta, ws, z0):
@@ -232,12 +257,12 @@ class _ReflectionLassoBase(BaseEstimator):
         oracle = continuum_oracle(X, sol.residual, self.bias, random_state=self.random_state)
         if self.candidates != "continuum":
             return sol, oracle
-        threshold = self.beta_ * (1 + self.tol)
+        threshold = self._beta_int * (1 + self.tol)
         self._continuum = {}
         for it in range(1, self.max_iter + 1):
             viol = np.flatnonzero(oracle.values > threshold)
             log.info("continuum round %d: objective %.12g, continuum ratio %.9f", it, sol.objective,
-                     oracle.values.max() / self.beta_)
+                     oracle.values.max() / self._beta_int)
             if not viol.size:
                 break
             viol = viol[np.argsort(-oracle.values[viol])][:BATCH]
@@ -253,7 +278,7 @@ class _ReflectionLassoBase(BaseEstimator):
                 log.warning("continuum: the oracle's neurons are already columns; stopping")
                 break
             n_passes = sol.n_passes
-            sol = lasso.solve_working_set(ws, y, self.beta_, sol.coef)
+            sol = lasso.solve_working_set(ws, y, self._beta_int, sol.coef)
             sol.n_passes = n_passes + it
             oracle = continuum_oracle(X, sol.residual, self.bias)
         sol.bound = price(self._dictionary, sol.residual, top_k=1).bound
@@ -269,24 +294,26 @@ class _ReflectionLassoBase(BaseEstimator):
                 out[k] = (self._sampler.info if self.candidates == "sampled" else self._continuum)[k]
         return [out[k] if isinstance(k, str) else out[int(k)] for k in keys]
 
-    def _set_result(self, X, sol, ws) -> None:
+    def _set_result(self, sol, ws) -> None:
+        """Selected features, largest first, mapped to the user's coordinates."""
         z = np.zeros(len(ws))
         z[: len(sol.coef)] = sol.coef
         sel = np.flatnonzero(z)
         sel = sel[np.argsort(-np.abs(z[sel]), kind="stable")]
+        W, b, C, coef = self._frame.features_to_user(ws.W[sel], ws.b[sel], ws.C[sel], z[sel])
         rows = []
-        for atom, info in zip(sel, self._explain([ws.keys[a] for a in sel])):
+        for i, (atom, info) in enumerate(zip(sel, self._explain([ws.keys[a] for a in sel]))):
             others = ws.equivalents(atom)
-            row = {c: info[c] for c in ("id", "kind", "depth", "points", "labels", "w", "b", "offsets")}
-            row.update(coef=float(z[atom]), source=ws.sources[atom],
+            row = {c: info[c] for c in ("id", "kind", "depth", "points", "labels")}
+            row.update(w=W[i].tolist(), b=float(b[i]), offsets=tuple(float(c) for c in C[i, : len(info["offsets"])]),
+                       coef=float(coef[i]), source=ws.sources[atom],
                        equivalents=[e["id"] for e in self._explain(others)])
             rows.append(row)
-        columns = ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source", "equivalents"]
-        self.features_ = pd.DataFrame(rows, columns=columns)
-        self.coef_ = z[sel]
+        self.features_ = pd.DataFrame(rows, columns=FEATURE_COLUMNS)
+        self.coef_ = coef
         self.intercept_ = float(sol.intercept)
         self.objective_ = float(sol.objective)
-        self._W, self._b, self._C = ws.W[sel], ws.b[sel], ws.C[sel]
+        self._W, self._b, self._C = W, b, C
 
     # --- use --------------------------------------------------------------------------------
     def _decision(self, X) -> np.ndarray:

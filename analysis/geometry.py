@@ -97,7 +97,7 @@ def feature_values(X: np.ndarray, W: np.ndarray, b: np.ndarray, C: np.ndarray | 
     """``phi_j(x_n) = | ... | |w_j.x_n + b_j| - c_j1 | ... - c_jm |`` as an (n, m_features) array."""
     X = np.atleast_2d(np.asarray(X, dtype=float))
     U = X @ np.asarray(W, dtype=float).T + np.asarray(b, dtype=float)
-    if C is not None:
+    if C is not None and np.size(C):                  # no feature or no fold offset: nothing to fold
         for c in np.asarray(C, dtype=float).reshape(len(U.T), -1).T:
             U = np.abs(U) - c
     return np.abs(U)

@@ -43,6 +43,7 @@ class PricingResult:
     n_blocks_skipped: int
     screen: Screen
     complete: bool = True
+    n_repeated: int = 0        # of n_degenerate: exactly dependent because points repeat (no column)
 
 
 def _blocks(D: Dictionary):
@@ -120,7 +121,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     ids = np.empty(0, dtype=np.int64)
     scores = np.empty(0)
     max_score = 0.0
-    n_eval = n_degen = n_found = 0
+    n_eval = n_degen = n_repeat = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
     bar.update(sum(blocks[bi][2] * D.families[blocks[bi][0]].n_labelings for bi in np.flatnonzero(skip)))
@@ -136,7 +137,8 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             f = D.families[fi]
             s = s.ravel()
             ok = s >= 0
-            n_degen += int(s.size - ok.sum())
+            n_degen += int(np.count_nonzero((s == -1.0) | (s == -3.0)))    # -2: negative fold offset, no feature
+            n_repeat += int(np.count_nonzero(s == -3.0))
             n_eval += int(ok.sum())
             best = float(s.max(initial=0.0))
             max_score = max(max_score, best)
@@ -154,4 +156,5 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         bound = np.inf
     rank = np.argsort(-scores, kind="stable")
     log.debug("priced %s columns (%d blocks skipped): max %.6g, bound %.6g", f"{n_eval:,}", n_skip, max_score, bound)
-    return PricingResult(max_score, bound, ids[rank], scores[rank], n_eval, n_degen, n_skip, screen, complete)
+    return PricingResult(max_score, bound, ids[rank], scores[rank], n_eval, n_degen, n_skip, screen, complete,
+                         n_repeat)

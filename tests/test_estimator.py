@@ -8,21 +8,9 @@ from analysis import ReflectionLasso, ReflectionLassoClassifier, evaluate_featur
 from analysis.dictionary import Dictionary
 from analysis.geometry import feature_values
 
-DUPLICATES = "rejects duplicate points by design (ARCHITECTURE.md: clear error on duplicates); the data set has them"
-EXPECTED_FAILURES = {
-    "check_positive_only_tag_during_fit": DUPLICATES,        # iris
-    "check_non_transformer_estimators_n_iter": DUPLICATES,   # iris
-}
-
-
-def _expected_failed(estimator):
-    return EXPECTED_FAILURES
-
-
 @parametrize_with_checks([ReflectionLasso(candidates="sampled", n_samples=200, max_iter=2, random_state=0),
                           ReflectionLassoClassifier(candidates="sampled", n_samples=200, max_iter=2,
-                                                    random_state=0)],
-                         expected_failed_checks=_expected_failed)
+                                                    random_state=0)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -103,10 +91,8 @@ def test_classifier_maps_two_classes():
 BAD = [
     (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), y), "NaN"),
     (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), y), "infinity"),
-    (lambda X, y: (X[:2], y[:2]), r"depth 3 in d=2 needs at least 3 points"),
-    (lambda X, y: (np.vstack([X, X[4]]), np.append(y, 0.0)), r"duplicate points \(rows 4 and 8\)"),
-    (lambda X, y: (X, np.full(len(y), 2.0)), "y is constant"),
     (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
+    (lambda X, y: (X, y.astype(str)), "y must be numeric.*ReflectionLassoClassifier"),
 ]
 
 
@@ -125,6 +111,10 @@ def test_bad_parameters_and_too_large_dictionaries():
         ReflectionLasso(beta=-1.0).fit(X, y)
     with pytest.raises(ValueError, match="candidates must be one of"):
         ReflectionLasso(candidates="all").fit(X, y)
+    with pytest.raises(ValueError, match=r"depth-4 feature in d=2 is fixed by 4 points, got n_samples=3; add points"):
+        ReflectionLasso(depth=4).fit(X[:3], y[:3])
+    line = np.c_[X[:3, 0], 2 * X[:3, 0]]                   # 3 points on a line: a 1-D problem, depth 4 fits
+    assert ReflectionLasso(depth=4).fit(line, y[:3]).certificate_["intrinsic_dim"] == 1
     with pytest.raises(ValueError, match=rf"{Dictionary(X, 3).n_candidates:,}.*max_candidates=1,000"):
         ReflectionLasso(depth=3, max_candidates=1000).fit(X, y)
 
