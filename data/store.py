@@ -153,14 +153,11 @@ def process_alive(process: dict | None) -> bool | None:
 
 def shown_status(status: str, info: dict | None, reported: bool) -> str:
     """The status a run shows: a "running" (or "created") run whose process is gone is "interrupted", and
-    so is a "completed" one whose report was never written; a run still finishing its report is "running"."""
+    so is a "completed" one whose process ended before its report was written."""
     process = (info or {}).get("process")
     if process is None or status not in ("created", "running", "completed") or (status == "completed" and reported):
         return status
-    live = process_alive(process)
-    if live is None:
-        return status
-    return "running" if live else "interrupted"
+    return "interrupted" if process_alive(process) is False else status
 
 
 def _now() -> datetime:

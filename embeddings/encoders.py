@@ -20,9 +20,13 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:   # torch is imported on use: finding a model folder needs none
+    import torch
 
 __all__ = ["Encoder", "EncoderError", "KINDS", "POOLINGS", "load_encoder"]
 
@@ -67,7 +71,7 @@ class Encoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         start = time.perf_counter()
-        import torch  # imported on use: checking a model name needs no torch
+        import torch
         with tqdm(total=len(texts), desc=f"embedding ({self.name})", unit="text", disable=not progress) as bar, \
                 torch.inference_mode():
             for lo in range(0, len(texts), batch_size):

@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import _prefect_env, _watchdog
+from . import _prefect_env
 
 _prefect_env.configure(os.environ.get(_prefect_env.WORKSPACE_VAR, "workspace"))
 

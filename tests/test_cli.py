@@ -205,3 +205,11 @@ def test_resume_is_refused_while_the_run_lives_and_once_it_is_completed(tmp_path
     store.mark_step(done, "report")
     assert_input_error(invoke("run", "--resume", done, "--workspace", ws), "completed", "nothing to resume")
     assert_input_error(invoke("run", "--resume", "nope", "--workspace", ws), "no run 'nope'")
+
+
+def test_tracebacks_only_with_debug(tmp_path):
+    quiet = invoke("fit", tmp_path / "nope.csv", "--target", "y")
+    assert_input_error(quiet, "nope.csv")
+    loud = invoke("--debug", "fit", tmp_path / "nope.csv", "--target", "y")
+    assert loud.exit_code == 2 and "Traceback" in loud.output
+    assert loud.output.strip().splitlines()[-1] == quiet.output.strip()

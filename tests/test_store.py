@@ -481,7 +481,7 @@ def test_a_store_cut_short_is_reported_by_every_reader(store):
 
 
 def test_backups_are_copies_and_only_the_newest_are_kept(store):
-    run_id = _full_run(store)
+    _full_run(store)
     copies = [store.backup(keep=2) for _ in range(3)]
     assert sorted(store.backup_dir.glob("*.duckdb")) == copies[1:]
     assert copies[-1].read_bytes() == store.path.read_bytes()
