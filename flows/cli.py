@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from . import _watchdog
 from ._prefect_env import PACKAGES, configure
 from .config import RunConfig, field_types, reports_dir
 
@@ -231,6 +232,7 @@ def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file 
     from . import pipeline
     from .pipeline import run_pipeline
     _stop_on_sigterm()
+    _watchdog.watch()          # whatever the run starts (server, Dask cluster) ends with it, even on SIGKILL
     pipeline._on_interrupt = _exit_interrupted
     try:
         outcome = run_pipeline(cfg, run_id=resume)
