@@ -24,40 +24,35 @@ _pipe: int | None = None
 _owner: int | None = None
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/PID/stat`` (clock ticks after boot), None when there is no such process."""
+def _stat(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), None when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat[stat.rindex(b")") + 2:].split()[19])
+    return stat[stat.rindex(b")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot), None when there is no such process."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[19])
 
 
 def alive(pid: int, started: int | None) -> bool:
     """Whether the process ``pid`` that started at ``started`` still runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return fields[0] != b"Z" and (started is None or int(fields[19]) == started)
+    fields = _stat(pid)
+    return fields is not None and fields[0] != b"Z" and (started is None or int(fields[19]) == started)
 
 
 def _descendants(root: int) -> dict[int, int]:
     """``{pid: start time}`` of every live descendant of ``root``."""
     children: dict[int, list[tuple[int, int]]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append((int(entry), int(fields[19])))
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        fields = _stat(entry)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append((int(entry), int(fields[19])))
     out, todo = {}, [root]
     while todo:
         for pid, started in children.get(todo.pop(), ()):

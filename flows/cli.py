@@ -423,10 +423,16 @@ def export(folder: Optional[Path] = typer.Argument(None, help="where to write <t
     """Write every readable table of the store to Parquet (also from a damaged store, which is left untouched)."""
     from datetime import datetime, timezone
 
-    from data.store import Store
+    from data.store import Store, StoreCorruptError
     _workspace_exists(workspace)
     folder = folder or workspace / f"export-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-    results = Store(workspace, read_only=True, check=False).export_all(folder)   # a damaged store too
+    store = Store(workspace, read_only=True, check=False)      # a damaged store too
+    try:
+        results = store.export_all(folder)
+    except StoreCorruptError as err:
+        raise StoreCorruptError(f"{store.path} cannot be opened at all, no table can be read "
+                                f"({str(err).split('(', 1)[-1].split(')')[0]}); copy back the newest "
+                                f"{store.backup_dir}/*.duckdb (README, \"Recovering a damaged store\")") from None
     failed = {t: e for t, e in results.items() if not isinstance(e, Path)}
     for table, result in results.items():
         typer.echo(f"{table}: {result if table not in failed else 'NOT READABLE: ' + result}")

@@ -158,3 +158,30 @@ def test_runs_killed_at_random_moments_resume_and_leave_nothing_behind(tmp_path,
     assert all(Store(workspace, read_only=True).get_run(r)["status"] == "completed" for r in snapshots)
     for run_id, digest in snapshots.items():
         assert run_digest(workspace, run_id) == digest
+
+
+WATCHED = """
+import subprocess, sys, time
+from flows import _watchdog
+_watchdog.watch()
+adopted = subprocess.Popen(["sleep", "120"], start_new_session=True)   # its own session, as serve's server
+_watchdog.adopt(adopted.pid)
+found = subprocess.Popen(["sh", "-c", "sleep 120 & wait"])           # a child and a grandchild, found in /proc
+time.sleep(1.5)
+print(adopted.pid, found.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_the_watchdog_ends_the_children_of_a_killed_process(tmp_path):
+    from flows._watchdog import alive, start_time
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAOS_TEST": str(tmp_path)}
+    parent = subprocess.Popen([sys.executable, "-c", WATCHED], stdout=subprocess.PIPE, env=env, text=True)
+    adopted, found = map(int, parent.stdout.readline().split())
+    children = {pid: start_time(pid) for pid in (adopted, found)}
+    assert all(children.values()), "the children did not start"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    assert wait_gone(str(tmp_path)) == []
+    assert not any(alive(pid, started) for pid, started in children.items())
