@@ -428,6 +428,20 @@ class Store:
         temp.write_text(json.dumps(self._state()))
         os.replace(temp, self.stamp_path)
 
+    @contextmanager
+    def _as_is(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[str]]]:
+        """A read-only connection to the file as it is (unchecked) and the names of its tables."""
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as e:
+            raise self._translate(e) from None
+        try:
+            yield con, [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        except duckdb.Error as e:
+            raise self._translate(e) from None
+        finally:
+            con.close()
+
     def _check(self) -> None:
         """Read every table through when the file changed since the last recorded write (a crash, another
         program, damage); a damaged file raises ``StoreCorruptError`` and is not touched."""
@@ -440,19 +454,10 @@ class Store:
         except (OSError, ValueError):
             pass
         start = time.perf_counter()
-        try:
-            con = duckdb.connect(str(self.path), read_only=True)
-        except duckdb.Error as e:
-            raise self._translate(e) from None
-        try:
-            names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        with self._as_is() as (con, names):
             for name in names:
                 for _ in con.sql(f'SELECT * FROM "{name}"').to_arrow_reader(65536):
                     pass
-        except duckdb.Error as e:
-            raise self._translate(e) from None
-        finally:
-            con.close()
         logger.info("checked %s: %d tables read through in %.2f s", self.path, len(names),
                     time.perf_counter() - start)
         self._stamp()
@@ -826,23 +831,15 @@ class Store:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         out: dict[str, Path | str] = {}
-        with self._lock(exclusive=False):
-            try:
-                con = duckdb.connect(str(self.path), read_only=True)
-            except duckdb.Error as e:
-                raise self._translate(e) from None
-            try:
-                names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-                for name in names:
-                    try:
-                        data = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
-                    except duckdb.Error as e:
-                        out[name] = str(e).strip().splitlines()[0]
-                        continue
-                    pq.write_table(data, folder / f"{name}.parquet")
-                    out[name] = folder / f"{name}.parquet"
-            finally:
-                con.close()
+        with self._lock(exclusive=False), self._as_is() as (con, names):
+            for name in names:
+                try:
+                    data = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
+                except duckdb.Error as e:
+                    out[name] = str(e).strip().splitlines()[0]
+                    continue
+                pq.write_table(data, folder / f"{name}.parquet")
+                out[name] = folder / f"{name}.parquet"
         return out
 
     def backup(self, keep: int = 2) -> Path:
