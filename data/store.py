@@ -144,8 +144,9 @@ def run_process() -> dict:
 
 
 def process_alive(process: dict | None) -> bool | None:
-    """Whether a run's recorded process still runs; None when it cannot be told (no record, another host)."""
-    if not process or process.get("host") != socket.gethostname():
+    """Whether a run's recorded process still runs; None when it cannot be told (no record, another host,
+    no ``/proc``)."""
+    if not process or process.get("host") != socket.gethostname() or not os.path.isdir("/proc"):
         return None
     from flows._watchdog import alive
     return alive(int(process["pid"]), process.get("start_time"))

@@ -236,8 +236,8 @@ def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file 
     pipeline._on_interrupt = _exit_interrupted
     try:
         outcome = run_pipeline(cfg, run_id=resume)
-    except KeyboardInterrupt as err:             # before the run existed (e.g. while Prefect started)
-        _fail(f"interrupted ({str(err) or 'SIGINT'}) before the run started", code=_signal_code(err))
+    except KeyboardInterrupt as err:             # while Prefect or the run started
+        _fail(f"interrupted ({str(err) or 'SIGINT'}) while the run started", code=_signal_code(err))
     finally:
         pipeline._on_interrupt = None
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
