@@ -47,7 +47,8 @@ def load_corpus(source: str = "adjectives", *, text_column: str | None = None, t
     """Load, clean, sample and split a corpus.
 
     Texts are stripped; an empty or whitespace text is an error naming its row. Duplicate texts
-    keep their first occurrence (the number dropped is in the provenance).
+    keep their first occurrence (the number dropped is in the provenance, and so is the number of
+    dropped copies whose target differs from the kept one, ``n_conflicting_duplicates``, with a warning).
 
     Parameters
     ----------
@@ -106,6 +107,11 @@ def load_corpus(source: str = "adjectives", *, text_column: str | None = None, t
     texts = _texts(raw)
     task, y, labels, classes = _targets(raw, task)
     first = ~texts.duplicated().to_numpy()
+    kept = pd.Series(y, index=texts.index).groupby(texts.to_numpy()).transform("first").to_numpy()
+    conflicting = np.flatnonzero(~first & (kept != y))
+    if len(conflicting):
+        logger.warning("%s: %d duplicate texts carry another target than their first copy (kept); the first: "
+                       "%r", raw.where(conflicting[0]), len(conflicting), texts.iloc[conflicting[0]][:80])
     rows = np.flatnonzero(first)
     rng = np.random.default_rng(seed)
     strata = labels[rows] if labels is not None else None
@@ -123,6 +129,7 @@ def load_corpus(source: str = "adjectives", *, text_column: str | None = None, t
     n_train = int((frame["split"] == "train").sum())
     provenance = {**raw.provenance, "source": str(source), "name": raw.name, "target": raw.target, "task": task,
                   "n_raw": n_raw, "n_duplicates_dropped": int(n_raw - first.sum()),
+                  "n_conflicting_duplicates": len(conflicting),
                   "n_sampled_out": int(first.sum() - len(frame)), "n_points": len(frame), "n_train": n_train,
                   "n_test": len(frame) - n_train, "max_points": max_points, "seed": seed, "test_size": test_size}
     if classes is not None:

@@ -2,9 +2,17 @@
 
 ``Store(workspace)`` opens ``<workspace>/lookingglass.duckdb``. Each call opens the file, does
 its work in one transaction and closes it, under a lock file ``<workspace>/lookingglass.lock``
-(``flock``: shared for readers, exclusive for writers; a writer waits up to ``lock_timeout``
-seconds). So processes and threads take turns, an interrupted write leaves earlier content
-intact, and nothing holds the file between calls. The API is docs/STORE_CONTRACT.md.
+(``flock``: shared for readers, exclusive for writers). So processes and threads take turns, an
+interrupted write leaves earlier content intact, and nothing holds the file between calls.
+
+Waiters queue first come, first served (a ticket file each in ``<workspace>/lookingglass.queue``,
+locked while its owner lives); ``lock_timeout`` bounds how long the queue may stand still, not
+the time spent behind other writers, and a ticket left by a killed process is taken over with a
+log line. Every write session (and every ``Store(...)``) first checks the file: when its size or
+time differs from what the last write recorded (``lookingglass.duckdb.ok``), every table is read
+through, and a damaged file raises ``StoreCorruptError`` (with the way to recover) before anything
+is written. ``backup()`` copies the file under the lock; ``export_all()`` writes every readable
+table to Parquet, also from a damaged file. The API is docs/STORE_CONTRACT.md.
 """
 from __future__ import annotations
 
@@ -15,6 +23,9 @@ import logging
 import os
 import platform
 import re
+import shutil
+import socket
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -30,12 +41,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["Store", "StoreError", "StoreLockedError", "StoreCorruptError", "UnknownRunError", "STATUSES"]
+__all__ = ["Store", "StoreError", "StoreLockedError", "StoreCorruptError", "StoreHaltedError", "UnknownRunError",
+           "STATUSES", "halt_writes", "resume_writes", "run_process"]
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
-STATUSES = ("created", "running", "completed", "failed")
+STATUSES = ("created", "running", "completed", "failed", "interrupted")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CORPUS_COLUMNS = ("id", "text", "target", "label", "split")
 POINT_COLUMNS = ("idx",) + CORPUS_COLUMNS + ("coords",)
@@ -83,6 +95,8 @@ TABLES = {
     "networks": "run_id VARCHAR, depth INTEGER, status VARCHAR, result VARCHAR, created_at TIMESTAMP, "
                 "PRIMARY KEY (run_id, depth)",
 }
+# whether a run's report step is marked (a completed run shows "completed" only then)
+_REPORTED = "EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND s.step = 'report')"
 # DuckDB errors that mean the file itself is damaged (the base class carries "Corrupt database file").
 _DAMAGE = (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException, duckdb.FatalException)
 
@@ -99,8 +113,52 @@ class StoreCorruptError(StoreError):
     """The store file is damaged or not a lookingglass store."""
 
 
+class StoreHaltedError(StoreError):
+    """A write from another thread after :func:`halt_writes` (an interrupted run stops writing)."""
+
+
 class UnknownRunError(StoreError, LookupError):
     """No run with this id in the store."""
+
+
+_halted_for: int | None = None   # the one thread allowed to write after halt_writes()
+
+
+def halt_writes() -> None:
+    """Refuse store writes from every thread but this one (until :func:`resume_writes`): an interrupted
+    run records its end and its report while its other tasks can no longer change the store."""
+    global _halted_for
+    _halted_for = threading.get_ident()
+
+
+def resume_writes() -> None:
+    """Lift :func:`halt_writes`."""
+    global _halted_for
+    _halted_for = None
+
+
+def run_process() -> dict:
+    """This process as a run records it (pid, host, start time), for :func:`process_alive`."""
+    from flows._watchdog import start_time
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start_time": start_time(os.getpid())}
+
+
+def process_alive(process: dict | None) -> bool | None:
+    """Whether a run's recorded process still runs; None when it cannot be told (no record, another host,
+    no ``/proc``)."""
+    if not process or process.get("host") != socket.gethostname() or not os.path.isdir("/proc"):
+        return None
+    from flows._watchdog import alive
+    return alive(int(process["pid"]), process.get("start_time"))
+
+
+def shown_status(status: str, info: dict | None, reported: bool) -> str:
+    """The status a run shows: a "running" (or "created") run whose process is gone is "interrupted", and
+    so is a "completed" one whose process ended before its report was written."""
+    process = (info or {}).get("process")
+    if process is None or status not in ("created", "running", "completed") or (status == "completed" and reported):
+        return status
+    return "interrupted" if process_alive(process) is False else status
 
 
 def _now() -> datetime:
@@ -262,17 +320,24 @@ class Store:
     {'corpus': 'vader'}
     """
 
-    def __init__(self, workspace: str | os.PathLike, read_only: bool = False, lock_timeout: float = 600.0):
+    def __init__(self, workspace: str | os.PathLike, read_only: bool = False, lock_timeout: float = 600.0,
+                 check: bool = True):
+        """Open (or, unless ``read_only``, create) the workspace's store; ``check=False`` skips the integrity
+        check and schema on opening (for ``export_all`` of a damaged file)."""
         self.workspace = Path(workspace)
         self.path = self.workspace / "lookingglass.duckdb"
         self.lock_path = self.workspace / "lookingglass.lock"
+        self.queue_path = self.workspace / "lookingglass.queue"
+        self.stamp_path = self.workspace / "lookingglass.duckdb.ok"
+        self.backup_dir = self.workspace / "backups"
         self.read_only = read_only
         self.lock_timeout = float(lock_timeout)
         if read_only and not self.path.exists():
             raise StoreError(f"no store at {self.path}")
         self.workspace.mkdir(parents=True, exist_ok=True)
-        with self._session(write=not read_only) as con:
-            self._schema(con)
+        if check:
+            with self._session(write=not read_only) as con:
+                self._schema(con)
 
     def __repr__(self) -> str:
         return f"Store({str(self.workspace)!r}{', read_only=True' if self.read_only else ''})"
@@ -286,34 +351,83 @@ class Store:
     # -- file, lock and transaction ---------------------------------------------------------
     @contextmanager
     def _lock(self, exclusive: bool) -> Iterator[None]:
-        """``flock`` on the lock file (a new descriptor per call, so threads exclude each other too)."""
+        """``flock`` on the lock file, taken in ticket order (a new descriptor per call, so threads exclude
+        each other too). A reader waits for older writers, a writer for every older ticket."""
+        self.queue_path.mkdir(exist_ok=True)
+        ticket = self._ticket(exclusive)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            deadline = time.monotonic() + self.lock_timeout
-            waited = False
+            started = time.monotonic()
+            ahead, deadline, waited = None, started + self.lock_timeout, False
             while True:
-                try:
-                    fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StoreLockedError(
-                            f"{self.path} is locked by another writer (waited {self.lock_timeout:g} s on "
-                            f"{self.lock_path}); wait for the other run or raise lock_timeout") from None
-                    if not waited:
-                        logger.info("waiting for the store lock %s", self.lock_path)
-                        waited = True
-                    time.sleep(0.05)
+                now_ahead = self._ahead(ticket[1], exclusive)
+                if now_ahead != ahead:                   # the queue moved: the timeout starts again
+                    ahead, deadline = now_ahead, time.monotonic() + self.lock_timeout
+                if not ahead:
+                    try:
+                        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        pass
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"{self.path} is locked by another writer (no progress for {self.lock_timeout:g} s on "
+                        f"{self.lock_path}); wait for the other run or raise lock_timeout") from None
+                if not waited and time.monotonic() - started > 1:
+                    logger.info("waiting for the store lock %s", self.lock_path)
+                    waited = True
+                time.sleep(0.02)
             yield
         finally:
             os.close(fd)
+            os.unlink(ticket[1])
+            os.close(ticket[0])
+
+    def _ticket(self, exclusive: bool) -> tuple[int, Path]:
+        """A locked ticket file ``<time_ns>-<pid>-<thread>-<r|w>`` in the queue (locked before it is visible)."""
+        name = f"{time.time_ns():020d}-{os.getpid()}-{threading.get_ident()}-{'w' if exclusive else 'r'}"
+        temp = self.queue_path / f".{name}"
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(temp, self.queue_path / name)
+        return fd, self.queue_path / name
+
+    def _ahead(self, ticket: Path, exclusive: bool) -> tuple[str, ...]:
+        """Live tickets older than ``ticket`` that it waits for; tickets of dead processes are removed."""
+        out = []
+        for name in sorted(os.listdir(self.queue_path)):
+            if name >= ticket.name:
+                break
+            if name.startswith(".") or not (exclusive or name.endswith("-w")):
+                continue
+            try:
+                fd = os.open(self.queue_path / name, os.O_RDWR)
+            except FileNotFoundError:
+                continue                                   # its owner just finished
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                out.append(name)                           # its owner lives
+                continue
+            finally:
+                os.close(fd)
+            try:
+                os.unlink(self.queue_path / name)
+                logger.warning("took over the store lock %s: its holder (pid %s) is gone", self.lock_path,
+                               name.split("-")[1])
+            except FileNotFoundError:
+                pass
+        return tuple(out)
 
     @contextmanager
     def _session(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection under the lock; for writers one transaction, rolled back on any error."""
+        """A connection under the lock, on a checked file; for writers one transaction, rolled back on any error."""
         if write and self.read_only:
             raise StoreError(f"{self.path} is opened read-only")
+        if write and _halted_for not in (None, threading.get_ident()):
+            raise StoreHaltedError(f"{self.path}: writes are halted (the run was interrupted)")
         with self._lock(exclusive=write):
+            self._check()
             try:
                 con = duckdb.connect(str(self.path), read_only=not write)
             except duckdb.Error as e:
@@ -335,6 +449,58 @@ class Store:
                 raise
             finally:
                 con.close()
+            if write:
+                self._stamp()
+
+    def _state(self) -> dict | None:
+        """Size and modification time of the store file and its write-ahead log (None: no file yet)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        wal = Path(f"{self.path}.wal")
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                "wal": wal.stat().st_size if wal.exists() else None}
+
+    def _stamp(self) -> None:
+        """Record the file's state as known good (written atomically)."""
+        temp = self.stamp_path.with_name(f".{self.stamp_path.name}.{os.getpid()}.{threading.get_ident()}")
+        temp.write_text(json.dumps(self._state()))
+        os.replace(temp, self.stamp_path)
+
+    @contextmanager
+    def _as_is(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[str]]]:
+        """A read-only connection to the file as it is (unchecked) and the names of its tables."""
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as e:
+            raise self._translate(e) from None
+        try:
+            yield con, [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        except duckdb.Error as e:
+            raise self._translate(e) from None
+        finally:
+            con.close()
+
+    def _check(self) -> None:
+        """Read every table through when the file changed since the last recorded write (a crash, another
+        program, damage); a damaged file raises ``StoreCorruptError`` and is not touched."""
+        state = self._state()
+        if state is None:
+            return
+        try:
+            if json.loads(self.stamp_path.read_text()) == state:
+                return
+        except (OSError, ValueError):
+            pass
+        start = time.perf_counter()
+        with self._as_is() as (con, names):
+            for name in names:
+                for _ in con.sql(f'SELECT * FROM "{name}"').to_arrow_reader(65536):
+                    pass
+        logger.info("checked %s: %d tables read through in %.2f s", self.path, len(names),
+                    time.perf_counter() - start)
+        self._stamp()
 
     @staticmethod
     def _rollback(con, write: bool) -> None:
@@ -349,8 +515,11 @@ class Store:
         if isinstance(e, duckdb.IOException) and "could not set lock" in first.lower():
             return StoreLockedError(f"{self.path} is held open by another program ({first})")
         if isinstance(e, _DAMAGE) or type(e) is duckdb.Error:
-            return StoreCorruptError(f"{self.path} is corrupted or not a lookingglass store ({first}); "
-                                     f"move it away to start a new store")
+            return StoreCorruptError(
+                f"{self.path} is corrupted or not a lookingglass store ({first}); nothing was written to it. "
+                f"Recover: `lookingglass export --workspace {self.workspace}` saves every readable table as "
+                f"Parquet, then move the file away and copy back the latest {self.backup_dir}/*.duckdb "
+                f"(README, \"Recovering a damaged store\")")
         return e
 
     def _schema(self, con) -> None:
@@ -441,17 +610,25 @@ class Store:
             self._insert(con, "embeddings", rows, on_conflict=True)
 
     # -- runs -------------------------------------------------------------------------------
-    def create_run(self, config: dict, run_id: str | None = None) -> str:
-        """A new run with status "created"; ``run_id`` defaults to ``YYYYmmdd-HHMMSS-xxxxxx`` (UTC)."""
+    def create_run(self, config: dict, run_id: str | None = None, *, status: str = "created",
+                   info: dict | None = None, steps: tuple[str, ...] = ()) -> str:
+        """A new run (status "created" unless given, with ``info`` and ``steps`` marked done, in one transaction);
+        ``run_id`` defaults to ``YYYYmmdd-HHMMSS-xxxxxx`` (UTC)."""
         run_id = run_id or f"{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         if not RUN_ID.match(run_id):
             raise ValueError(f"run id {run_id!r} must be letters, digits, '.', '_' or '-'")
-        row = [run_id, "created", _dumps(config), _now(), _dumps({}), _dumps(_versions()), _dumps({})]
+        if status not in STATUSES:
+            raise ValueError(f"status '{status}' is not one of: {', '.join(STATUSES)}")
+        now = _now()
+        row = [run_id, status, _dumps(config), now, now if status == "running" else None, _dumps({}),
+               _dumps(_versions()), _dumps(info or {})]
         with self._session(write=True) as con:
             if _one(con, "SELECT 1 FROM runs WHERE run_id = ?", [run_id]):
                 raise StoreError(f"run '{run_id}' already exists in {self.path}")
-            con.execute("INSERT INTO runs (run_id, status, config, created_at, timings, versions, info) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            con.execute("INSERT INTO runs (run_id, status, config, created_at, started_at, timings, versions, info) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            for step in steps:
+                con.execute("INSERT INTO steps VALUES (?, ?, ?)", [run_id, str(step), now])
         logger.info("created run %s", run_id)
         return run_id
 
@@ -459,8 +636,9 @@ class Store:
                    error: str | None = None, info: dict | None = None) -> None:
         """Set the status (and its timestamps), set the error, merge ``timings`` and ``info`` into the run's.
 
-        "running" stamps ``started_at`` and clears ``error`` and ``finished_at`` (a new attempt);
-        "completed" and "failed" stamp ``finished_at``.
+        "running" stamps ``started_at`` and clears ``error`` and ``finished_at`` (a new attempt) and is
+        refused while the process recorded in the run's ``info["process"]`` still runs (unless it is the one
+        ``info`` names); "completed", "failed" and "interrupted" stamp ``finished_at``.
         """
         if status is not None and status not in STATUSES:
             raise ValueError(f"status '{status}' is not one of: {', '.join(STATUSES)}")
@@ -469,13 +647,18 @@ class Store:
             if row is None:
                 raise UnknownRunError(f"no run '{run_id}' in {self.path}")
             sets, values = [], []
+            if status == "running":
+                process = (_loads(row[1]) or {}).get("process")
+                if process != (info or {}).get("process", process) and process_alive(process):
+                    raise StoreError(f"run '{run_id}' is still running (pid {process['pid']} on "
+                                     f"{process['host']}); stop it first")
             if status is not None:
                 sets.append("status = ?")
                 values.append(status)
                 if status == "running":
                     sets += ["started_at = ?", "finished_at = NULL", "error = NULL"]
                     values.append(_now())
-                elif status in ("completed", "failed"):
+                elif status in ("completed", "failed", "interrupted"):
                     sets.append("finished_at = ?")
                     values.append(_now())
             if error is not None:
@@ -494,13 +677,14 @@ class Store:
             return self._run(con, run_id)
 
     def _run(self, con, run_id: str) -> dict:
-        row = _one(con, "SELECT run_id, status, config, created_at, started_at, finished_at, timings, versions, "
-                          "error, info FROM runs WHERE run_id = ?", [run_id])
+        row = _one(con, f"SELECT run_id, status, config, created_at, started_at, finished_at, timings, versions, "
+                        f"error, info, {_REPORTED} FROM runs r WHERE run_id = ?", [run_id])
         if row is None:
             raise UnknownRunError(f"no run '{run_id}' in {self.path}")
-        return {"run_id": row[0], "status": row[1], "config": _loads(row[2]), "created_at": _iso(row[3]),
-                "started_at": _iso(row[4]), "finished_at": _iso(row[5]), "timings": _loads(row[6]),
-                "versions": _loads(row[7]), "error": row[8], "info": _loads(row[9])}
+        info = _loads(row[9])
+        return {"run_id": row[0], "status": shown_status(row[1], info, row[10]), "config": _loads(row[2]),
+                "created_at": _iso(row[3]), "started_at": _iso(row[4]), "finished_at": _iso(row[5]),
+                "timings": _loads(row[6]), "versions": _loads(row[7]), "error": row[8], "info": info}
 
     def completed_steps(self, run_id: str) -> set[str]:
         """Steps marked done for ``run_id`` ("corpus", "embed", "reduce", "fit:2", "train:2", ...)."""
@@ -518,9 +702,9 @@ class Store:
         """One row per run, oldest first: run_id, status, created, finished, corpus, model, n_points, dims,
         depths, objectives (depth -> Lasso objective), error."""
         with self._session(write=False) as con:
-            t = con.sql("""
+            t = con.sql(f"""
                 SELECT r.run_id, r.status, r.created_at AS created, r.finished_at AS finished, r.config, r.info,
-                       p.n_points, p.dims, f.depths, f.objectives, r.error
+                       {_REPORTED} AS reported, p.n_points, p.dims, f.depths, f.objectives, r.error
                 FROM runs r
                 LEFT JOIN (SELECT run_id, count(*) AS n_points, max(len(coords)) AS dims FROM points
                            GROUP BY run_id) p USING (run_id)
@@ -533,7 +717,8 @@ class Store:
         info = [_loads(i) or {} for i in col["info"]]
         depths = [d or [] for d in col["depths"]]
         return pd.DataFrame({
-            "run_id": col["run_id"], "status": col["status"],
+            "run_id": col["run_id"],
+            "status": [shown_status(*x) for x in zip(col["status"], info, col["reported"])],
             "created": pd.to_datetime(col["created"]), "finished": pd.to_datetime(col["finished"]),
             "corpus": [(i.get("corpus") or {}).get("name") or c.get("corpus") for c, i in zip(config, info)],
             "model": [(i.get("model") or {}).get("name") or c.get("model") for c, i in zip(config, info)],
@@ -678,3 +863,40 @@ class Store:
         pq.write_table(data, path)
         logger.info("exported %s (%d rows) to %s", table, data.num_rows, path)
         return path
+
+    def export_all(self, folder: str | os.PathLike) -> dict[str, Path | str]:
+        """Every table to ``folder/<table>.parquet``, each as far as it can be read (also from a damaged file,
+        which is opened read-only and left untouched); returns table -> path, or the error of a table that
+        could not be read."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out: dict[str, Path | str] = {}
+        with self._lock(exclusive=False), self._as_is() as (con, names):
+            for name in names:
+                try:
+                    data = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
+                except duckdb.Error as e:
+                    out[name] = str(e).strip().splitlines()[0]
+                    continue
+                pq.write_table(data, folder / f"{name}.parquet")
+                out[name] = folder / f"{name}.parquet"
+        return out
+
+    def backup(self, keep: int = 2) -> Path:
+        """Copy the (checked) store file to ``backups/lookingglass-<UTC time>.duckdb`` under the write lock,
+        keeping the newest ``keep`` copies; returns the copy."""
+        self.backup_dir.mkdir(exist_ok=True)
+        target = self.backup_dir / f"lookingglass-{_now():%Y%m%d-%H%M%S-%f}.duckdb"
+        with self._lock(exclusive=True):
+            self._check()
+            if Path(f"{self.path}.wal").exists():  # fold a crashed writer's log into the file first
+                con = duckdb.connect(str(self.path))
+                con.execute("CHECKPOINT")
+                con.close()
+                self._stamp()
+            shutil.copyfile(self.path, f"{target}.part")
+            os.replace(f"{target}.part", target)
+        for old in sorted(self.backup_dir.glob("lookingglass-*.duckdb"))[:-keep]:
+            old.unlink()
+        logger.info("backed up %s to %s", self.path, target)
+        return target

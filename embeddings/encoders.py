@@ -20,10 +20,13 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:   # torch is imported on use: finding a model folder needs none
+    import torch
 
 __all__ = ["Encoder", "EncoderError", "KINDS", "POOLINGS", "load_encoder"]
 
@@ -68,6 +71,7 @@ class Encoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         start = time.perf_counter()
+        import torch
         with tqdm(total=len(texts), desc=f"embedding ({self.name})", unit="text", disable=not progress) as bar, \
                 torch.inference_mode():
             for lo in range(0, len(texts), batch_size):
@@ -119,6 +123,7 @@ def check_texts(texts) -> list[str]:
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """``(batch, tokens, dim)`` hidden states to ``(batch, dim)``: mean over the mask, first token, or
     last unmasked token."""
+    import torch
     if pooling == "mean":
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
@@ -248,6 +253,7 @@ def _hub_snapshot(name: str) -> Path:
 
 
 def _device(device: str) -> str:
+    import torch
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -275,6 +281,7 @@ def _load_sentence_transformer(name: str, folder: Path, device: str, max_length:
 
 
 def _load_transformer(name: str, folder: Path, device: str, pooling: str, layer: int, max_length: int) -> Encoder:
+    import torch
     from transformers import AutoModel, AutoTokenizer
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)

@@ -7,10 +7,13 @@ Variables the user has set are kept.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sys
 from pathlib import Path
+
+from . import _watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -53,3 +56,24 @@ def configure(workspace: str | Path) -> Path:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     return home
+
+
+def start_server(workspace: str | Path) -> str | None:
+    """Start Prefect's temporary server now, unless ``PREFECT_API_URL`` names one; returns its API URL.
+
+    Starts on one workspace take turns (a lock file in its Prefect home: two servers migrating one
+    SQLite database at once race), and the watchdog (``flows._watchdog``) ends the server with
+    this process, also when it is killed.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+    if PREFECT_API_URL.value():
+        return None
+    server = SubprocessASGIServer()
+    if not server.running:
+        _watchdog.watch()
+        with open(prefect_home(workspace) / "server-start.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server.start()
+        _watchdog.adopt(server.server_process.pid)
+    return server.api_url

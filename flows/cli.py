@@ -1,13 +1,17 @@
-"""The ``lookingglass`` command line: ``run``, ``study``, ``fit``, ``report``, ``runs``, ``corpora``, ``serve``.
+"""The ``lookingglass`` command line: ``run``, ``study``, ``fit``, ``report``, ``runs``, ``export``, ``corpora``, ``serve``.
 
-Bad input ends with one line ``Error: ...`` on stderr and exit code 2; a run that fails for
-another reason prints its error and the report of what exists, exit code 1. Prefect is imported
-only after the workspace is known (``flows._prefect_env.configure``).
+Bad input ends with one line ``Error: ...`` on stderr and exit code 2, within seconds: options,
+corpus and model are checked (``flows.inputs``) before Prefect is imported or a server starts. A
+run that fails for another reason prints its error and the report of what exists, exit code 1.
+SIGINT or SIGTERM stops a run at once: it is recorded as interrupted with its report, then the
+process exits (130 or 143). Tracebacks are shown only with ``lookingglass --debug``.
 """
 import functools
 import inspect
 import json
 import logging
+import os
+import signal
 import sys
 import typing
 from dataclasses import fields
@@ -18,6 +22,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from . import _watchdog
 from ._prefect_env import PACKAGES, configure
 from .config import RunConfig, field_types, reports_dir
 
@@ -66,6 +71,26 @@ class InputError(ValueError):
     """Bad input from the command line: reported as one line with exit code 2."""
 
 
+_debug = False
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks (Python's and Prefect's)")):
+    """What a deep absolute-value network looks for in language-model embeddings."""
+    global _debug
+    _debug = debug
+
+
+class _NoTraceback(logging.Filter):
+    """Drop the traceback of a log record (the message stays): tracebacks are for ``--debug``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        if isinstance(record.msg, str) and "Traceback (most recent call last)" in record.msg:
+            record.msg, record.args = record.msg.split("Traceback (most recent call last)")[0].rstrip(), ()
+        return True
+
+
 def _fail(message: str, code: int = 2) -> typing.NoReturn:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
@@ -91,6 +116,9 @@ def _guard(func):
         except typer.Exit:
             raise
         except _input_errors() as err:
+            if _debug:
+                import traceback
+                traceback.print_exc()
             _fail(_one_line(err))
     return wrapper
 
@@ -142,6 +170,43 @@ def _prefect_logging(workspace: str) -> None:
     import prefect.main  # noqa: F401 - sets up logging (PREFECT_LOGGING_EXTRA_LOGGERS)
     for name in PACKAGES:
         logging.getLogger(name).setLevel(logging.INFO)
+    if not _debug:
+        for name in ("", "prefect", *PACKAGES):
+            for handler in logging.getLogger(name).handlers:
+                if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+                    handler.addFilter(_NoTraceback())
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt("SIGTERM") in the main thread, as Ctrl-C does."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _exit_interrupted(run_id: str, report: Optional[str], err: BaseException) -> typing.NoReturn:
+    """The end of an interrupted run: its summary and one line, then exit at once (128 + the signal)."""
+    from .pipeline import summarize
+    code = _signal_code(err)
+    try:
+        for line in summarize(_current_config, run_id):
+            typer.echo(line)
+        typer.echo(f"Error: run {run_id} interrupted ({str(err) or 'SIGINT'})"
+                   + (f"; report of what exists: {report}" if report else ""), err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)   # the tasks still running in threads can no longer write (Store halt_writes)
+
+
+_current_config: Optional[RunConfig] = None
+
+
+def _signal_code(err: BaseException) -> int:
+    """128 + the signal behind an interruption (Prefect's TerminationSignal carries it; else SIGTERM or SIGINT)."""
+    signum = getattr(err, "signal", None)
+    return 128 + int(signum if isinstance(signum, int) else
+                     signal.SIGTERM if "SIGTERM" in str(err) else signal.SIGINT)
 
 
 @app.command()
@@ -156,16 +221,26 @@ def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file 
         extra = sorted(k for k, v in options.items() if v is not None and k != "workspace")
         if extra or config is not None:
             raise InputError(f"--resume uses the run's stored config; give only --workspace (got {', '.join(extra) or '--config'})")
-        from data.store import Store
-        with Store(options.get("workspace") or RunConfig.workspace, read_only=True) as store:
-            stored = store.load_run(resume)["run"]["config"]
-        cfg = RunConfig.from_dict({**stored, **({"workspace": options["workspace"]} if options.get("workspace") else {})},
-                                  source=f"run {resume}")
+        cfg = _resumable(resume, options.get("workspace") or RunConfig.workspace)
     else:
         cfg = _build_config(config, options)
+        from .inputs import check_inputs
+        check_inputs(cfg)
+    global _current_config
+    _current_config = cfg
     _prefect_logging(cfg.workspace)
+    from . import pipeline
     from .pipeline import run_pipeline
-    outcome = run_pipeline(cfg, run_id=resume)
+    _stop_on_sigterm()
+    _watchdog.watch()          # whatever the run starts (server, Dask cluster) ends with it, even on SIGKILL
+    pipeline._on_interrupt = _exit_interrupted
+    try:
+        outcome = run_pipeline(cfg, run_id=resume)
+    except KeyboardInterrupt as err:             # while Prefect or the run started
+        _fail(f"interrupted ({str(err) or 'SIGINT'}) while the run started", code=_signal_code(err))
+    finally:
+        pipeline._on_interrupt = None
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for line in outcome.summary:
         typer.echo(line)
     if outcome.error is None:
@@ -173,8 +248,26 @@ def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file 
     elif not outcome.summary and isinstance(outcome.error, _input_errors()):
         raise outcome.error                              # bad input: no run was created
     else:
+        if _debug:
+            import traceback
+            traceback.print_exception(outcome.error)
         _fail(f"run {outcome.run_id} failed: {type(outcome.error).__name__}: {_one_line(outcome.error)}"
               + (f"; report of what exists: {outcome.report}" if outcome.report else ""), code=1)
+
+
+def _resumable(run_id: str, workspace: str) -> RunConfig:
+    """The stored config of a run that may be resumed: not running elsewhere, not completed."""
+    from data.store import Store
+    _workspace_exists(Path(workspace))
+    with Store(workspace, read_only=True) as store:
+        record = store.get_run(run_id)
+    process = (record["info"] or {}).get("process") or {}
+    if record["status"] == "running":
+        raise InputError(f"run {run_id} is still running (pid {process.get('pid')} on {process.get('host')}); "
+                         f"resume it once that process has ended")
+    if record["status"] == "completed":
+        raise InputError(f"run {run_id} is completed; nothing to resume (see `lookingglass report {run_id}`)")
+    return RunConfig.from_dict({**record["config"], "workspace": workspace}, source=f"run {run_id}")
 
 
 def _csv(value: str, name: str, kind=str) -> tuple:
@@ -357,6 +450,33 @@ def runs(workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace"
 
 @app.command()
 @_guard
+def export(folder: Optional[Path] = typer.Argument(None, help="where to write <table>.parquet "
+                                                   "(default: WORKSPACE/export-<UTC time>)"),
+           workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace", help=HELP["workspace"])):
+    """Write every readable table of the store to Parquet (also from a damaged store, which is left untouched)."""
+    from datetime import datetime, timezone
+
+    from data.store import Store, StoreCorruptError
+    _workspace_exists(workspace)
+    folder = folder or workspace / f"export-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    store = Store(workspace, read_only=True, check=False)      # a damaged store too
+    try:
+        results = store.export_all(folder)
+    except StoreCorruptError as err:
+        raise StoreCorruptError(f"{store.path} cannot be opened at all, no table can be read "
+                                f"({str(err).split('(', 1)[-1].split(')')[0]}); copy back the newest "
+                                f"{store.backup_dir}/*.duckdb (README, \"Recovering a damaged store\")") from None
+    failed = {t: e for t, e in results.items() if not isinstance(e, Path)}
+    for table, result in results.items():
+        typer.echo(f"{table}: {result if table not in failed else 'NOT READABLE: ' + result}")
+    if failed:
+        _fail(f"{len(failed)} of {len(results)} tables could not be read ({', '.join(failed)}); "
+              f"the others are in {folder}", code=1)
+    typer.echo(folder.resolve())
+
+
+@app.command()
+@_guard
 def corpora():
     """List the built-in corpora."""
     from data.corpora import list_corpora
@@ -379,9 +499,17 @@ def serve(cron: Optional[str] = typer.Option(None, "--cron", help='cron schedule
     WORKSPACE/.prefect (set PREFECT_SERVER_DATABASE_CONNECTION_URL=postgresql+asyncpg://... for PostgreSQL).
     """
     cfg = _build_config(config, options)
+    from .inputs import check_inputs
+    check_inputs(cfg)
     _prefect_logging(cfg.workspace)
     from .serve import serve as serve_pipeline
-    serve_pipeline(cfg, cron=cron, interval=interval, name=name)
+    _stop_on_sigterm()
+    try:
+        serve_pipeline(cfg, cron=cron, interval=interval, name=name)
+    except KeyboardInterrupt as err:
+        typer.echo(f"stopped ({str(err) or 'SIGINT'})", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
 """The Prefect flow ``pipeline``: load -> embed -> reduce -> fit each depth over a beta path -> train -> report.
 
 Tasks pass run ids, paths and fingerprints, never arrays: vectors, points, fits and network
-results live in the store (``data.store.Store``) under one ``run_id``. A step already completed
-for a run (``Store.completed_steps``) is skipped, so ``pipeline(config, run_id=...)`` resumes
-an interrupted run. A failure marks the run failed with its error and still writes the report
-of what exists. The run's config is stored with it and saved as ``runs/<run_id>/config.toml``.
+results live in the store (``data.store.Store``) under one ``run_id``. The load step creates the
+run (status "running", with this process's pid) before anything is embedded, and only then its
+folder ``runs/<run_id>/`` (corpus snapshot, ``config.toml``). A step already completed for a run
+(``Store.completed_steps``) is skipped, so ``pipeline(config, run_id=...)`` resumes an
+interrupted run from any step. A failure marks the run failed with its error and still writes the
+report of what exists; an interruption (KeyboardInterrupt, SIGTERM in the CLI) halts every other
+store write, marks the run "interrupted" and writes its report. The "report" step is marked once
+the report of a completed run exists. The store is backed up (``Store.backup``) before each run.
 """
 from __future__ import annotations
 
 import logging
 import os
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +31,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from .config import RunConfig, reports_dir, run_dir  # noqa: E402
+from .inputs import load_run_corpus  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -52,46 +56,48 @@ def _transient(task, task_run, state) -> bool:
 
 
 @task(name="load", cache_policy=NO_CACHE)
-def load_step(config: dict, run_id: str) -> dict:
-    """Load, sample and split the corpus into ``runs/<run_id>/corpus.parquet``; returns its path and summary."""
-    from data.corpora import load_corpus
+def load_step(config: dict, run_id: str, prefect: dict) -> str:
+    """Load, sample and split the corpus, keep it in the store and create the run (status running, this
+    process), then write ``runs/<run_id>/corpus.parquet``; returns its path."""
+    from data.store import run_process
     cfg = RunConfig.from_dict(config)
-    corpus = load_corpus(cfg.corpus, text_column=cfg.text_column, target=cfg.target, task=cfg.task,
-                         max_points=cfg.max_points, seed=cfg.seed, test_size=cfg.test_size,
-                         min_points=cfg.n_components + max(cfg.depths))
-    path = run_dir(cfg.workspace, run_id) / "corpus.parquet"
-    corpus.frame.to_parquet(path, index=False)
-    return {"path": str(path), "provenance": corpus.provenance}
+    corpus = load_run_corpus(cfg)
+    store = _store(cfg)
+    corpus_id = store.add_corpus(corpus.frame, corpus.provenance)
+    store.create_run(config, run_id, status="running", steps=("corpus",),
+                     info={"corpus": {"corpus_id": corpus_id, **corpus.provenance}, "prefect": prefect,
+                           "process": run_process()})
+    return _corpus_file(cfg, run_id)
+
+
+def _corpus_file(cfg: RunConfig, run_id: str) -> str:
+    """``runs/<run_id>/corpus.parquet`` (and ``config.toml``), written from the store when missing."""
+    folder = run_dir(cfg.workspace, run_id)
+    path = folder / "corpus.parquet"
+    if not path.is_file():
+        store = _store(cfg, read_only=True)
+        frame, _ = store.get_corpus(store.get_run(run_id)["info"]["corpus"]["corpus_id"])
+        frame.to_parquet(folder / "corpus.parquet.part", index=False)
+        os.replace(folder / "corpus.parquet.part", path)
+    cfg.save(folder / "config.toml")
+    return str(path)
 
 
 @task(name="embed", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def embed_step(config: dict, corpus_path: str) -> dict:
-    """Embed the corpus texts through the store's cache; returns the fingerprint and cache counts."""
+def embed_step(config: dict, run_id: str, corpus_path: str) -> str:
+    """Embed the corpus texts through the store's cache and record the model; returns its fingerprint."""
     from embeddings.cache import embed_texts
     from embeddings.encoders import load_encoder
     cfg = RunConfig.from_dict(config)
     texts = pd.read_parquet(corpus_path, columns=["text"])["text"].tolist()
     encoder = load_encoder(cfg.model, kind=cfg.encoder_kind, pooling=cfg.pooling, layer=cfg.layer,
                            device=cfg.device)
-    _, stats = embed_texts(encoder, texts, _store(cfg), batch_size=cfg.batch_size, progress=True)
-    return {"name": encoder.name, "kind": encoder.kind, "dim": encoder.dim, "fingerprint": encoder.fingerprint,
-            "n_texts": len(texts), **stats}
-
-
-@task(name="register", cache_policy=NO_CACHE)
-def register_step(config: dict, run_id: str, corpus: dict, embeddings: dict, prefect: dict) -> str:
-    """Keep the corpus and create the run (once its inputs are known to be good); returns the corpus id."""
-    cfg = RunConfig.from_dict(config)
     store = _store(cfg)
-    frame = pd.read_parquet(corpus["path"])
-    corpus_id = store.add_corpus(frame, corpus["provenance"])
-    store.create_run(config, run_id)
-    model = {k: embeddings[k] for k in ("name", "kind", "dim", "fingerprint")}
-    store.update_run(run_id, status="running", info={"corpus": {"corpus_id": corpus_id, **corpus["provenance"]},
-                                                      "model": model, "embeddings": embeddings, "prefect": prefect})
-    for step in ("corpus", "embed"):
-        store.mark_step(run_id, step)
-    return corpus_id
+    _, stats = embed_texts(encoder, texts, store, batch_size=cfg.batch_size, progress=True)
+    model = {"name": encoder.name, "kind": encoder.kind, "dim": encoder.dim, "fingerprint": encoder.fingerprint}
+    store.update_run(run_id, info={"model": model, "embeddings": {**model, "n_texts": len(texts), **stats}})
+    store.mark_step(run_id, "embed")
+    return encoder.fingerprint
 
 
 @task(name="reduce", cache_policy=NO_CACHE)
@@ -232,11 +238,14 @@ def train_step(config: dict, run_id: str, depth: int) -> None:
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_step(config: dict, run_id: str) -> str:
-    """Write the run's HTML report and the workspace index; returns the report path."""
+def report_step(config: dict, run_id: str, completed: bool = False) -> str:
+    """Write the run's HTML report and the workspace index (then, for a completed run, mark the "report"
+    step: the run shows "completed" from then on); returns the report path."""
     from reports import publish
     cfg = RunConfig.from_dict(config)
     path = publish(_store(cfg, read_only=True), reports_dir(cfg.workspace), [run_id])[run_id]
+    if completed:
+        _store(cfg).mark_step(run_id, "report")
     return str(Path(path).resolve())
 
 
@@ -271,24 +280,13 @@ def _flow_run() -> dict:
             "started_at": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%S}Z"}
 
 
-def _register(config: dict, cfg: RunConfig, run_id: str, prefect: dict) -> str:
-    """Load and embed (nothing is written to the store when either fails), then create the run."""
-    try:
-        corpus = load_step(config, run_id)
-        embeddings = embed_step(config, corpus["path"])
-    except BaseException:
-        shutil.rmtree(run_dir(cfg.workspace, run_id), ignore_errors=True)
-        raise
-    register_step(config, run_id, corpus, embeddings, prefect)
-    return embeddings["fingerprint"]
-
-
 @flow(name="lookingglass-pipeline")
 def pipeline(config: dict, run_id: str | None = None) -> str:
     """Run (or resume) one lookingglass run from a ``RunConfig`` dict; returns the report path.
 
-    Steps: load -> embed -> (create the run) -> reduce -> fit each depth -> symmetry -> train -> report.
+    Steps: load (creates the run) -> embed -> reduce -> fit each depth -> symmetry -> train -> report.
     """
+    from data.store import halt_writes, run_process
     cfg = RunConfig.from_dict(config)
     config = cfg.to_dict()
     run_id = run_id or new_run_id()
@@ -296,16 +294,21 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
     done = _completed_steps(cfg, run_id)
     if done is None:
         logger.info("run %s: new, workspace %s", run_id, Path(cfg.workspace).resolve())
-        fingerprint = _register(config, cfg, run_id, prefect)
-        done = {"corpus", "embed"}
+        if (Path(cfg.workspace) / "lookingglass.duckdb").exists():
+            _store(cfg).backup()
+        corpus_path = load_step(config, run_id, prefect)
+        done = {"corpus"}
     else:
         logger.info("run %s: resuming, steps done: %s", run_id, ", ".join(sorted(done)) or "none")
         store = _store(cfg)
-        store.update_run(run_id, status="running", info={"prefect": prefect})
-        fingerprint = store.get_run(run_id)["info"]["model"]["fingerprint"]
-    cfg.save(run_dir(cfg.workspace, run_id) / "config.toml")
-    corpus_path = str(run_dir(cfg.workspace, run_id) / "corpus.parquet")
+        store.backup()
+        store.update_run(run_id, status="running", info={"prefect": prefect, "process": run_process()})
+        corpus_path = _corpus_file(cfg, run_id)
     try:
+        if "embed" in done:
+            fingerprint = _store(cfg, read_only=True).get_run(run_id)["info"]["model"]["fingerprint"]
+        else:
+            fingerprint = embed_step(config, run_id, corpus_path)
         if "reduce" not in done:
             reduce_step(config, run_id, corpus_path, fingerprint)
         fits = {d: fit_step.submit(config, run_id, d) for d in cfg.depths if f"fit:{d}" not in done}
@@ -318,19 +321,31 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
         for future in trains:
             future.result()
     except BaseException as err:
-        message = _one_line(err)
-        logger.error("run %s failed: %s", run_id, message)
-        _store(cfg).update_run(run_id, status="failed", error=message)
+        interrupted = not isinstance(err, Exception)
+        if interrupted:
+            halt_writes()          # the other tasks can no longer change what the report shows
+        message = _one_line(err) if not interrupted else f"interrupted ({_one_line(err)})"
+        logger.error("run %s %s: %s", run_id, "stopped" if interrupted else "failed", message)
+        _store(cfg).update_run(run_id, status="interrupted" if interrupted else "failed", error=message)
         try:
-            _artifact(run_id, report_step(config, run_id), "failed", message)
+            report = report_step(config, run_id)
+            _artifact(run_id, report, "interrupted" if interrupted else "failed", message)
         except Exception as report_err:  # noqa: BLE001 - the run's own error is the one raised
-            logger.error("no report for failed run %s: %s", run_id, _one_line(report_err))
+            report = None
+            logger.error("no report for run %s: %s", run_id, _one_line(report_err))
+        if interrupted and _on_interrupt is not None:
+            _on_interrupt(run_id, report, err)
         raise
     _store(cfg).update_run(run_id, status="completed")
-    report = report_step(config, run_id)
+    report = report_step(config, run_id, completed=True)
     _artifact(run_id, report, "completed", None)
     logger.info("run %s completed; report %s", run_id, report)
     return report
+
+
+# Called (by the CLI) once an interrupted run has recorded its end and report, before Prefect waits for
+# the tasks still running: the CLI prints the outcome and ends the process there.
+_on_interrupt = None
 
 
 def _one_line(err: BaseException) -> str:
@@ -361,9 +376,12 @@ class Outcome:
 
 
 def run_pipeline(cfg: RunConfig, run_id: str | None = None) -> Outcome:
-    """Run the flow (on Dask when configured) and summarise the run from the store; never raises the run's error."""
+    """Run the flow (on Dask when configured) and summarise the run from the store; never raises the run's error
+    (an interruption propagates)."""
+    from data.store import resume_writes
     from reports import report_path
     run_id = run_id or new_run_id()
+    _prefect_env.start_server(cfg.workspace)
     runner = task_runner(cfg)
     flow_ = pipeline.with_options(task_runner=runner) if runner is not None else pipeline
     try:
@@ -371,6 +389,8 @@ def run_pipeline(cfg: RunConfig, run_id: str | None = None) -> Outcome:
         error = None
     except Exception as err:  # noqa: BLE001 - reported to the caller
         error = err
+    finally:
+        resume_writes()
     report = report_path(reports_dir(cfg.workspace), run_id).resolve()
     return Outcome(run_id, str(report) if report.exists() else None, error, summarize(cfg, run_id))
 

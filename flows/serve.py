@@ -7,6 +7,10 @@ starts ``prefect server start`` on a free local port with its SQLite database in
 ``PREFECT_SERVER_DATABASE_CONNECTION_URL=postgresql+asyncpg://USER:PASSWORD@HOST:5432/DB``
 (the managed server reads it), or run your own server and set ``PREFECT_API_URL``.
 
+The managed server, and the flow runs served, end with ``serve``: on SIGINT or SIGTERM (the CLI
+turns SIGTERM into KeyboardInterrupt) through the context managers, and on SIGKILL through the
+watchdog (``flows._watchdog``).
+
 Scheduled runs never interleave: the deployment has a concurrency limit of 1 with the
 ``ENQUEUE`` strategy (a run due while another runs waits for it) and the runner executes one
 flow run at a time.
@@ -24,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from . import _watchdog
 from ._prefect_env import prefect_home
 from .config import RunConfig
 
@@ -78,6 +83,7 @@ class LocalServer:
             # its own session: Ctrl-C reaches serve, which pauses the deployment and then stops the server
             self.process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        _watchdog.adopt(self.process.pid)   # ended with this process, also when it is killed
         deadline = time.monotonic() + self.startup_timeout
         while not self.healthy():
             if self.process.poll() is not None:
@@ -127,6 +133,7 @@ def serve(config: RunConfig, cron: str | None = None, interval: float | None = N
         raise ValueError("give exactly one of --cron or --interval")
     if interval is not None and not interval > 0:
         raise ValueError(f"--interval must be a positive number of seconds, got {interval}")
+    _watchdog.watch()
     with contextlib.ExitStack() as stack:
         url = os.environ.get("PREFECT_API_URL")
         if url:

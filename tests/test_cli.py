@@ -170,3 +170,49 @@ def test_corpora_lists_the_builtins():
 def test_runs_and_report_on_a_folder_without_a_store(tmp_path):
     assert_input_error(invoke("runs", "--workspace", tmp_path), str(tmp_path), "no lookingglass store")
     assert_input_error(invoke("report", "some-run", "--workspace", tmp_path), "no lookingglass store")
+
+
+def test_runs_and_export_on_a_damaged_store(tmp_path):
+    from data.store import Store
+    ws = tmp_path / "ws"
+    store = Store(ws)
+    run_id = store.create_run({"corpus": "x"})
+    assert invoke("runs", "--workspace", ws).exit_code == 0
+    exported = invoke("export", tmp_path / "out", "--workspace", ws)
+    assert exported.exit_code == 0, exported.output
+    assert pd.read_parquet(tmp_path / "out" / "runs.parquet")["run_id"].tolist() == [run_id]
+    with open(store.path, "r+b") as f:                      # the catalog block damaged
+        f.seek(12288 + 100)
+        f.write(bytes(64))
+    damaged = store.path.read_bytes()
+    for args in (["runs"], ["report", run_id], ["run", "--resume", run_id]):
+        assert_input_error(invoke(*args, "--workspace", ws), "lookingglass.duckdb", "corrupted",
+                           "lookingglass export", "backups")
+    result = invoke("export", tmp_path / "out2", "--workspace", ws)
+    if result.exit_code == 2:                               # the catalog itself is gone: only the backup helps
+        assert_input_error(result, "cannot be opened at all", "backups")
+    else:                                                   # the readable tables are saved, the others named
+        assert result.exit_code == 1 and "NOT READABLE" in result.output and "Traceback" not in result.output
+    assert store.path.read_bytes() == damaged
+
+
+def test_resume_is_refused_while_the_run_lives_and_once_it_is_completed(tmp_path):
+    from data.store import Store, run_process
+    ws = tmp_path / "ws"
+    store = Store(ws)
+    config = RunConfig(workspace=str(ws)).to_dict()
+    live = store.create_run(config, "live", status="running", info={"process": run_process()})
+    assert_input_error(invoke("run", "--resume", live, "--workspace", ws), "still running", f"pid {run_process()['pid']}")
+    done = store.create_run(config, "done", status="running", info={"process": run_process()})
+    store.update_run(done, status="completed")
+    store.mark_step(done, "report")
+    assert_input_error(invoke("run", "--resume", done, "--workspace", ws), "completed", "nothing to resume")
+    assert_input_error(invoke("run", "--resume", "nope", "--workspace", ws), "no run 'nope'")
+
+
+def test_tracebacks_only_with_debug(tmp_path):
+    quiet = invoke("fit", tmp_path / "nope.csv", "--target", "y")
+    assert_input_error(quiet, "nope.csv")
+    loud = invoke("--debug", "fit", tmp_path / "nope.csv", "--target", "y")
+    assert loud.exit_code == 2 and "Traceback" in loud.output
+    assert loud.output.strip().splitlines()[-1] == quiet.output.strip()

@@ -1,5 +1,6 @@
 """``lookingglass serve``: a real local Prefect server, a short interval schedule, scheduled runs that land
-in the store one after another (never interleaved), and the managed server stopped on exit."""
+in the store one after another (never interleaved), and SIGTERM in the middle of a scheduled run: serve
+exits, the managed server and the run's process with it, and the run is shown as interrupted, not running."""
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from data.store import Store, StoreError
+from tests._processes import wait_gone
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -24,6 +26,14 @@ def completed_runs(workspace: Path):
         return []
     done = runs.loc[runs["status"] == "completed", "run_id"]
     return [r for r in done if (workspace / "reports" / f"{r}.html").is_file()]
+
+
+def running_runs(workspace: Path):
+    try:
+        runs = Store(workspace, read_only=True, lock_timeout=5).list_runs()
+    except StoreError:
+        return []
+    return runs.loc[runs["status"] == "running", "run_id"].tolist()
 
 
 def healthy(url: str) -> bool:
@@ -46,10 +56,11 @@ def test_served_schedule_runs_land_in_the_store_one_at_a_time(tmp_path):
                                  cwd=Path(__file__).resolve().parents[1])
     try:
         deadline = time.monotonic() + 300
-        while len(completed_runs(workspace)) < 2:
+        while len(completed_runs(workspace)) < 2 or not running_runs(workspace):   # then stop it mid-run
             assert serve.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "no two scheduled runs completed within 300 s:\n" + log.read_text()[-3000:]
-            time.sleep(2)
+            time.sleep(0.5)
+        in_flight = running_runs(workspace)
     finally:
         serve.send_signal(signal.SIGTERM)
         try:
@@ -60,8 +71,11 @@ def test_served_schedule_runs_land_in_the_store_one_at_a_time(tmp_path):
     text = log.read_text()
     url = re.search(r"starting a local Prefect server on (http://127\.0\.0\.1:\d+/api)", text).group(1)
     assert not healthy(url), "the managed Prefect server outlived serve"
+    assert wait_gone(str(workspace)) == [], "processes outlived serve"
     store = Store(workspace, read_only=True)
     runs = [store.get_run(r) for r in store.list_runs()["run_id"]]
+    assert not [r["run_id"] for r in runs if r["status"] == "running"]
+    assert {store.get_run(r)["status"] for r in in_flight} <= {"interrupted", "completed"}
     done = [r for r in runs if r["status"] == "completed"]
     assert len(done) >= 2
     for run in done:

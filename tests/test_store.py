@@ -357,3 +357,184 @@ def test_get_fits_is_the_bundles_fits(store):
     assert fits[0]["features"].equals(bundle[0]["features"])
     with pytest.raises(LookupError):
         store.get_fits("no-such-run")
+
+
+def _queued_writer(workspace, tag, start_at, hold, order):
+    """A writer arriving at ``start_at`` (time.time) that keeps the lock ``hold`` seconds, logging its turn."""
+    store = Store(workspace, lock_timeout=0.6)
+    time.sleep(max(0.0, start_at - time.time()))
+    with store._session(write=True):
+        order.put((tag, time.time()))
+        time.sleep(hold)
+
+
+def test_writers_queue_first_come_first_served_and_all_get_their_turn(store):
+    # each holds the lock 0.35 s; the last waits ~1.4 s in all, over twice lock_timeout, yet never gives up
+    order = FORK.Queue()
+    t0 = time.time() + 1.5
+    procs = [FORK.Process(target=_queued_writer, args=(store.workspace, i, t0 + 0.1 * i, 0.35, order))
+             for i in range(5)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 5
+    turns = [order.get(timeout=5) for _ in procs]
+    assert [tag for tag, _ in turns] == [0, 1, 2, 3, 4]
+    assert turns[-1][1] - t0 > 2 * 0.6
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_log_line(store, caplog):
+    run_id = store.create_run({})
+    # a ticket older than any new one whose owner is gone (nobody holds its flock), as a SIGKILL leaves it
+    (store.queue_path / f"{1:020d}-4242-1-w").touch()
+    caplog.set_level("WARNING", logger="data.store")
+    start = time.perf_counter()
+    Store(store.workspace, lock_timeout=0.5).mark_step(run_id, "reduce")
+    assert time.perf_counter() - start < 0.5
+    assert store.completed_steps(run_id) == {"reduce"}
+    assert any("took over the store lock" in r.getMessage() and "pid 4242" in r.getMessage() for r in caplog.records)
+    assert not list(store.queue_path.iterdir())
+
+
+def _damage(path, seed=0):
+    """Stray bytes over every used part of the file after its header blocks."""
+    size = path.stat().st_size
+    rng = np.random.default_rng(seed)
+    with open(path, "r+b") as f:
+        for start in range(3 * 4096 * 2, size, 4096 * 4):
+            f.seek(start)
+            f.write(rng.bytes(4096))
+
+
+def test_a_damaged_store_is_never_written_and_says_how_to_recover(store, tmp_path):
+    run_id = _full_run(store)
+    X = np.random.default_rng(1).normal(size=(3000, 64)).astype(np.float32)
+    store.put_embeddings("m", [str(i) for i in range(len(X))], X)
+    backup = store.backup()
+    _damage(store.path)
+    damaged = store.path.read_bytes()
+    for attempt in (lambda: Store(store.workspace), lambda: Store(store.workspace, read_only=True),
+                    lambda: store.create_run({}), lambda: store.mark_step(run_id, "x"), store.list_runs):
+        with pytest.raises(StoreCorruptError) as e:
+            attempt()
+        assert "lookingglass export" in str(e.value) and str(store.backup_dir) in str(e.value)
+        assert "\n" not in str(e.value)
+    assert store.path.read_bytes() == damaged and not os.path.exists(f"{store.path}.wal")
+    # the backup is the store as it was before the damage
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    (restored / "lookingglass.duckdb").write_bytes(backup.read_bytes())
+    again = Store(restored, read_only=True)
+    assert again.list_runs()["run_id"].tolist() == [run_id] and len(again.get_embeddings("m", ["0", "1"])) == 2
+
+
+def _readable(path):
+    """Table -> rows of a DuckDB file read directly, or None for a table that cannot be read."""
+    import duckdb
+    con = duckdb.connect(str(path), read_only=True)
+    out = {}
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+        try:
+            out[name] = con.sql(f"SELECT * FROM {name}").fetchall()
+        except duckdb.Error:
+            out[name] = None
+    con.close()
+    return out
+
+
+def test_export_saves_every_readable_table_of_a_damaged_store(store, tmp_path):
+    import duckdb
+    _full_run(store)
+    good = store.path.read_bytes()
+    # damage one block at a time until the file opens but some table cannot be read
+    for offset in range(12288 + 100, len(good), 262144):
+        store.path.write_bytes(good[:offset] + bytes(64) + good[offset + 64:])
+        try:
+            readable = _readable(store.path)
+        except duckdb.Error:
+            continue
+        if None in readable.values():
+            break
+    else:
+        pytest.skip("no single damaged block leaves this DuckDB file openable with a table unreadable")
+    damaged = store.path.read_bytes()
+    with pytest.raises(StoreCorruptError):
+        store.list_runs()
+    exported = Store(store.workspace, read_only=True, check=False).export_all(tmp_path / "export")
+    assert store.path.read_bytes() == damaged
+    assert set(exported) == set(readable)
+    for table, rows in readable.items():
+        if rows is None:
+            assert isinstance(exported[table], str) and exported[table]
+        else:
+            assert len(pd.read_parquet(exported[table])) == len(rows)
+
+
+def test_a_store_cut_short_is_reported_by_every_reader(store):
+    _full_run(store)
+    store.put_embeddings("m", [str(i) for i in range(2000)],
+                         np.random.default_rng(2).normal(size=(2000, 64)).astype(np.float32))
+    os.truncate(store.path, store.path.stat().st_size // 2)
+    with pytest.raises(StoreCorruptError, match="lookingglass export"):
+        Store(store.workspace, read_only=True).list_runs()
+
+
+def test_backups_are_copies_and_only_the_newest_are_kept(store):
+    _full_run(store)
+    copies = [store.backup(keep=2) for _ in range(3)]
+    assert sorted(store.backup_dir.glob("*.duckdb")) == copies[1:]
+    assert copies[-1].read_bytes() == store.path.read_bytes()
+
+
+def _exit_now():
+    os._exit(0)
+
+
+def test_status_follows_the_runs_process(store):
+    from data.store import run_process
+    child = FORK.Process(target=_exit_now)
+    child.start()
+    child.join(10)
+    gone = {**run_process(), "pid": child.pid}
+    me = run_process()
+    dead = store.create_run({}, "dead", status="running", info={"process": gone})
+    alive = store.create_run({}, "alive", status="running", info={"process": me})
+    done = store.create_run({}, "done", status="running", info={"process": gone}, steps=("corpus",))
+    store.update_run(done, status="completed")
+    unreported = store.create_run({}, "unreported", status="running", info={"process": gone})
+    store.update_run(unreported, status="completed")
+    store.mark_step(done, "report")
+    shown = dict(zip(store.list_runs()["run_id"], store.list_runs()["status"]))
+    assert shown == {"dead": "interrupted", "alive": "running", "done": "completed", "unreported": "interrupted"}
+    assert {r: store.get_run(r)["status"] for r in shown} == shown
+    assert store.completed_steps(done) == {"corpus", "report"}
+    # a run whose process lives cannot be taken over by another process; a dead one can
+    with pytest.raises(StoreError, match="still running"):
+        store.update_run(alive, status="running", info={"process": gone})
+    store.update_run(dead, status="running", info={"process": me})
+    assert store.get_run(dead)["status"] == "running"
+
+
+def test_halted_writes_are_refused_outside_the_halting_thread(store):
+    from data.store import StoreHaltedError, halt_writes, resume_writes
+    run_id = store.create_run({})
+    errors = []
+
+    def write():
+        try:
+            store.mark_step(run_id, "late")
+        except StoreHaltedError as e:
+            errors.append(e)
+
+    halt_writes()
+    try:
+        worker = threading.Thread(target=write)
+        worker.start()
+        worker.join(10)
+        store.mark_step(run_id, "mine")
+    finally:
+        resume_writes()
+    assert len(errors) == 1 and store.completed_steps(run_id) == {"mine"}
+    write()
+    assert store.completed_steps(run_id) == {"mine", "late"}
