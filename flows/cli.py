@@ -46,7 +46,7 @@ HELP = {
     "layer": "transformers hidden layer (negative counts from the end)",
     "batch_size": "embedding batch size",
     "device": "cpu, cuda or auto (embeddings and networks)",
-    "reduction": "pca or random (projection)",
+    "reduction": "pca, pls (supervised, fitted on the training split) or random (projection)",
     "n_components": "reduced dimension d",
     "standardize": "standardise the reduced coordinates",
     "depths": "network depths to fit, comma separated (e.g. 2,3)",

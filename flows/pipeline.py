@@ -116,7 +116,7 @@ def reduce_step(config: dict, run_id: str, corpus_path: str, fingerprint: str) -
     vectors = np.stack([cached[h] for h in hashes])
     train = (frame["split"] == "train").to_numpy()
     reduction = Reduction(cfg.reduction, n_components=cfg.n_components, standardize=cfg.standardize,
-                          random_state=cfg.seed).fit(vectors[train])
+                          random_state=cfg.seed).fit(vectors[train], frame["target"].to_numpy(float)[train])
     store.put_points(run_id, frame.assign(idx=np.arange(len(frame)), coords=reduction.transform(vectors).tolist()))
     params = reduction.to_dict()
     store.put_reduction(run_id, params)

@@ -244,7 +244,6 @@ def study(config: dict) -> dict:
 
 def run_study(c: StudyConfig) -> dict:
     """Run the study flow (on a local Dask cluster with ``dask``); returns its result with the report path."""
-    from . import _prefect_env
     _prefect_env.start_server(c.workspace)       # ends with this process (flows._watchdog)
     if c.dask:
         from prefect_dask import DaskTaskRunner
