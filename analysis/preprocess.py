@@ -2,9 +2,9 @@
 
 ``x_int = U^T (x - mu) / s``: centred (``mu`` the mean; 0 without bias, where translations change
 the problem), isotropically scaled (``s`` the largest centred norm) and projected on the affine
-hull (the linear span without bias) of the data, ``U`` an orthonormal basis of it. The Lasso of
-MATH.md section 2 is unchanged by the translation and the rotation, and an isotropic scale maps
-columns ``A -> s A`` (the same point sets give the same features), so solving at
+hull (the linear span without bias) of the data, ``U`` an orthonormal basis of it (docs/MATH.md
+sections 8-9). The Lasso of docs/MATH.md section 2 is unchanged by the translation and the rotation,
+and an isotropic scale maps columns ``A -> s A`` (the same point sets give the same features), so solving at
 ``beta_int = beta / s`` gives ``z_int = s z`` and the same objective. Every tolerance downstream
 (degenerate point sets, identical columns, screening) then acts on data of unit size. A feature
 ``(w, b, c)`` found there is, in the user's coordinates, ``(U w, s b - (U w).mu, s c)`` with values

@@ -1,4 +1,4 @@
-"""The Lasso of MATH.md is the same problem in any units and, with a bias, at any offset.
+"""The Lasso of docs/MATH.md is the same problem in any units and, with a bias, at any offset.
 
 Scaling X by s maps every column to s times itself (the same point sets give the same features),
 so at the same relative beta the objective is unchanged and each feature maps to
