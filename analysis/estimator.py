@@ -200,7 +200,7 @@ class _ReflectionLassoBase(BaseEstimator):
             return sol
         if self.candidates == "sampled":
             return self._solve_sampled(y, beta, ws, z0)
-        sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol, batch=BATCH,
+        sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol,
                                       max_iter=self.max_iter, screen=self._screen, progress=self.verbose)
         self._screen = sol.screen
         return sol
