@@ -1,7 +1,7 @@
 """Implicit pricing: ``max_j |A_j . r|`` over a whole dictionary, block by block.
 
 The matrix is never held: each block of point sets is scored by a fused numba kernel. Safe
-screening works on cells (runs of a few hundred columns): a cell is skipped when
+screening works on cells (one point set with all its fold labelings, or a few sets): a cell is skipped when
 ``score(r_ref) + max_j ||A_j - mean A_j|| * ||r - r_ref||`` is below the caller's threshold, a
 sphere test around the residual ``r_ref`` at which the cell was last scored (valid for centred
 residuals, ``sum(r) = 0``; the skipped bounds still enter ``bound``). Cells scored at the last
@@ -22,8 +22,8 @@ from .dictionary import Dictionary
 log = logging.getLogger(__name__)
 
 COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
-COLUMNS_PER_CELL = 256        # screening granularity
-GAP_CELLS = 4                 # screened-out runs this short are evaluated anyway (fewer, longer blocks)
+COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
+GAP_COLUMNS = 512             # screened-out runs this short are evaluated anyway (fewer, longer blocks)
 
 
 @dataclass
@@ -77,15 +77,16 @@ def _cells(D: Dictionary) -> _Cells:
 
 def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> list[tuple[int, int]]:
     """Cell ranges ``[c0, c1)`` covering the needed cells, one family each, at most
-    ``COLUMNS_PER_BLOCK`` columns, runs closer than ``gap`` cells joined."""
+    ``COLUMNS_PER_BLOCK`` columns, runs closer than ``gap`` columns joined."""
     out = []
     for fi, f in enumerate(D.families):
         lo, hi = int(cells.first[fi]), int(cells.first[fi + 1])
         idx = lo + np.flatnonzero(need[lo:hi])
         if not idx.size:
             continue
-        per_block = max(1, COLUMNS_PER_BLOCK // (int(cells.sets_per_cell[fi]) * f.n_labelings))
-        cut = np.flatnonzero(np.diff(idx) > gap + 1) + 1
+        cell_columns = int(cells.sets_per_cell[fi]) * f.n_labelings
+        per_block = max(1, COLUMNS_PER_BLOCK // cell_columns)
+        cut = np.flatnonzero(np.diff(idx) > gap // cell_columns + 1) + 1
         for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [idx.size]])):
             c0, c1 = int(idx[a]), int(idx[b - 1]) + 1
             out += [(s, min(s + per_block, c1)) for s in range(c0, c1, per_block)]
@@ -148,7 +149,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     skip = np.zeros(nc, dtype=bool)
     if threshold is not None and centred:
         skip = est <= threshold
-    plan = _plan_blocks(D, cells, ~skip, GAP_CELLS if skip.any() else 0)
+    plan = _plan_blocks(D, cells, ~skip, GAP_COLUMNS if skip.any() else 0)
     if stop_after is not None and threshold is not None and centred:
         plan.sort(key=lambda b: -est[b[0]:b[1]].max())
     bound = float(est[skip].max(initial=0.0))
