@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
 SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
+NEAR_VIOLATION = 0.03        # pricing passes also cache the columns they meet within this fraction of beta
 _BLAS = ThreadpoolController()   # small dense algebra runs on one BLAS thread: threads that spin while
                                  # numba prices, or on a shared machine, made it 10-100x slower
 
@@ -401,8 +402,9 @@ def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1
     ``ws`` is a cache of distinct columns met so far; the restricted problem is solved exactly over
     all of it by an inner loop on a working subset, the support plus the strongest violating atoms,
     ``max(2 |support|, batch)`` atoms in all (celer's rule): atoms that stay at zero drop out and
-    near-duplicate columns enter one per round. Each pricing pass adds up to ``top_k`` violating
-    columns to the cache. Passes are partial while violators abound (cells by decreasing screening
+    near-duplicate columns enter one per round. Each pricing pass adds up to ``top_k`` columns to the
+    cache: the strongest violators, then columns within ``NEAR_VIOLATION * beta`` of violating (they
+    tend to violate once the new columns enter, and caching them saved a complete pass). Passes are partial while violators abound (cells by decreasing screening
     bound, stopping after ``top_k`` violators); only a complete pass, which every certificate needs,
     ends the loop. ``screen`` (from an earlier ``price`` call on the same dictionary) warm-starts screening.
     """
@@ -440,7 +442,8 @@ def _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progres
         z = sol.coef
         t1 = time.perf_counter()
         res = price(D, sol.residual, top_k=top_k, threshold=threshold, screen=screen,
-                    stop_after=top_k if partial else None, progress=progress and not partial)
+                    stop_after=top_k if partial else None, progress=progress and not partial,
+                    collect=beta * (1 - NEAR_VIOLATION))
         screen = res.screen
         n_priced += res.n_evaluated
         added = add_dictionary_columns(ws, D, res.ids)

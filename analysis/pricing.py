@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
 COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
-GAP_COLUMNS = 512             # screened-out runs this short are evaluated anyway (fewer, longer blocks)
+GAP_POINT_EVALS = 40_000      # screened-out runs cheaper than this (columns x points, about one block's
+                              # overhead) are evaluated anyway: fewer, longer blocks
 
 
 @dataclass
@@ -114,14 +115,15 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms) -> list:
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
           screen: Screen | None = None, stop_after: int | None = None,
-          progress: bool = False, scorer=None) -> PricingResult:
+          progress: bool = False, scorer=None, collect: float | None = None) -> PricingResult:
     """Score every column of ``D`` against the residual ``r``: ``|A_j . r|``.
 
     Returns the largest scores (only those above ``threshold`` when given), the exact maximum
     over evaluated columns and a rigorous bound over all of them (skipped cells included).
     ``stop_after`` (partial pricing, with ``threshold``): visit blocks by decreasing screening
     bound and stop once that many violating columns are found; the result is then marked
-    ``complete=False`` and its ``bound`` is infinite.
+    ``complete=False`` and its ``bound`` is infinite. ``collect`` (below ``threshold``) also returns
+    the columns scoring above it among those evaluated (near-violators); screening still uses ``threshold``.
 
     Three stages: the screening plan (which cells must be evaluated, grouped into blocks, in which
     order), the evaluation of those blocks by ``scorer`` (``score_blocks`` in this process by default;
@@ -149,11 +151,12 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     skip = np.zeros(nc, dtype=bool)
     if threshold is not None and centred:
         skip = est <= threshold
-    plan = _plan_blocks(D, cells, ~skip, GAP_COLUMNS if skip.any() else 0)
+    plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
     if stop_after is not None and threshold is not None and centred:
         plan.sort(key=lambda b: -est[b[0]:b[1]].max())
     bound = float(est[skip].max(initial=0.0))
     n_skip = int(skip.sum())
+    keep = threshold if collect is None or threshold is None else min(collect, threshold)
     lab_of = np.array([f.n_labelings for f in D.families], dtype=np.int64)
 
     # 2. evaluation in batches, 3. merge
@@ -188,8 +191,8 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             best = float(per_set.max(initial=0.0))
             max_score = max(max_score, best)
             bound = max(bound, best)
-            pick = np.flatnonzero(s > threshold) if threshold is not None else np.flatnonzero(ok)
-            n_found += pick.size
+            pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
+            n_found += int(np.count_nonzero(s[pick] > threshold)) if threshold is not None else pick.size
             if pick.size:
                 ids, scores = _merge_top(ids, scores, f.offset + start * f.n_labelings + pick, s[pick], top_k)
             bar.update(s.size)

@@ -49,3 +49,25 @@ def test_working_set_scales_with_the_support():
     assert n_features >= 20
     assert h["working_set"].max() <= max(2 * h["support"].max(), 64) + 2
     assert h["working_set"].max() <= 3 * n_features + 64
+
+
+def test_pricing_collects_near_violators_and_screens_per_point_set(monkeypatch):
+    """``collect`` returns every column above it; cells of one point set are skipped only when safe."""
+    from analysis.pricing import price
+    monkeypatch.setattr("analysis.pricing.GAP_POINT_EVALS", 0)
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(14, 2))
+    r = rng.normal(size=14)
+    r -= r.mean()
+    D = Dictionary(X, 3)
+    A, ids = D.materialize()
+    brute = np.abs(A.T @ r)
+    t, c = np.quantile(brute, 0.99), np.quantile(brute, 0.95)
+    first = price(D, r, top_k=10**6, threshold=t, collect=c)
+    assert set(first.ids.tolist()) == set(ids[brute > c].tolist())
+    r2 = r + 1e-3 * rng.normal(size=14)
+    r2 -= r2.mean()
+    brute2 = np.abs(A.T @ r2)
+    again = price(D, r2, top_k=10**6, threshold=t, screen=first.screen)
+    assert set(again.ids.tolist()) == set(ids[brute2 > t].tolist())
+    assert again.bound >= brute2.max() - 1e-12 and again.n_evaluated < 0.5 * len(ids)
