@@ -1,11 +1,12 @@
 """The Lasso with a free intercept, exact on a working set, by column generation over a dictionary.
 
 ``min_{z, xi} 1/2 ||A z + xi 1 - y||^2 + beta ||z||_1`` (MATH.md section 2). Centring the columns
-and ``y`` removes ``xi``. The restricted problem on a small working set of distinct columns is
-solved by coordinate descent and then polished: the support and signs are fixed, the solution is
-made basic (linearly independent support) and the KKT linear system is solved exactly. Column
-generation prices the whole dictionary implicitly (``analysis.pricing.price``), adds the most
-violating columns and re-solves, until ``max_j |A_j . r| <= beta (1 + tol)`` over every column.
+and ``y`` removes ``xi``. Column generation prices the whole dictionary implicitly
+(``analysis.pricing.price``), caches the most violating distinct columns and re-solves, until
+``max_j |A_j . r| <= beta (1 + tol)`` over every column. The restricted problem over the cache is
+solved on working subsets that scale with the support (support plus the strongest violators), each
+exactly: feature-sign search from the warm start (coordinate descent first when it stalls), which
+ends on a basic solution (linearly independent support) solving the KKT linear system exactly.
 """
 from __future__ import annotations
 
@@ -382,7 +383,7 @@ def add_dictionary_columns(ws: WorkingSet, D, ids) -> int:
 def _pick(ws: WorkingSet, candidates, scores, k: int) -> np.ndarray:
     """Up to ``k`` of the ``candidates`` atoms by decreasing score, skipping any whose centred column is
     within ``NEAR_COLUMN_COS`` of one already picked (near-duplicates enter one per pass)."""
-    order = candidates[np.argsort(-scores, kind="stable")][: 4 * k]
+    order = candidates[np.argsort(-scores, kind="stable")][: 2 * k]
     C = ws.A[:, order] - ws.A[:, order].mean(axis=0)
     C /= np.linalg.norm(C, axis=0)
     G = np.abs(C.T @ C)
@@ -404,9 +405,10 @@ def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1
     ``max(2 |support|, batch)`` atoms in all (celer's rule): atoms that stay at zero drop out and
     near-duplicate columns enter one per round. Each pricing pass adds up to ``top_k`` columns to the
     cache: the strongest violators, then columns within ``NEAR_VIOLATION * beta`` of violating (they
-    tend to violate once the new columns enter, and caching them saved a complete pass). Passes are partial while violators abound (cells by decreasing screening
-    bound, stopping after ``top_k`` violators); only a complete pass, which every certificate needs,
-    ends the loop. ``screen`` (from an earlier ``price`` call on the same dictionary) warm-starts screening.
+    tend to violate once the new columns enter; caching them saved a complete pass). Passes are
+    partial while violators abound (cells by decreasing screening bound, stopping after ``top_k``
+    violators); only a complete pass, which every certificate needs, ends the loop. ``screen`` (from
+    an earlier ``price`` call on the same dictionary) warm-starts screening.
     """
     with _BLAS.limit(limits=1, user_api="blas"):
         return _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k)
