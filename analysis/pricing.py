@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
 COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
-GAP_POINT_EVALS = 40_000      # screened-out runs cheaper than this (columns x points, about one block's
-                              # overhead) are evaluated anyway: fewer, longer blocks
+GAP_POINT_EVALS = 400_000     # screened-out runs cheaper than this (columns x points) are evaluated anyway:
+                              # one call of the parallel kernel costs about as much (1.4 ms CPU, measured)
+MAX_RUNS = 2048               # at most about this many separate runs of needed cells per pass
 
 
 @dataclass
@@ -78,16 +79,22 @@ def _cells(D: Dictionary) -> _Cells:
 
 def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> list[tuple[int, int]]:
     """Cell ranges ``[c0, c1)`` covering the needed cells, one family each, at most
-    ``COLUMNS_PER_BLOCK`` columns, runs closer than ``gap`` columns joined."""
-    out = []
+    ``COLUMNS_PER_BLOCK`` columns; runs closer than ``gap`` columns are joined, and closer ones
+    still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate)."""
+    found = []
     for fi, f in enumerate(D.families):
         lo, hi = int(cells.first[fi]), int(cells.first[fi + 1])
         idx = lo + np.flatnonzero(need[lo:hi])
-        if not idx.size:
-            continue
-        cell_columns = int(cells.sets_per_cell[fi]) * f.n_labelings
+        if idx.size:
+            cell_columns = int(cells.sets_per_cell[fi]) * f.n_labelings
+            found.append((idx, cell_columns, (np.diff(idx) - 1) * cell_columns))   # gaps in columns
+    gaps = np.concatenate([g for *_, g in found]) if found else np.empty(0, dtype=np.int64)
+    if np.count_nonzero(gaps > gap) > MAX_RUNS:
+        gap = max(gap, int(np.partition(gaps, gaps.size - MAX_RUNS)[gaps.size - MAX_RUNS]))
+    out = []
+    for idx, cell_columns, g in found:
         per_block = max(1, COLUMNS_PER_BLOCK // cell_columns)
-        cut = np.flatnonzero(np.diff(idx) > gap // cell_columns + 1) + 1
+        cut = np.flatnonzero(g > gap) + 1
         for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [idx.size]])):
             c0, c1 = int(idx[a]), int(idx[b - 1]) + 1
             out += [(s, min(s + per_block, c1)) for s in range(c0, c1, per_block)]
