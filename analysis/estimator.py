@@ -85,7 +85,12 @@ class _ReflectionLassoBase(BaseEstimator):
             raise ValueError(f"{name}: max_iter must be an integer >= 1, got {self.max_iter!r}")
 
     def _betas(self, beta_max: float) -> tuple[float, np.ndarray]:
-        """``(beta_, grid)``: the final beta and the descending betas solved (the path)."""
+        """``(beta_, grid)``: the final beta and the descending betas solved (the path).
+
+        A single beta is solved directly, however small: a warm-started internal path to it (glmnet's
+        way) was 1.7x slower at N = 150, 5e-4 beta_max and 1.7-3x at N = 60, 2.4e-3 beta_max (issue 9),
+        since every beta of a path needs its own complete, certifying pricing pass while a direct solve
+        finds most of its columns in cheap partial passes."""
         path = self.path
         if isinstance(path, tuple) and len(path) == 2 and float(path[1]) <= 1 and float(path[0]) == int(path[0]):
             n, ratio = int(path[0]), float(path[1])
@@ -159,13 +164,14 @@ class _ReflectionLassoBase(BaseEstimator):
                  type(self).__name__, N, d, self.depth, f"{self.n_candidates_:,}", self.beta_max_, self.beta_,
                  len(grid))
         t0 = time.perf_counter()
-        rows, z, final = [], None, None
+        rows, history, z, final = [], [], None, None
         for beta_user, beta in zip(grid, grid / F.scale):
             sol = self._solve(X, y, beta, ws, z)
             z = sol.coef
             rows.append({"beta": float(beta_user), "objective": sol.objective,
                          "n_features": int(np.count_nonzero(z)), "dictionary_ratio": sol.dictionary_ratio,
                          "duality_gap": sol.duality_gap(y)})
+            history += [{**h, "beta": float(beta_user)} for h in sol.history]
             if beta == self._beta_int:
                 final = sol
         timings["solve_s"] = time.perf_counter() - t0
@@ -184,7 +190,7 @@ class _ReflectionLassoBase(BaseEstimator):
         if self.candidates == "sampled":
             self.certificate_["searched"] = dict(self._sampler.searched)
         self.n_iter_ = max(1, int(final.n_passes))   # pricing passes at beta_ (scikit-learn's n_iter_)
-        self.history_ = pd.DataFrame(final.history)
+        self.history_ = pd.DataFrame(history)
         timings["total_s"] = time.perf_counter() - t_start
         self.timings_ = timings
         log.info("%s: objective %.10g with %d features; %s", type(self).__name__, self.objective_,
@@ -228,7 +234,7 @@ class _ReflectionLassoBase(BaseEstimator):
             return sol
         if self.candidates == "sampled":
             return self._solve_sampled(y, beta, ws, z0)
-        sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol, batch=BATCH,
+        sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol,
                                       max_iter=self.max_iter, screen=self._screen, progress=self.verbose)
         self._screen = sol.screen
         return sol
@@ -339,7 +345,9 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
     the dictionary plus the continuum oracle's neurons, the network's global optimum) or "sampled"
     (random columns improved by local search; not certified). ``beta=None`` is ``0.1 * beta_max``;
     ``path`` (a number of betas, ``(n, min_ratio)`` or an array) solves a descending beta grid.
-    Besides the attributes of ARCHITECTURE.md, ``history_`` lists the pricing passes at ``beta_``.
+    Besides the attributes of ARCHITECTURE.md, ``history_`` lists the pricing passes of every beta solved
+    (column ``beta``; one row per pass: restricted-solve and pricing seconds, atoms cached, working set,
+    support, columns evaluated, screening cells skipped, complete).
     ``init_neurons=(W, b, C)`` (with "sampled"): trained neurons offered every round as columns and snapped
     to the dictionary (``analysis.sampling``); ``certificate_["searched"]`` says what was searched.
     """

@@ -1,19 +1,23 @@
 """The Lasso with a free intercept, exact on a working set, by column generation over a dictionary.
 
 ``min_{z, xi} 1/2 ||A z + xi 1 - y||^2 + beta ||z||_1`` (docs/MATH.md section 2). Centring the columns
-and ``y`` removes ``xi``. The restricted problem on a small working set of distinct columns is
-solved by coordinate descent and then polished: the support and signs are fixed, the solution is
-made basic (linearly independent support) and the KKT linear system is solved exactly. Column
-generation prices the whole dictionary implicitly (``analysis.pricing.price``), adds the most
-violating columns and re-solves, until ``max_j |A_j . r| <= beta (1 + tol)`` over every column.
+and ``y`` removes ``xi``. Column generation prices the whole dictionary implicitly
+(``analysis.pricing.price``), caches the most violating distinct columns and re-solves, until
+``max_j |A_j . r| <= beta (1 + tol)`` over every column. The restricted problem over the cache is
+solved on working subsets that scale with the support (support plus the strongest violators), each
+exactly: feature-sign search from the warm start (coordinate descent first when it stalls), which
+ends on a basic solution (linearly independent support) solving the KKT linear system exactly.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 from numba import njit
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .geometry import feature_values
@@ -23,6 +27,10 @@ log = logging.getLogger(__name__)
 
 KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
 SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
+NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
+NEAR_VIOLATION = 0.03        # pricing passes also cache the columns they meet within this fraction of beta
+_BLAS = ThreadpoolController()   # small dense algebra runs on one BLAS thread: threads that spin while
+                                 # numba prices, or on a shared machine, made it 10-100x slower
 
 
 def objective(A, z, xi, y, beta) -> float:
@@ -107,19 +115,33 @@ def _make_basic(Ac, z):
     return z
 
 
-def _feature_sign(Ac, yc, beta, z, max_iter: int = 500):
+def _spd_solve(G, rhs):
+    """``G^-1 rhs`` by Cholesky, or ``None`` when ``G`` is (numerically) singular."""
+    try:
+        L = scipy.linalg.cho_factor(G, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    if np.diag(L[0]).min(initial=np.inf) ** 2 <= 1e-13 * np.diag(G).max(initial=0.0):
+        return None
+    return scipy.linalg.cho_solve(L, rhs, check_finite=False)
+
+
+def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     """Feature-sign search (Lee et al. 2007) from ``z``: on the support with its signs fixed, step to
     the KKT solution with a line search over sign changes; activate the worst violator when the
-    support is optimal. Exact when it returns; ``None`` if the steps stop decreasing the objective."""
+    support is optimal. Exact and basic when it returns; ``None`` if the steps stop decreasing the
+    objective. Steps solve the support's Gram system by Cholesky; a (near) dependent support falls
+    back to least squares and is made basic before the next step."""
     def value(S, x):
         r = yc - Ac[:, S] @ x
         return 0.5 * r @ r + beta * np.abs(x).sum()
 
     if not Ac.shape[1]:
         return z
-    stalls = 0
-    for _ in range(max_iter):
-        z = _make_basic(Ac, z)
+    stalls, dependent = 0, True
+    for _ in range(max_iter or 500 + 4 * Ac.shape[1]):
+        if dependent:
+            z = _make_basic(Ac, z)
         S = np.flatnonzero(z)
         s = np.sign(z[S])
         g = Ac.T @ (yc - Ac[:, S] @ z[S])
@@ -127,10 +149,14 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int = 500):
             g[S] = 0.0
             j = int(np.argmax(np.abs(g)))
             if abs(g[j]) <= beta * (1 + KKT_TOL):
-                return z
+                return _make_basic(Ac, z)
             S, s = np.append(S, j), np.append(s, np.sign(g[j]))
         AS = Ac[:, S]
-        x = np.linalg.lstsq(AS.T @ AS, AS.T @ yc - beta * s, rcond=None)[0]
+        GS, rhs = AS.T @ AS, AS.T @ yc - beta * s
+        x = _spd_solve(GS, rhs)
+        dependent = x is None
+        if dependent:
+            x = np.linalg.lstsq(GS, rhs, rcond=None)[0]
         cur = z[S]
         cross = np.flatnonzero((cur != 0) & (np.sign(x) != np.sign(cur)))
         points = [x]
@@ -154,17 +180,26 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int = 500):
 def solve_restricted(A, y, beta: float, z0=None, tol: float = 1e-5):
     """Exact Lasso with free intercept on a small matrix ``A`` (N, m): ``(z, xi)``, basic and polished.
 
-    Coordinate descent on the centred problem to ``tol`` (relative), then feature-sign search,
-    which ends on an exact KKT point with an independent support; repeated with a tighter descent
-    tolerance if the search stalls, from zero if a warm start ``z0`` keeps stalling, and last from
-    the interior-point solution of the restricted problem.
+    Feature-sign search from a warm start ``z0``, which ends on an exact KKT point with an
+    independent support; else (or if it stalls) coordinate descent on the centred problem to
+    ``tol`` (relative) first, repeated with a tighter descent tolerance while the search stalls,
+    from zero if the warm start keeps stalling, and last from the interior-point solution.
     """
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return _solve_restricted(A, y, beta, z0, tol)
+
+
+def _solve_restricted(A, y, beta, z0, tol):
     A = np.asarray(A, dtype=float)
     y = np.asarray(y, dtype=float)
     mean_A, mean_y = A.mean(axis=0), y.mean()
     Ac = np.asfortranarray(A - mean_A)
     yc = y - mean_y
     scale = max(float(np.linalg.norm(yc)), 1e-300)
+    if z0 is not None:                                   # a warm start: the exact search at once
+        exact = _feature_sign(Ac, yc, beta, np.array(z0, dtype=float))
+        if exact is not None:
+            return exact, float(mean_y - mean_A @ exact)
     for start in ([] if z0 is None else [np.array(z0, dtype=float)]) + [np.zeros(A.shape[1])]:
         z = start                                        # a warm start first, then from zero
         for attempt in range(4):
@@ -325,10 +360,14 @@ def solution(ws: WorkingSet, y, beta: float, z) -> Solution:
     return Solution(z, xi, beta, objective(ws.A, z, xi, y, beta), y - ws.A @ z - xi)
 
 
-def solve_working_set(ws: WorkingSet, y, beta: float, z0=None) -> Solution:
-    """The exact restricted Lasso over the atoms of ``ws``."""
+def solve_working_set(ws: WorkingSet, y, beta: float, z0=None, subset=None) -> Solution:
+    """The exact restricted Lasso over the atoms of ``ws`` (or only those of ``subset``, the rest at zero)."""
     z0 = None if z0 is None else np.concatenate([z0, np.zeros(len(ws) - len(z0))])
-    return solution(ws, y, beta, solve_restricted(ws.A, y, beta, z0)[0])
+    if subset is None:
+        return solution(ws, y, beta, solve_restricted(ws.A, y, beta, z0)[0])
+    z = np.zeros(len(ws))
+    z[subset] = solve_restricted(ws.A[:, subset], y, beta, None if z0 is None else z0[subset])[0]
+    return solution(ws, y, beta, z)
 
 
 def add_dictionary_columns(ws: WorkingSet, D, ids) -> int:
@@ -341,36 +380,87 @@ def add_dictionary_columns(ws: WorkingSet, D, ids) -> int:
     return ws.add(cols, [int(i) for i in ids[valid]], W[valid], b[valid], C[valid], "dictionary")
 
 
-def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 256,
-                      max_iter: int = 200, screen=None, progress: bool = False) -> Solution:
-    """Lasso over the whole dictionary ``D``: re-solve on ``ws`` and add the most violating columns
-    until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes).
+def _pick(ws: WorkingSet, candidates, scores, k: int) -> np.ndarray:
+    """Up to ``k`` of the ``candidates`` atoms by decreasing score, skipping any whose centred column is
+    within ``NEAR_COLUMN_COS`` of one already picked (near-duplicates enter one per pass)."""
+    order = candidates[np.argsort(-scores, kind="stable")][: 2 * k]
+    C = ws.A[:, order] - ws.A[:, order].mean(axis=0)
+    C /= np.linalg.norm(C, axis=0)
+    G = np.abs(C.T @ C)
+    taken = np.zeros(order.size, dtype=bool)
+    for i in range(order.size):
+        if taken.sum() >= k:
+            break
+        taken[i] = not np.any(G[i, taken] > NEAR_COLUMN_COS)
+    return order[taken]
 
-    Passes are partial while violators abound (blocks by decreasing screening bound, stopping after
-    ``4 * batch`` violators); only a complete pass, which every certificate needs, ends the loop.
-    ``screen`` (from an earlier ``price`` call on the same dictionary) warm-starts block screening.
+
+def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 64,
+                      max_iter: int = 200, screen=None, progress: bool = False, top_k: int = 1024) -> Solution:
+    """Lasso over the whole dictionary ``D``: re-solve on the atoms of ``ws`` and add the most violating
+    columns until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes).
+
+    ``ws`` is a cache of distinct columns met so far; the restricted problem is solved exactly over
+    all of it by an inner loop on a working subset, the support plus the strongest violating atoms,
+    ``max(2 |support|, batch)`` atoms in all (celer's rule): atoms that stay at zero drop out and
+    near-duplicate columns enter one per round. Each pricing pass adds up to ``top_k`` columns to the
+    cache: the strongest violators, then columns within ``NEAR_VIOLATION * beta`` of violating (they
+    tend to violate once the new columns enter; caching them saved a complete pass). Passes are
+    partial while violators abound (cells by decreasing screening bound, stopping after ``top_k``
+    violators); only a complete pass, which every certificate needs, ends the loop. ``screen`` (from
+    an earlier ``price`` call on the same dictionary) warm-starts screening.
     """
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k)
+
+
+def _solve_cache(ws: WorkingSet, y, beta: float, threshold: float, z, batch: int):
+    """Exact restricted Lasso over every atom of ``ws``, by exact solves on working subsets (support plus
+    the strongest violators) until no atom violates; ``(solution, last subset, rounds)``."""
+    sol = solution(ws, y, beta, np.concatenate([z, np.zeros(len(ws) - len(z))]))
+    work = np.flatnonzero(sol.coef)
+    for rounds in range(10 * len(ws) + 2):
+        support = np.flatnonzero(sol.coef)
+        score = np.abs(sol.residual @ ws.A)
+        viol = np.setdiff1d(np.flatnonzero(score > threshold), support)
+        if rounds and not viol.size:
+            return sol, work, rounds
+        work = np.union1d(support, _pick(ws, viol, score[viol], max(2 * support.size, batch) - support.size))
+        sol = solve_working_set(ws, y, beta, sol.coef, work)
+    raise RuntimeError("restricted Lasso: working subsets did not converge")
+
+
+def _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k):
     y = np.asarray(y, dtype=float)
     threshold = beta * (1 + tol)
     n_priced, history = 0, []
     bar = tqdm(total=None, desc=f"column generation beta={beta:.4g}", unit="pass", disable=not progress,
                leave=False)
-    sol = solve_working_set(ws, y, beta, z0)
+    z = np.zeros(0) if z0 is None else np.asarray(z0, dtype=float)
     partial = True
     for it in range(1, max_iter + 1):
-        res = price(D, sol.residual, top_k=4 * batch, threshold=threshold, screen=screen,
-                    stop_after=4 * batch if partial else None, progress=progress and not partial)
+        t0 = time.perf_counter()
+        sol, work, rounds = _solve_cache(ws, y, beta, threshold, z, batch)
+        z = sol.coef
+        t1 = time.perf_counter()
+        res = price(D, sol.residual, top_k=top_k, threshold=threshold, screen=screen,
+                    stop_after=top_k if partial else None, progress=progress and not partial,
+                    collect=beta * (1 - NEAR_VIOLATION))
         screen = res.screen
         n_priced += res.n_evaluated
         added = add_dictionary_columns(ws, D, res.ids)
+        t2 = time.perf_counter()
         ratio = res.bound / beta
-        history.append({"pass": it, "objective": sol.objective, "ratio": ratio, "added": added,
-                        "working_set": len(ws), "evaluated": res.n_evaluated,
-                        "blocks_skipped": res.n_blocks_skipped, "complete": res.complete})
-        log.info("pass %d: objective %.12g, %s, %d columns added (working set %d, %s priced)", it, sol.objective,
-                 f"ratio {ratio:.9f}" if res.complete else "partial", added, len(ws), f"{res.n_evaluated:,}")
+        support = int(np.count_nonzero(z))
+        history.append({"beta": beta, "pass": it, "objective": sol.objective, "ratio": ratio, "added": added,
+                        "atoms": len(ws), "working_set": len(work), "support": support, "rounds": rounds,
+                        "evaluated": res.n_evaluated, "cells_skipped": res.n_blocks_skipped,
+                        "complete": res.complete, "solve_s": t1 - t0, "price_s": t2 - t1})
+        log.info("pass %d: objective %.12g, %s, %d atoms added (%d cached, working set %d, support %d), %s priced",
+                 it, sol.objective, f"ratio {ratio:.9f}" if res.complete else "partial", added, len(ws), len(work),
+                 support, f"{res.n_evaluated:,}")
         bar.update(1)
-        bar.set_postfix(ratio=f"{ratio:.6f}", atoms=len(ws))
+        bar.set_postfix(ratio=f"{ratio:.6f}", support=support)
         certified = res.complete and res.bound <= threshold
         if certified or (added == 0 and res.complete) or it == max_iter:
             if not certified:
@@ -379,8 +469,6 @@ def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1
             sol.bound = res.bound
             break
         partial = added > 0
-        if added:
-            sol = solve_working_set(ws, y, beta, sol.coef)
     bar.close()
     sol.n_passes, sol.n_priced, sol.history, sol.screen = it, n_priced, history, screen
     return sol

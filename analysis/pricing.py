@@ -1,9 +1,13 @@
 """Implicit pricing: ``max_j |A_j . r|`` over a whole dictionary, block by block.
 
 The matrix is never held: each block of point sets is scored by a fused numba kernel. Safe
-screening skips a block when ``score(r_ref) + max_j ||A_j - mean A_j|| * ||r - r_ref||`` (a bound
-valid for centred residuals, ``sum(r) = 0``) is below the caller's threshold, so certification
-passes late in column generation touch few blocks; the skipped bounds still enter ``bound``.
+screening works on cells (one point set with all its fold labelings, or a few sets): a cell is
+skipped when ``score(r_ref) + max_j ||A_j - mean A_j|| * ||r - r_ref||`` is below the caller's
+threshold, a sphere test around the residual ``r_ref`` at which the cell was last scored (valid
+for centred residuals, ``sum(r) = 0``; the skipped bounds still enter ``bound``). Cells scored at
+the last residual of the previous beta carry over along a path (a sequential rule). The test
+needs ``||r - r_ref||`` small against the cell's slack: at small beta, where a few percent of all
+columns score within 10% of beta, it skips little unless the residual has nearly stopped moving.
 """
 from __future__ import annotations
 
@@ -18,12 +22,16 @@ from .dictionary import Dictionary
 
 log = logging.getLogger(__name__)
 
-COLUMNS_PER_BLOCK = 1 << 14
+COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
+COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
+GAP_POINT_EVALS = 400_000     # screened-out runs cheaper than this (columns x points) are evaluated anyway:
+                              # one call of the parallel kernel costs about as much (1.4 ms CPU, measured)
+MAX_RUNS = 2048               # at most about this many separate runs of needed cells per pass
 
 
 @dataclass
 class Screen:
-    """Per-block state kept between pricing passes: best score at a reference residual, the
+    """Per-cell state kept between pricing passes: best score at a reference residual, the
     largest centred column norm, and which stored residual was the reference."""
 
     block_max: np.ndarray
@@ -40,17 +48,58 @@ class PricingResult:
     scores: np.ndarray
     n_evaluated: int
     n_degenerate: int
-    n_blocks_skipped: int
+    n_blocks_skipped: int                 # screening cells skipped
     screen: Screen
     complete: bool = True
     n_repeated: int = 0        # of n_degenerate: exactly dependent because points repeat (no column)
 
 
-def _blocks(D: Dictionary):
-    out = []
+@dataclass(frozen=True)
+class _Cells:
+    """Cells of ``D``: family, first set and number of sets of each, and the first cell of each family."""
+
+    family: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+    first: np.ndarray
+    sets_per_cell: np.ndarray
+
+
+def _cells(D: Dictionary) -> _Cells:
+    fam, start, count, first, per = [], [], [], [0], []
     for fi, f in enumerate(D.families):
-        per = max(1, COLUMNS_PER_BLOCK // f.n_labelings)
-        out += [(fi, s, min(per, f.n_sets - s)) for s in range(0, f.n_sets, per)]
+        p = max(1, min(COLUMNS_PER_CELL, COLUMNS_PER_BLOCK) // f.n_labelings)
+        s = np.arange(0, f.n_sets, p, dtype=np.int64)
+        fam.append(np.full(s.size, fi, dtype=np.int64))
+        start.append(s)
+        count.append(np.minimum(p, f.n_sets - s))
+        first.append(first[-1] + s.size)
+        per.append(p)
+    cat = (lambda a: np.concatenate(a) if a else np.empty(0, dtype=np.int64))
+    return _Cells(cat(fam), cat(start), cat(count), np.array(first), np.array(per, dtype=np.int64))
+
+
+def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """Cell ranges ``[c0, c1)`` covering the needed cells, one family each, at most
+    ``COLUMNS_PER_BLOCK`` columns; runs closer than ``gap`` columns are joined, and closer ones
+    still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate)."""
+    found = []
+    for fi, f in enumerate(D.families):
+        lo, hi = int(cells.first[fi]), int(cells.first[fi + 1])
+        idx = lo + np.flatnonzero(need[lo:hi])
+        if idx.size:
+            cell_columns = int(cells.sets_per_cell[fi]) * f.n_labelings
+            found.append((idx, cell_columns, (np.diff(idx) - 1) * cell_columns))   # gaps in columns
+    gaps = np.concatenate([g for *_, g in found]) if found else np.empty(0, dtype=np.int64)
+    if np.count_nonzero(gaps > gap) > MAX_RUNS:
+        gap = max(gap, int(np.partition(gaps, gaps.size - MAX_RUNS)[gaps.size - MAX_RUNS]))
+    out = []
+    for idx, cell_columns, g in found:
+        per_block = max(1, COLUMNS_PER_BLOCK // cell_columns)
+        cut = np.flatnonzero(g > gap) + 1
+        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [idx.size]])):
+            c0, c1 = int(idx[a]), int(idx[b - 1]) + 1
+            out += [(s, min(s + per_block, c1)) for s in range(c0, c1, per_block)]
     return out
 
 
@@ -75,47 +124,49 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms) -> list:
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
           screen: Screen | None = None, stop_after: int | None = None,
-          progress: bool = False, scorer=None) -> PricingResult:
+          progress: bool = False, scorer=None, collect: float | None = None) -> PricingResult:
     """Score every column of ``D`` against the residual ``r``: ``|A_j . r|``.
 
     Returns the largest scores (only those above ``threshold`` when given), the exact maximum
-    over evaluated columns and a rigorous bound over all of them (skipped blocks included).
+    over evaluated columns and a rigorous bound over all of them (skipped cells included).
     ``stop_after`` (partial pricing, with ``threshold``): visit blocks by decreasing screening
     bound and stop once that many violating columns are found; the result is then marked
-    ``complete=False`` and its ``bound`` is infinite.
+    ``complete=False`` and its ``bound`` is infinite. ``collect`` (below ``threshold``) also returns
+    the columns scoring above it among those evaluated (near-violators); screening still uses ``threshold``.
 
-    Three stages: the screening plan (which blocks must be evaluated, in which order), the
-    evaluation of those blocks by ``scorer`` (``score_blocks`` in this process by default; any
-    callable with its signature, e.g. one that runs on other processes, evaluating ``scorer.batch``
-    blocks per call), and the merge of their scores into the result.
+    Three stages: the screening plan (which cells must be evaluated, grouped into blocks, in which
+    order), the evaluation of those blocks by ``scorer`` (``score_blocks`` in this process by default;
+    any callable with its signature, e.g. one that runs on other processes, evaluating
+    ``scorer.batch`` blocks per call), and the merge of their scores into the result.
     """
     r = np.ascontiguousarray(r, dtype=float)
     if r.shape != (D.n_points,):
         raise ValueError(f"residual has shape {r.shape}, expected ({D.n_points},)")
     scorer = score_blocks if scorer is None else scorer
     batch = max(1, int(getattr(scorer, "batch", 1)))
-    blocks = _blocks(D)
-    if screen is None or len(screen.block_max) != len(blocks):
-        nb = len(blocks)
-        screen = Screen(np.full(nb, np.inf), np.full(nb, np.inf), np.full(nb, -1, dtype=np.int64))
+    cells = _cells(D)
+    nc = cells.start.size
+    if screen is None or len(screen.block_max) != nc:
+        screen = Screen(np.full(nc, np.inf), np.full(nc, np.inf), np.full(nc, -1, dtype=np.int64))
     centred = abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
     dists = np.array([np.linalg.norm(r - ref) for ref in screen.refs] + [0.0])
     screen.refs.append(r.copy())
     ref_now = len(screen.refs) - 1
 
-    # 1. the plan: blocks whose screening bound cannot exceed the threshold are skipped
+    # 1. the plan: cells whose sphere bound cannot exceed the threshold are skipped
     known = screen.block_ref >= 0
-    est = np.full(len(blocks), np.inf)
+    est = np.full(nc, np.inf)
     est[known] = screen.block_max[known] + screen.block_norm[known] * dists[screen.block_ref[known]]
-    order = np.arange(len(blocks))
-    if stop_after is not None and threshold is not None and centred:
-        order = np.argsort(-est, kind="stable")
-    skip = np.zeros(len(blocks), dtype=bool)
+    skip = np.zeros(nc, dtype=bool)
     if threshold is not None and centred:
         skip = est <= threshold
-    todo = order[~skip[order]]
+    plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
+    if stop_after is not None and threshold is not None and centred:
+        plan.sort(key=lambda b: -est[b[0]:b[1]].max())
     bound = float(est[skip].max(initial=0.0))
     n_skip = int(skip.sum())
+    keep = threshold if collect is None or threshold is None else min(collect, threshold)
+    lab_of = np.array([f.n_labelings for f in D.families], dtype=np.int64)
 
     # 2. evaluation in batches, 3. merge
     ids = np.empty(0, dtype=np.int64)
@@ -124,30 +175,34 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     n_eval = n_degen = n_repeat = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
-    bar.update(sum(blocks[bi][2] * D.families[blocks[bi][0]].n_labelings for bi in np.flatnonzero(skip)))
+    bar.update(int((cells.count[skip] * lab_of[cells.family[skip]]).sum()))
     complete = True
-    for lo in range(0, len(todo), batch):
+    for lo in range(0, len(plan), batch):
         if stop_after is not None and n_found >= stop_after:
             complete = False
             break
-        chunk = todo[lo: lo + batch]
-        want = [not np.isfinite(screen.block_norm[bi]) for bi in chunk]
-        for bi, wn, (s, norms) in zip(chunk, want, scorer(D, r, [blocks[bi] for bi in chunk], want)):
-            fi, start, count = blocks[bi]
+        chunk = plan[lo: lo + batch]
+        blocks = [(int(cells.family[c0]), int(cells.start[c0]), int(cells.start[c1 - 1] + cells.count[c1 - 1]
+                                                                   - cells.start[c0])) for c0, c1 in chunk]
+        want = [bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
+        for (c0, c1), (fi, start, count), wn, (s, norms) in zip(chunk, blocks, want, scorer(D, r, blocks, want)):
             f = D.families[fi]
+            cuts = cells.start[c0:c1] - start
+            per_set = s.max(axis=1, initial=0.0)
+            screen.block_max[c0:c1] = np.maximum.reduceat(per_set, cuts)
+            screen.block_ref[c0:c1] = ref_now
+            if wn:
+                screen.block_norm[c0:c1] = np.maximum.reduceat(np.asarray(norms).max(axis=1, initial=0.0), cuts)
             s = s.ravel()
             ok = s >= 0
             n_degen += int(np.count_nonzero((s == -1.0) | (s == -3.0)))    # -2: negative fold offset, no feature
             n_repeat += int(np.count_nonzero(s == -3.0))
             n_eval += int(ok.sum())
-            best = float(s.max(initial=0.0))
+            best = float(per_set.max(initial=0.0))
             max_score = max(max_score, best)
             bound = max(bound, best)
-            screen.block_max[bi], screen.block_ref[bi] = best, ref_now
-            if wn:
-                screen.block_norm[bi] = float(np.max(norms, initial=0.0))
-            pick = np.flatnonzero(s > threshold) if threshold is not None else np.flatnonzero(ok)
-            n_found += pick.size
+            pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
+            n_found += int(np.count_nonzero(s[pick] > threshold)) if threshold is not None else pick.size
             if pick.size:
                 ids, scores = _merge_top(ids, scores, f.offset + start * f.n_labelings + pick, s[pick], top_k)
             bar.update(s.size)
@@ -155,6 +210,6 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     if not complete:
         bound = np.inf
     rank = np.argsort(-scores, kind="stable")
-    log.debug("priced %s columns (%d blocks skipped): max %.6g, bound %.6g", f"{n_eval:,}", n_skip, max_score, bound)
+    log.debug("priced %s columns (%d cells skipped): max %.6g, bound %.6g", f"{n_eval:,}", n_skip, max_score, bound)
     return PricingResult(max_score, bound, ids[rank], scores[rank], n_eval, n_degen, n_skip, screen, complete,
                          n_repeat)
