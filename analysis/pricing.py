@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -62,14 +63,35 @@ def _merge_top(ids, scores, new_ids, new_scores, top_k):
     return ids, scores
 
 
-def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms) -> list:
-    """``(scores (count, n_lab), norms)`` of each block ``(family, first set, count)`` of ``D`` against ``r``,
-    in this process; scores are ``|A_j . r|``, -1 for degenerate columns (``_kernels.score_block``)."""
-    out = []
-    for (fi, start, count), norms in zip(blocks, want_norms):
+class Block(NamedTuple):
+    """Summary of one scored block: its best score, largest centred column norm (nan unless asked),
+    valid and degenerate columns, columns above the threshold, and the ids and scores of the best
+    ``top_k`` of those."""
+
+    best: float
+    norm: float
+    n_valid: int
+    n_degenerate: int
+    n_found: int
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
+                 top_k: int = 256):
+    """``Block`` summaries of blocks ``(family, first set, count)`` of ``D`` against ``r``, in this process:
+    scores ``|A_j . r|`` (``_kernels.score_block``; degenerate columns excluded), reduced to what ``price`` merges."""
+    for (fi, start, count), wn in zip(blocks, want_norms):
         f = D.families[fi]
-        out.append(_kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, bool(norms)))
-    return out
+        s, norms = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, bool(wn))
+        s = s.ravel()
+        ok = s >= 0
+        pick = np.flatnonzero(s > threshold) if threshold is not None else np.flatnonzero(ok)
+        found = pick.size
+        if found > top_k:
+            pick = pick[np.argpartition(-s[pick], top_k - 1)[:top_k]]
+        yield Block(float(s.max(initial=0.0)), float(np.max(norms, initial=0.0)) if wn else np.nan,
+                    int(ok.sum()), int(s.size - ok.sum()), found, f.offset + start * f.n_labelings + pick, s[pick])
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -85,8 +107,10 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
 
     Three stages: the screening plan (which blocks must be evaluated, in which order), the
     evaluation of those blocks by ``scorer`` (``score_blocks`` in this process by default; any
-    callable with its signature, e.g. one that runs on other processes, evaluating ``scorer.batch``
-    blocks per call), and the merge of their scores into the result.
+    callable with its signature yielding one ``Block`` per block in order, e.g. one that runs on
+    other processes (``analysis.parallel``), given ``scorer.batch`` blocks per call), and the merge
+    of their summaries into the result; a complete pass checks that evaluated, degenerate and
+    screened columns add up to the whole dictionary.
     """
     r = np.ascontiguousarray(r, dtype=float)
     if r.shape != (D.n_points,):
@@ -123,7 +147,8 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     n_eval = n_degen = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
-    bar.update(sum(blocks[bi][2] * D.families[blocks[bi][0]].n_labelings for bi in np.flatnonzero(skip)))
+    n_skip_cols = sum(blocks[bi][2] * D.families[blocks[bi][0]].n_labelings for bi in np.flatnonzero(skip))
+    bar.update(n_skip_cols)
     complete = True
     for lo in range(0, len(todo), batch):
         if stop_after is not None and n_found >= stop_after:
@@ -131,24 +156,26 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             break
         chunk = todo[lo: lo + batch]
         want = [not np.isfinite(screen.block_norm[bi]) for bi in chunk]
-        for bi, wn, (s, norms) in zip(chunk, want, scorer(D, r, [blocks[bi] for bi in chunk], want)):
-            fi, start, count = blocks[bi]
-            f = D.families[fi]
-            s = s.ravel()
-            ok = s >= 0
-            n_degen += int(s.size - ok.sum())
-            n_eval += int(ok.sum())
-            best = float(s.max(initial=0.0))
-            max_score = max(max_score, best)
-            bound = max(bound, best)
-            screen.block_max[bi], screen.block_ref[bi] = best, ref_now
+        done = scorer(D, r, [blocks[bi] for bi in chunk], want, threshold, top_k)
+        for pos, (bi, wn, b) in enumerate(zip(chunk, want, done)):
+            if pos and stop_after is not None and n_found >= stop_after:
+                complete = False
+                break
+            n_degen += b.n_degenerate
+            n_eval += b.n_valid
+            max_score = max(max_score, b.best)
+            bound = max(bound, b.best)
+            screen.block_max[bi], screen.block_ref[bi] = b.best, ref_now
             if wn:
-                screen.block_norm[bi] = float(np.max(norms, initial=0.0))
-            pick = np.flatnonzero(s > threshold) if threshold is not None else np.flatnonzero(ok)
-            n_found += pick.size
-            if pick.size:
-                ids, scores = _merge_top(ids, scores, f.offset + start * f.n_labelings + pick, s[pick], top_k)
-            bar.update(s.size)
+                screen.block_norm[bi] = b.norm
+            n_found += b.n_found
+            if b.ids.size:
+                ids, scores = _merge_top(ids, scores, b.ids, b.scores, top_k)
+            bar.update(b.n_valid + b.n_degenerate)
+        if not complete:
+            break
+    if complete and n_eval + n_degen + n_skip_cols != D.n_candidates:   # a scorer never drops blocks silently
+        raise RuntimeError(f"pricing pass covered {n_eval + n_degen + n_skip_cols:,} of {D.n_candidates:,} columns")
     bar.close()
     if not complete:
         bound = np.inf
