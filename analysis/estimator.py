@@ -19,6 +19,7 @@ from . import lasso
 from .certificate import certify, continuum_oracle, neuron_parameters
 from .dictionary import Dictionary, n_candidates
 from .geometry import feature_values, pad_offsets
+from .parallel import parallel_scorer
 from .pricing import price
 from .sampling import Sampler
 
@@ -45,7 +46,7 @@ class _ReflectionLassoBase(BaseEstimator):
 
     def __init__(self, depth=2, beta=None, bias=True, candidates="dictionary", path=None, tol=1e-6,
                  max_candidates=100_000_000, max_iter=100, solver="column-generation", n_samples=2000,
-                 random_state=None, verbose=False):
+                 random_state=None, verbose=False, n_jobs=None):
         self.depth = depth
         self.beta = beta
         self.bias = bias
@@ -58,6 +59,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self.n_samples = n_samples
         self.random_state = random_state
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     # --- validation -------------------------------------------------------------------------
     def _check_params(self, d: int) -> None:
@@ -79,6 +81,8 @@ class _ReflectionLassoBase(BaseEstimator):
             raise ValueError(f"{name}: tol must be a positive number, got {self.tol!r}")
         if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
             raise ValueError(f"{name}: max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
+            raise ValueError(f"{name}: n_jobs must be None or a non-zero integer (-1: every core), got {self.n_jobs!r}")
 
     def _check_data(self, X, y) -> None:
         name = type(self).__name__
@@ -141,9 +145,11 @@ class _ReflectionLassoBase(BaseEstimator):
         else:
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
             self._matrix = None
+            self._scorer = parallel_scorer(D, self.n_jobs)   # None: price in this process
             probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
             floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
-            res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose)   # floor <= beta_max
+            res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose,   # floor <= beta_max
+                        scorer=self._scorer)
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._screen = res.screen
             self.beta_max_ = float(res.max_score)
@@ -167,6 +173,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self.path_ = pd.DataFrame(rows)
         t0 = time.perf_counter()
         final, oracle = self._certify_solution(X, y, final, ws)
+        self._scorer = None                               # releases the workers' copy of the dictionary
         timings["certificate_s"] = time.perf_counter() - t0
         self._set_result(X, final, ws)
         scope = {"sampled": "sampled"}.get(self.candidates, "dictionary")
@@ -196,12 +203,13 @@ class _ReflectionLassoBase(BaseEstimator):
                 if atom >= 0:
                     coef[atom] += sign * zi
             sol = lasso.solution(ws, y, beta, coef)
-            sol.bound = price(self._dictionary, sol.residual, top_k=1).bound
+            sol.bound = price(self._dictionary, sol.residual, top_k=1, scorer=self._scorer).bound
             return sol
         if self.candidates == "sampled":
             return self._solve_sampled(y, beta, ws, z0)
         sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol, batch=BATCH,
-                                      max_iter=self.max_iter, screen=self._screen, progress=self.verbose)
+                                      max_iter=self.max_iter, screen=self._screen, progress=self.verbose,
+                                      scorer=self._scorer)
         self._screen = sol.screen
         return sol
 
@@ -253,7 +261,7 @@ class _ReflectionLassoBase(BaseEstimator):
             sol = lasso.solve_working_set(ws, y, self.beta_, sol.coef)
             sol.n_passes = n_passes + it
             oracle = continuum_oracle(X, sol.residual, self.bias)
-        sol.bound = price(self._dictionary, sol.residual, top_k=1).bound
+        sol.bound = price(self._dictionary, sol.residual, top_k=1, scorer=self._scorer).bound
         return sol, oracle
 
     def _explain(self, keys) -> list[dict]:
@@ -309,6 +317,8 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
     the dictionary plus the continuum oracle's neurons, the network's global optimum) or "sampled"
     (random columns improved by local search; not certified). ``beta=None`` is ``0.1 * beta_max``;
     ``path`` (a number of betas, ``(n, min_ratio)`` or an array) solves a descending beta grid.
+    ``n_jobs`` pricing processes (joblib's rules); under ``joblib.parallel_config(backend="dask")``
+    the pricing passes run on the Dask cluster's workers (``analysis.parallel``).
     Besides the attributes of ARCHITECTURE.md, ``history_`` lists the pricing passes at ``beta_``.
     """
 

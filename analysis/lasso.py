@@ -342,13 +342,14 @@ def add_dictionary_columns(ws: WorkingSet, D, ids) -> int:
 
 
 def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 256,
-                      max_iter: int = 200, screen=None, progress: bool = False) -> Solution:
+                      max_iter: int = 200, screen=None, progress: bool = False, scorer=None) -> Solution:
     """Lasso over the whole dictionary ``D``: re-solve on ``ws`` and add the most violating columns
     until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes).
 
     Passes are partial while violators abound (blocks by decreasing screening bound, stopping after
     ``4 * batch`` violators); only a complete pass, which every certificate needs, ends the loop.
-    ``screen`` (from an earlier ``price`` call on the same dictionary) warm-starts block screening.
+    ``screen`` (from an earlier ``price`` call on the same dictionary) warm-starts block screening;
+    ``scorer`` evaluates the blocks (``price``'s; e.g. ``analysis.parallel.BlockScorer``).
     """
     y = np.asarray(y, dtype=float)
     threshold = beta * (1 + tol)
@@ -359,7 +360,7 @@ def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1
     partial = True
     for it in range(1, max_iter + 1):
         res = price(D, sol.residual, top_k=4 * batch, threshold=threshold, screen=screen,
-                    stop_after=4 * batch if partial else None, progress=progress and not partial)
+                    stop_after=4 * batch if partial else None, progress=progress and not partial, scorer=scorer)
         screen = res.screen
         n_priced += res.n_evaluated
         added = add_dictionary_columns(ws, D, res.ids)
