@@ -80,6 +80,27 @@ def test_parallel_price_equals_local_price_with_screening_and_partial_passes(cli
     assert a.complete is False and scorer.n_tasks > 0
 
 
+def test_cli_fit_prices_on_the_cluster_or_local_processes(client, local_fit, tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    X, y, local = local_fit
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": y}).to_csv(tmp_path / "pts.csv", index=False)
+    base = ["fit", str(tmp_path / "pts.csv"), "--target", "y", "--depth", "3", "--json"]
+    address = client.scheduler.address
+    with distributed.get_task_stream(client) as stream:
+        on_cluster = CliRunner().invoke(app, base + ["--dask-address", address])
+    assert on_cluster.exit_code == 0, on_cluster.output
+    assert any(str(t["key"]).startswith("_score_task") for t in stream.data)
+    on_processes = CliRunner().invoke(app, base + ["--n-jobs", "2"])
+    assert on_processes.exit_code == 0, on_processes.output
+    for result in (on_cluster, on_processes):
+        assert json.loads(result.output)["objective"] == pytest.approx(local.objective_, rel=1e-9, abs=0)
+
+
 def test_a_worker_killed_during_a_fit_does_not_change_the_result(client, local_fit, monkeypatch):
     X, y, local = local_fit
     calls, killed = [0], []
