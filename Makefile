@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: install run test bench browser clean
+.PHONY: install run test bench bench-dask browser clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# pricing on a LocalCluster: parallel efficiency at N = 300, certified N = 1,000 (long: tens of minutes on 2 cores)
+bench-dask: $(STAMP)
+	$(PY) -m benchmarks dask
 
 clean:
 	rm -rf $(VENV) $(WORKSPACE) .pytest_cache
