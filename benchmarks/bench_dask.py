@@ -21,20 +21,14 @@ from contextlib import contextmanager
 
 import joblib
 import numba
-import numpy as np
 
 from analysis import ReflectionLasso, estimator, lasso
 from analysis.dictionary import Dictionary
 from analysis.parallel import parallel_scorer
 from analysis.pricing import price
+from benchmarks.bench_lasso import _data
 
 PROJECT_TO = 64
-
-
-def _data(N: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(-2, 2, size=(N, 2))
-    return X, np.sin(2 * X[:, 0]) + np.abs(X[:, 1]) + 0.1 * rng.normal(size=N)
 
 
 @contextmanager
@@ -151,7 +145,7 @@ def main() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("  %(asctime)s %(message)s"))
     passes.addHandler(handler)
-    _print(_large(int(os.environ.get("BENCH_DASK_N", 1000))))
+    _print(_large(int(os.environ.get("BENCH_DASK_N", "1000"))))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ import joblib
 import numpy as np
 import pytest
 
-from analysis import ReflectionLasso
-from analysis import parallel
+from analysis import ReflectionLasso, parallel
 from analysis.dictionary import Dictionary
 from analysis.pricing import price
 
