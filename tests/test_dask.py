@@ -100,6 +100,19 @@ def test_cli_fit_prices_on_the_cluster_or_local_processes(client, local_fit, tmp
         assert json.loads(result.output)["objective"] == pytest.approx(local.objective_, rel=1e-9, abs=0)
 
 
+def test_a_pass_that_loses_blocks_is_an_error(monkeypatch):
+    from analysis.pricing import score_blocks
+    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 64)
+    X, y = _data(12)
+
+    def lossy(D, r, blocks, want_norms, threshold, top_k):       # drops the last block of every call
+        yield from list(score_blocks(D, r, blocks, want_norms, threshold, top_k))[:-1]
+
+    lossy.batch = 4
+    with pytest.raises(RuntimeError, match="covered"):
+        price(Dictionary(X, 3), y - y.mean(), scorer=lossy)
+
+
 def test_a_worker_killed_during_a_fit_does_not_change_the_result(client, local_fit, monkeypatch):
     X, y, local = local_fit
     calls, killed = [0], []
