@@ -17,7 +17,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: install run test lint bench browser clean
+.PHONY: install run test lint bench bench-dask browser clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# pricing on a LocalCluster: parallel efficiency at N = 300, certified N = 1,000 (long: tens of minutes on 2 cores)
+bench-dask: $(STAMP)
+	$(PY) -m benchmarks dask
 
 clean:
 	rm -rf $(VENV) $(WORKSPACE) .pytest_cache

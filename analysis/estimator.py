@@ -20,6 +20,7 @@ from .certificate import certify, certify_constant, continuum_oracle, neuron_par
 from .dictionary import Dictionary, n_candidates, points_per_feature
 from .geometry import feature_values, pad_offsets
 from .preprocess import check_target, frame
+from .parallel import parallel_scorer
 from .pricing import price
 from .sampling import Sampler
 
@@ -47,7 +48,7 @@ class _ReflectionLassoBase(BaseEstimator):
 
     def __init__(self, depth=2, beta=None, bias=True, candidates="dictionary", path=None, tol=1e-6,
                  max_candidates=100_000_000, max_iter=100, solver="column-generation", n_samples=2000,
-                 random_state=None, verbose=False, init_neurons=None):
+                 random_state=None, verbose=False, init_neurons=None, n_jobs=None):
         self.depth = depth
         self.beta = beta
         self.bias = bias
@@ -61,6 +62,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.init_neurons = init_neurons
+        self.n_jobs = n_jobs
 
     # --- validation -------------------------------------------------------------------------
     def _check_params(self, d: int) -> None:
@@ -83,6 +85,8 @@ class _ReflectionLassoBase(BaseEstimator):
             raise ValueError(f"{name}: tol must be a positive number, got {self.tol!r}")
         if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
             raise ValueError(f"{name}: max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
+            raise ValueError(f"{name}: n_jobs must be None or a non-zero integer (-1: every core), got {self.n_jobs!r}")
 
     def _betas(self, beta_max: float) -> tuple[float, np.ndarray]:
         """``(beta_, grid)``: the final beta and the descending betas solved (the path).
@@ -147,9 +151,11 @@ class _ReflectionLassoBase(BaseEstimator):
         else:
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
             self._matrix = None
+            self._scorer = parallel_scorer(D, self.n_jobs)   # None: price in this process
             probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
             floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
-            res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose)   # floor <= beta_max
+            res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose,   # floor <= beta_max
+                        scorer=self._scorer)
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._screen = res.screen
             self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
@@ -178,6 +184,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self.path_ = pd.DataFrame(rows)
         t0 = time.perf_counter()
         final, oracle = self._certify_solution(X, y, final, ws)
+        self._scorer = None                               # releases the workers' copy of the dictionary
         timings["certificate_s"] = time.perf_counter() - t0
         self._set_result(final, ws)
         scope = {"sampled": "sampled"}.get(self.candidates, "dictionary")
@@ -230,12 +237,13 @@ class _ReflectionLassoBase(BaseEstimator):
                 if atom >= 0:
                     coef[atom] += sign * zi
             sol = lasso.solution(ws, y, beta, coef)
-            sol.bound = price(self._dictionary, sol.residual, top_k=1).bound
+            sol.bound = price(self._dictionary, sol.residual, top_k=1, scorer=self._scorer).bound
             return sol
         if self.candidates == "sampled":
             return self._solve_sampled(y, beta, ws, z0)
         sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol,
-                                      max_iter=self.max_iter, screen=self._screen, progress=self.verbose)
+                                      max_iter=self.max_iter, screen=self._screen, progress=self.verbose,
+                                      scorer=self._scorer)
         self._screen = sol.screen
         return sol
 
@@ -287,7 +295,7 @@ class _ReflectionLassoBase(BaseEstimator):
             sol = lasso.solve_working_set(ws, y, self._beta_int, sol.coef)
             sol.n_passes = n_passes + it
             oracle = continuum_oracle(X, sol.residual, self.bias)
-        sol.bound = price(self._dictionary, sol.residual, top_k=1).bound
+        sol.bound = price(self._dictionary, sol.residual, top_k=1, scorer=self._scorer).bound
         return sol, oracle
 
     def _explain(self, keys) -> list[dict]:
@@ -350,6 +358,8 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
     support, columns evaluated, screening cells skipped, complete).
     ``init_neurons=(W, b, C)`` (with "sampled"): trained neurons offered every round as columns and snapped
     to the dictionary (``analysis.sampling``); ``certificate_["searched"]`` says what was searched.
+    ``n_jobs`` pricing processes (joblib's rules); under ``joblib.parallel_config(backend="dask")``
+    the pricing passes run on the Dask cluster's workers (``analysis.parallel``).
     """
 
     def fit(self, X, y):

@@ -396,7 +396,8 @@ def _pick(ws: WorkingSet, candidates, scores, k: int) -> np.ndarray:
 
 
 def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 64,
-                      max_iter: int = 200, screen=None, progress: bool = False, top_k: int = 1024) -> Solution:
+                      max_iter: int = 200, screen=None, progress: bool = False, top_k: int = 1024,
+                      scorer=None) -> Solution:
     """Lasso over the whole dictionary ``D``: re-solve on the atoms of ``ws`` and add the most violating
     columns until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes).
 
@@ -408,10 +409,11 @@ def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1
     tend to violate once the new columns enter; caching them saved a complete pass). Passes are
     partial while violators abound (cells by decreasing screening bound, stopping after ``top_k``
     violators); only a complete pass, which every certificate needs, ends the loop. ``screen`` (from
-    an earlier ``price`` call on the same dictionary) warm-starts screening.
+    an earlier ``price`` call on the same dictionary) warm-starts screening; ``scorer`` evaluates the
+    blocks of each pass (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster).
     """
     with _BLAS.limit(limits=1, user_api="blas"):
-        return _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k)
+        return _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k, scorer)
 
 
 def _solve_cache(ws: WorkingSet, y, beta: float, threshold: float, z, batch: int):
@@ -430,7 +432,7 @@ def _solve_cache(ws: WorkingSet, y, beta: float, threshold: float, z, batch: int
     raise RuntimeError("restricted Lasso: working subsets did not converge")
 
 
-def _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k):
+def _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k, scorer):
     y = np.asarray(y, dtype=float)
     threshold = beta * (1 + tol)
     n_priced, history = 0, []
@@ -445,7 +447,7 @@ def _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progres
         t1 = time.perf_counter()
         res = price(D, sol.residual, top_k=top_k, threshold=threshold, screen=screen,
                     stop_after=top_k if partial else None, progress=progress and not partial,
-                    collect=beta * (1 - NEAR_VIOLATION))
+                    collect=beta * (1 - NEAR_VIOLATION), scorer=scorer)
         screen = res.screen
         n_priced += res.n_evaluated
         added = add_dictionary_columns(ws, D, res.ids)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -112,14 +113,43 @@ def _merge_top(ids, scores, new_ids, new_scores, top_k):
     return ids, scores
 
 
-def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms) -> list:
-    """``(scores (count, n_lab), norms)`` of each block ``(family, first set, count)`` of ``D`` against ``r``,
-    in this process; scores are ``|A_j . r|``, -1 for degenerate columns (``_kernels.score_block``)."""
-    out = []
-    for (fi, start, count), norms in zip(blocks, want_norms):
+class Block(NamedTuple):
+    """Summary of one scored block, all ``price`` merges: the best score and (when asked) the largest
+    centred column norm of each point set, the counts of valid, degenerate (of which exactly dependent
+    through repeated points) and negative-offset columns, the columns above the threshold, and the ids
+    and scores of the best ``top_k`` columns above ``keep``."""
+
+    set_max: np.ndarray
+    set_norm: np.ndarray
+    n_valid: int
+    n_degenerate: int
+    n_repeated: int
+    n_negative: int
+    n_found: int
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
+                 keep: float | None = None, top_k: int = 256):
+    """``Block`` summaries of blocks ``(family, first set, count)`` of ``D`` against ``r``, in this process:
+    scores ``|A_j . r|`` by ``_kernels.score_block`` (codes -1 degenerate, -3 repeated points, -2 negative
+    offset), reduced to what ``price`` merges; ``keep`` (default ``threshold``) selects the returned columns."""
+    keep = threshold if keep is None else keep
+    for (fi, start, count), wn in zip(blocks, want_norms):
         f = D.families[fi]
-        out.append(_kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, bool(norms)))
-    return out
+        s, norms = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, bool(wn))
+        set_max = s.max(axis=1, initial=0.0)
+        s = s.ravel()
+        ok = s >= 0
+        pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
+        found = int(np.count_nonzero(s[pick] > threshold)) if threshold is not None else pick.size
+        if pick.size > top_k:
+            pick = pick[np.argpartition(-s[pick], top_k - 1)[:top_k]]
+        n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
+        yield Block(set_max, norms.max(axis=1, initial=0.0) if wn else np.empty(0), int(ok.sum()),
+                    int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found, f.offset + start * f.n_labelings + pick,
+                    s[pick])
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -136,8 +166,10 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
 
     Three stages: the screening plan (which cells must be evaluated, grouped into blocks, in which
     order), the evaluation of those blocks by ``scorer`` (``score_blocks`` in this process by default;
-    any callable with its signature, e.g. one that runs on other processes, evaluating
-    ``scorer.batch`` blocks per call), and the merge of their scores into the result.
+    any callable with its signature yielding one ``Block`` per block in order, e.g. one that runs on
+    other processes (``analysis.parallel``), given ``scorer.batch`` blocks per call), and the merge of
+    their summaries into the result; a complete pass checks that evaluated, degenerate, negative-offset
+    and screened columns add up to the whole dictionary.
     """
     r = np.ascontiguousarray(r, dtype=float)
     if r.shape != (D.n_points,):
@@ -172,10 +204,11 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     ids = np.empty(0, dtype=np.int64)
     scores = np.empty(0)
     max_score = 0.0
-    n_eval = n_degen = n_repeat = n_found = 0
+    n_eval = n_degen = n_repeat = n_negative = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
-    bar.update(int((cells.count[skip] * lab_of[cells.family[skip]]).sum()))
+    n_skip_cols = int((cells.count[skip] * lab_of[cells.family[skip]]).sum())
+    bar.update(n_skip_cols)
     complete = True
     for lo in range(0, len(plan), batch):
         if stop_after is not None and n_found >= stop_after:
@@ -185,27 +218,32 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         blocks = [(int(cells.family[c0]), int(cells.start[c0]), int(cells.start[c1 - 1] + cells.count[c1 - 1]
                                                                    - cells.start[c0])) for c0, c1 in chunk]
         want = [bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
-        for (c0, c1), (fi, start, count), wn, (s, norms) in zip(chunk, blocks, want, scorer(D, r, blocks, want)):
-            f = D.families[fi]
+        done = scorer(D, r, blocks, want, threshold, keep, top_k)
+        for pos, ((c0, c1), (_, start, _), wn, b) in enumerate(zip(chunk, blocks, want, done)):
+            if pos and stop_after is not None and n_found >= stop_after:
+                complete = False
+                break
             cuts = cells.start[c0:c1] - start
-            per_set = s.max(axis=1, initial=0.0)
-            screen.block_max[c0:c1] = np.maximum.reduceat(per_set, cuts)
+            screen.block_max[c0:c1] = np.maximum.reduceat(b.set_max, cuts)
             screen.block_ref[c0:c1] = ref_now
             if wn:
-                screen.block_norm[c0:c1] = np.maximum.reduceat(np.asarray(norms).max(axis=1, initial=0.0), cuts)
-            s = s.ravel()
-            ok = s >= 0
-            n_degen += int(np.count_nonzero((s == -1.0) | (s == -3.0)))    # -2: negative fold offset, no feature
-            n_repeat += int(np.count_nonzero(s == -3.0))
-            n_eval += int(ok.sum())
-            best = float(per_set.max(initial=0.0))
+                screen.block_norm[c0:c1] = np.maximum.reduceat(b.set_norm, cuts)
+            n_degen += b.n_degenerate
+            n_repeat += b.n_repeated
+            n_negative += b.n_negative
+            n_eval += b.n_valid
+            best = float(b.set_max.max(initial=0.0))
             max_score = max(max_score, best)
             bound = max(bound, best)
-            pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
-            n_found += int(np.count_nonzero(s[pick] > threshold)) if threshold is not None else pick.size
-            if pick.size:
-                ids, scores = _merge_top(ids, scores, f.offset + start * f.n_labelings + pick, s[pick], top_k)
-            bar.update(s.size)
+            n_found += b.n_found
+            if b.ids.size:
+                ids, scores = _merge_top(ids, scores, b.ids, b.scores, top_k)
+            bar.update(b.n_valid + b.n_degenerate + b.n_negative)
+        if not complete:
+            break
+    covered = n_eval + n_degen + n_negative + n_skip_cols
+    if complete and covered != D.n_candidates:        # a scorer never drops blocks silently
+        raise RuntimeError(f"pricing pass covered {covered:,} of {D.n_candidates:,} columns")
     bar.close()
     if not complete:
         bound = np.inf

@@ -61,7 +61,8 @@ HELP = {
     "epochs": "maximum training epochs",
     "network_seeds": "training seeds, comma separated",
     "dask": "run the tasks on a local Dask cluster",
-    "dask_address": "run the tasks on the Dask scheduler at this address (tcp://host:port)",
+    "dask_address": "run the tasks, and the fits' pricing, on the Dask scheduler at this address (tcp://host:port)",
+    "n_jobs": "processes pricing each fit on this machine (-1: every core; default: one process)",
     "workspace": "folder of the store, reports and Prefect's database",
     "lock_timeout": "seconds to wait for the store while another run writes",
 }
@@ -386,14 +387,20 @@ def fit(points: Path = typer.Argument(..., help="CSV, TSV, Parquet or NPY file o
         candidates: str = typer.Option("dictionary", "--candidates", help="dictionary, continuum or sampled"),
         max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="largest dictionary enumerated"),
         seed: int = typer.Option(0, "--seed", help="seed of sampled candidates"),
+        n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help=HELP["n_jobs"]),
+        dask_address: Optional[str] = typer.Option(None, "--dask-address", help="price on the Dask scheduler at "
+                                                   "this address (tcp://host:port)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON: objective, certificate and features")):
     """Fit the Lasso of a depth-L absolute-value network to POINTS and print the selected features."""
     X, y, columns = read_points(points, target, target_file)
     from analysis import ReflectionLasso
+
+    from .cluster import pricing_cluster
     model = ReflectionLasso(depth=depth, beta=beta, bias=bias, candidates=candidates, random_state=seed,
                             verbose=sys.stderr.isatty(),  # progress bars on a terminal, none in pipes
-                            **({} if max_candidates is None else {"max_candidates": max_candidates}))
-    model.fit(X, y)
+                            n_jobs=n_jobs, **({} if max_candidates is None else {"max_candidates": max_candidates}))
+    with pricing_cluster(dask_address):
+        model.fit(X, y)
     features = model.features_
     if as_json:
         out = {"objective": model.objective_, "beta": model.beta_, "intercept": model.intercept_,

@@ -58,6 +58,7 @@ class RunConfig:
     # execution
     dask: bool = False
     dask_address: str | None = None
+    n_jobs: int | None = None
     workspace: str = "workspace"
     lock_timeout: float = 600.0
 
@@ -161,6 +162,8 @@ def _check(c: RunConfig) -> None:
         raise ValueError(f"beta_min_ratio must be in (0, 1], got {c.beta_min_ratio}")
     if c.beta is not None and not (c.beta > 0 and math.isfinite(c.beta)):
         raise ValueError(f"beta must be a positive number, got {c.beta}")
+    if c.n_jobs == 0:
+        raise ValueError("n_jobs must be a non-zero integer (-1: every core), got 0")
     if not c.lock_timeout >= 0:
         raise ValueError(f"lock_timeout must be >= 0 seconds, got {c.lock_timeout}")
     if c.batch_size < 1 or c.epochs < 1 or not c.widths or min(c.widths) < 1:

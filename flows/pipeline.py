@@ -151,15 +151,18 @@ def _metrics(model, X, y, train: np.ndarray, classes: bool) -> dict:
 def fit_step(config: dict, run_id: str, depth: int) -> float:
     """Fit the Lasso of ``depth`` over the beta path on the training points; returns the objective."""
     from analysis import ReflectionLasso
+
+    from .cluster import pricing_cluster
     cfg = RunConfig.from_dict(config)
     X, y, train = _points(cfg, run_id)
     store = _store(cfg)
     classes = store.get_run(run_id)["info"]["corpus"].get("task") == "classification"
     model = ReflectionLasso(depth=depth, beta=cfg.beta, bias=cfg.bias, candidates=cfg.candidates,
-                            path=(cfg.n_betas, cfg.beta_min_ratio), random_state=cfg.seed,
+                            path=(cfg.n_betas, cfg.beta_min_ratio), random_state=cfg.seed, n_jobs=cfg.n_jobs,
                             **({} if cfg.max_candidates is None else {"max_candidates": cfg.max_candidates}))
     start = time.perf_counter()
-    model.fit(X[train], y[train])
+    with pricing_cluster(cfg.dask_address, use_dask=cfg.dask):   # on the run's Dask cluster, if any
+        model.fit(X[train], y[train])
     wall = time.perf_counter() - start
     result = {"beta": model.beta_, "beta_max": model.beta_max_, "objective": model.objective_,
               "intercept": model.intercept_, "n_candidates": model.n_candidates_,

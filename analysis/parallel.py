@@ -1,0 +1,105 @@
+"""Pricing on other processes: the blocks of a pass scored by a pool of workers, streamed back in order.
+
+``BlockScorer`` is a ``pricing.price`` scorer. It follows joblib's configuration, the
+scikit-learn way: ``n_jobs`` loky processes on this machine (joblib's reusable executor), or,
+under ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed.Client``, the workers
+of that cluster. The dictionary (X, labelings, binomial table) is scattered to every Dask worker
+once per fit and each pass scatters its residual once; a task scores consecutive blocks worth
+about ``TASK_WORK`` column-point products (a few tenths of a second on one core, so a task's
+overhead of a few milliseconds stays near 1% of its work) and returns one ``pricing.Block``
+summary per block (maximum, centred-norm maximum, counts, the best ids above the threshold),
+never a score array. A task lost with its worker is re-run by Dask; ``price`` checks that the
+columns of a complete pass add up to the whole dictionary.
+"""
+from __future__ import annotations
+
+import sys
+from collections import deque
+
+import joblib
+import numba
+import numpy as np
+from joblib.externals.loky import get_reusable_executor
+from joblib.parallel import get_active_backend
+
+from .pricing import COLUMNS_PER_BLOCK, score_blocks
+
+TASK_WORK = 5e8            # column x point products per task: ~0.1-0.5 s on one core
+TASKS_PER_WORKER = 4       # a pass has at least this many tasks per worker (load balance)
+IN_FLIGHT_PER_WORKER = 2   # tasks submitted ahead per worker while results stream back
+
+
+def dask_client():
+    """The ``dask.distributed.Client`` of an active ``joblib.parallel_config(backend="dask")``, else None."""
+    backend, _ = get_active_backend()
+    return getattr(backend, "client", None) if type(backend).__name__ == "DaskDistributedBackend" else None
+
+
+def parallel_scorer(D, n_jobs=None):
+    """A ``BlockScorer`` for ``D`` when pricing runs on other processes (a Dask backend, or more than
+    one job by joblib's rules: ``n_jobs=None`` is 1 outside a ``parallel_config``), else None."""
+    if dask_client() is None and joblib.effective_n_jobs(n_jobs) <= 1:
+        return None
+    return BlockScorer(D, n_jobs)
+
+
+def _score_task(D, r, blocks, want_norms, threshold, keep, top_k) -> list:
+    """``score_blocks`` of some blocks on a worker, with one numba thread (workers share the cores)."""
+    numba.set_num_threads(1)
+    return list(score_blocks(D, r, blocks, want_norms, threshold, keep, top_k))
+
+
+class BlockScorer:
+    """Scores the blocks of each pass on a pool of workers; one instance per fit (per dictionary)."""
+
+    batch = sys.maxsize    # a whole pass per call: results stream back while the workers stay busy
+
+    def __init__(self, D, n_jobs=None):
+        self.dictionary = D
+        self.client = dask_client()
+        if self.client is not None:
+            self.n_workers = max(1, sum(self.client.ncores().values()))
+            self._D = self.client.scatter(D, broadcast=True, hash=False)
+        else:
+            self.n_workers = joblib.effective_n_jobs(n_jobs)
+            self._executor = get_reusable_executor(max_workers=self.n_workers)
+            self._D = D
+        self.blocks_per_task = max(1, int(TASK_WORK // (COLUMNS_PER_BLOCK * D.n_points)))
+        self.n_tasks = 0
+        self._warm_up()
+
+    def _submit(self, *args, worker=None):
+        if self.client is None:
+            return self._executor.submit(_score_task, *args)
+        return self.client.submit(_score_task, *args, pure=False, **({} if worker is None else {"workers": worker}))
+
+    def _warm_up(self) -> None:
+        """Load (or compile) the numba kernels once in every worker process before the first pass."""
+        tiny = (self._D, np.zeros(self.dictionary.n_points), [(0, 0, 1)], [True], None, None, 1)
+        workers = list(self.client.scheduler_info()["workers"]) if self.client is not None else [None] * self.n_workers
+        for f in [self._submit(*tiny, worker=[w] if w else None) for w in workers]:
+            f.result()
+
+    def __call__(self, D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256):
+        """``pricing.Block`` summaries of ``blocks`` against ``r``, in order, computed by the workers."""
+        if D is not self.dictionary:
+            raise ValueError("BlockScorer: priced a different dictionary than the one it was built for")
+        per = max(1, min(self.blocks_per_task, -(-len(blocks) // (TASKS_PER_WORKER * self.n_workers))))
+        shared = self.client.scatter(r, broadcast=True, hash=False) if self.client is not None else r
+        starts = iter(range(0, len(blocks), per))
+        pending: deque = deque()
+        try:
+            while True:
+                while len(pending) < IN_FLIGHT_PER_WORKER * self.n_workers:
+                    lo = next(starts, None)
+                    if lo is None:
+                        break
+                    pending.append(self._submit(self._D, shared, blocks[lo: lo + per], want_norms[lo: lo + per],
+                                                threshold, keep, top_k))
+                    self.n_tasks += 1
+                if not pending:
+                    return
+                yield from pending.popleft().result()
+        finally:                                         # a partial pass stopped early: drop what is queued
+            for f in pending:
+                f.cancel()
