@@ -195,6 +195,8 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
     if stop_after is not None and threshold is not None and centred:
         plan.sort(key=lambda b: -est[b[0]:b[1]].max())
+    for c0, c1 in plan:                                  # cells in a gap joined into a block are evaluated
+        skip[c0:c1] = False
     bound = float(est[skip].max(initial=0.0))
     n_skip = int(skip.sum())
     keep = threshold if collect is None or threshold is None else min(collect, threshold)

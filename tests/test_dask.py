@@ -49,7 +49,7 @@ def test_cluster_fit_equals_local_fit_and_runs_on_the_workers(client, local_fit)
         remote = ReflectionLasso(depth=3).fit(X, y)
     _same_fit(local, remote)
     # the same passes, each covering the same columns
-    cols = ["pass", "evaluated", "blocks_skipped", "complete", "added"]
+    cols = ["pass", "evaluated", "cells_skipped", "complete", "added"]
     assert remote.history_[cols].equals(local.history_[cols])
     workers = set(client.scheduler_info()["workers"])
     tasks = [t for t in stream.data if str(t["key"]).startswith("_score_task")]
