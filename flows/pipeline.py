@@ -156,7 +156,7 @@ def fit_step(config: dict, run_id: str, depth: int) -> float:
     store = _store(cfg)
     classes = store.get_run(run_id)["info"]["corpus"].get("task") == "classification"
     model = ReflectionLasso(depth=depth, beta=cfg.beta, bias=cfg.bias, candidates=cfg.candidates,
-                            path=(cfg.n_betas, cfg.beta_min_ratio), random_state=cfg.seed,
+                            n_betas=cfg.n_betas, beta_min_ratio=cfg.beta_min_ratio, random_state=cfg.seed,
                             **({} if cfg.max_candidates is None else {"max_candidates": cfg.max_candidates}))
     start = time.perf_counter()
     model.fit(X[train], y[train])
