@@ -520,9 +520,10 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
 
     Notes
     -----
-    The Lasso over the dictionary equals training the infinite-width depth-L absolute-value network
-    with weight decay; it is optimal iff ``max_j |A_j . r| <= beta`` for the residual r (docs/MATH.md
-    sections 2 and 5). A fit that stops with a ratio above ``1 + tol`` raises a ConvergenceWarning.
+    ``min_{z, xi} 1/2 ||A z + xi - y||^2 + beta ||z||_1`` over the columns ``A_j`` of the depth-L
+    dictionary equals training the infinite-width absolute-value network with weight decay; a solution
+    is optimal iff ``max_j |A_j . r| <= beta`` at its residual r (docs/MATH.md sections 2 and 5). A fit
+    that stops with a ratio above ``1 + tol`` raises a ConvergenceWarning.
 
     Examples
     --------
