@@ -12,6 +12,7 @@ from analysis import ReflectionLasso, ReflectionLassoClassifier, evaluate_featur
 from analysis.dictionary import Dictionary
 from analysis.geometry import feature_values
 
+
 @parametrize_with_checks([ReflectionLasso(candidates="sampled", n_samples=200, max_iter=2, random_state=0),
                           ReflectionLassoClassifier(candidates="sampled", n_samples=200, max_iter=2,
                                                     random_state=0)])
@@ -145,7 +146,8 @@ PARAMETERS = [
     ({"max_iter": 0}, "max_iter must be an integer >= 1, got 0"),
     ({"max_candidates": 2.5}, "max_candidates must be an integer >= 1, got 2.5"),
     ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
-    ({"random_state": "seed"}, r"random_state must be None, an integer in \[0, 2\*\*32\) or a numpy.random.RandomState"),
+    ({"random_state": "seed"},
+     r"random_state must be None, an integer in \[0, 2\*\*32\) or a numpy.random.RandomState, got 'seed'"),
     ({"random_state": -1}, "random_state must be None"),
     ({"verbose": "yes"}, "verbose must be True, False or an integer >= 0"),
     ({"n_betas": 0}, "n_betas must be an integer >= 1, got 0"),
