@@ -84,7 +84,7 @@ class _ReflectionLassoBase(BaseEstimator):
 
     # --- validation -------------------------------------------------------------------------
     def _check_params(self, d: int) -> None:
-        """Every parameter checked (one line naming it and what to give); sets the path and the seed used."""
+        """Every parameter checked (one line naming it and what to give); sets the path solved (``_path_spec``)."""
         name = type(self).__name__
 
         def bad(param, want, value):
@@ -114,15 +114,20 @@ class _ReflectionLassoBase(BaseEstimator):
         if not (isinstance(self.verbose, (bool, np.bool_)) or (_is_int(self.verbose) and self.verbose >= 0)):
             bad("verbose", "True, False or an integer >= 0", self.verbose)
         try:
-            rs = check_random_state(self.random_state)
+            seedable = check_random_state(self.random_state) is not None
         except ValueError:
-            rs = None
-        if rs is None:
+            seedable = False
+        if not seedable:
             bad("random_state", "None, an integer in [0, 2**32) or a numpy.random.RandomState", self.random_state)
-        # an integer seeds the generators as given; None (numpy's global RandomState) and a RandomState give a seed
-        self._seed = int(self.random_state) if _is_int(self.random_state) else int(rs.randint(2**31 - 1))
         self._check_init_neurons(name)
         self._path_spec = self._check_path(name)
+
+    def _seed(self) -> int:
+        """The seed of this fit's generator: an integer ``random_state`` as given; None (numpy's global
+        RandomState) and a RandomState draw one (scikit-learn's rules); called once per fit, where it is used."""
+        if _is_int(self.random_state):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
 
     def _check_init_neurons(self, name: str) -> None:
         if self.init_neurons is None:
@@ -146,16 +151,17 @@ class _ReflectionLassoBase(BaseEstimator):
         """``(n_betas, beta_min_ratio, betas)`` checked; the deprecated ``path=`` translated, with a FutureWarning."""
         n, ratio, betas = self.n_betas, self.beta_min_ratio, self.betas
         if self.path is not None:
-            if (n, ratio, betas) != (1, None, None):
+            if n != 1 or ratio is not None or betas is not None:
                 raise ValueError(f"{name}: path is deprecated and cannot be combined with n_betas, beta_min_ratio "
                                  f"or betas; give only those, got path={self.path!r}")
             path = self.path
             if np.ndim(path) == 0:
                 n, advice = path, f"n_betas={path!r}"
-            elif isinstance(path, (tuple, list)) and len(path) == 2 and _is_int(path[0]):
+            elif (isinstance(path, (tuple, list)) and len(path) == 2 and _is_int(path[0]) and _is_real(path[1])
+                  and path[1] <= 1):
                 n, ratio = path
                 advice = f"n_betas={path[0]!r}, beta_min_ratio={path[1]!r}"
-            else:                                  # every other sequence, (2.0, 1.0) included, is a list of betas
+            else:                          # every other sequence, (2.0, 1.0) and (3, 2.0) included, lists betas
                 betas, advice = path, f"betas={np.ravel(path).tolist()!r}"
             warnings.warn(f"{name}: path= is deprecated and will be removed in the next release; write {advice} "
                           "instead", FutureWarning, stacklevel=5)
@@ -222,7 +228,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self._n_degenerate = 0, 0
         if self.candidates == "sampled":
             neurons = None if self.init_neurons is None else F.features_to_internal(*self.init_neurons)
-            self._sampler = Sampler(X, self.depth, self.bias, self._seed, neurons=neurons)
+            self._sampler = Sampler(X, self.depth, self.bias, self._seed(), neurons=neurons)
             A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
             ws.add(A, keys, W, b, C, "sampled")
             self.beta_max_ = float(scores.max(initial=0.0))
@@ -356,7 +362,7 @@ class _ReflectionLassoBase(BaseEstimator):
         """Continuum oracle where it applies (depth 2, d >= 2); ``candidates='continuum'`` adds its neurons."""
         if self.depth != 2 or X.shape[1] < 2 or self.candidates == "sampled":
             return sol, None
-        oracle = continuum_oracle(X, sol.residual, self.bias, random_state=self._seed)
+        oracle = continuum_oracle(X, sol.residual, self.bias, random_state=self._seed())
         if self.candidates != "continuum":
             return sol, oracle
         threshold = self._beta_int * (1 + self.tol)
@@ -480,8 +486,8 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
         dictionary (``analysis.sampling``).
     path : deprecated
         The former path parameter, kept for one release with a FutureWarning: an integer n is
-        ``n_betas=n``; a pair ``(n, r)`` with an *integer* n is ``n_betas=n, beta_min_ratio=r``;
-        every other sequence, ``(2.0, 1.0)`` included, is ``betas``.
+        ``n_betas=n``; a pair ``(n, r)`` with an *integer* n and ``r <= 1`` is ``n_betas=n,
+        beta_min_ratio=r``; every other sequence, ``(2.0, 1.0)`` included, is ``betas``.
 
     Attributes
     ----------

@@ -155,6 +155,7 @@ PARAMETERS = [
     ({"betas": [0.1, -0.2]}, "betas must be a non-empty 1-D array of positive finite numbers"),
     ({"betas": [0.1], "n_betas": 3}, "give either betas or n_betas/beta_min_ratio"),
     ({"path": 3, "n_betas": 2}, "path is deprecated and cannot be combined"),
+    ({"path": 3, "betas": np.array([0.1, 0.2])}, "path is deprecated and cannot be combined"),
     ({"init_neurons": (np.ones((1, 2)), np.zeros(1), [()])}, "init_neurons needs candidates='sampled'"),
     ({"init_neurons": (np.ones((1, 3)), np.zeros(1), [()]), "candidates": "sampled"},
      r"init_neurons must be \(W, b, C\) with W of shape \(k, n_features\).*n_features=2"),
@@ -186,7 +187,11 @@ def test_random_state_follows_scikit_learns_rules():
         b = ReflectionLasso(random_state=np.random.RandomState(7), **kw).fit(X, y)
         c = ReflectionLasso(random_state=5, **kw).fit(X, y)
         d = ReflectionLasso(random_state=5, **kw).fit(X, y)
-    assert a.objective_ == b.objective_ and c.objective_ == d.objective_
+        np.random.seed(11)                                     # None: numpy's global RandomState
+        e = ReflectionLasso(**kw).fit(X, y)
+        np.random.seed(11)
+        f = ReflectionLasso(**kw).fit(X, y)
+    assert a.objective_ == b.objective_ and c.objective_ == d.objective_ and e.objective_ == f.objective_
 
 
 def test_explicit_path_parameters_solve_the_grids_they_name():
@@ -209,6 +214,7 @@ def test_explicit_path_parameters_solve_the_grids_they_name():
     (3, "n_betas=3", {"n_betas": 3}),
     ((3, 0.5), "n_betas=3, beta_min_ratio=0.5", {"n_betas": 3, "beta_min_ratio": 0.5}),
     ((2.0, 1.0), "betas=[2.0, 1.0]", {"betas": [2.0, 1.0]}),         # no longer read as n=2, ratio=1.0
+    ((3, 2.0), "betas=[3.0, 2.0]", {"betas": [3.0, 2.0]}),             # a ratio above 1 never was one
     (np.array([0.5, 0.2]), "betas=[0.5, 0.2]", {"betas": [0.5, 0.2]}),
 ])
 def test_deprecated_path_warns_with_what_to_write_and_maps_exactly(path, written, params):
