@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -43,17 +46,33 @@ def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray
     return float(intercept) + feature_values(X, W, features["b"].to_numpy(float), C) @ features["coef"].to_numpy(float)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _describe(v) -> str:
+    """A short text of a bad value: its repr, cut at 80 characters."""
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class _ReflectionLassoBase(BaseEstimator):
     """Parameters, fitting and certificate shared by the regressor and the classifier."""
 
-    def __init__(self, depth=2, beta=None, bias=True, candidates="dictionary", path=None, tol=1e-6,
-                 max_candidates=100_000_000, max_iter=100, solver="column-generation", n_samples=2000,
-                 random_state=None, verbose=False, init_neurons=None, n_jobs=None):
+    def __init__(self, depth=2, *, beta=None, bias=True, candidates="dictionary", n_betas=1, beta_min_ratio=None,
+                 betas=None, tol=1e-6, max_candidates=100_000_000, max_iter=100, solver="column-generation",
+                 n_samples=2000, random_state=None, verbose=False, init_neurons=None, n_jobs=None, path=None):
         self.depth = depth
         self.beta = beta
         self.bias = bias
         self.candidates = candidates
-        self.path = path
+        self.n_betas = n_betas
+        self.beta_min_ratio = beta_min_ratio
+        self.betas = betas
         self.tol = tol
         self.max_candidates = max_candidates
         self.max_iter = max_iter
@@ -63,30 +82,109 @@ class _ReflectionLassoBase(BaseEstimator):
         self.verbose = verbose
         self.init_neurons = init_neurons
         self.n_jobs = n_jobs
+        self.path = path
 
     # --- validation -------------------------------------------------------------------------
     def _check_params(self, d: int) -> None:
+        """Every parameter checked (one line naming it and what to give); sets the path solved (``_path_spec``)."""
         name = type(self).__name__
-        if not isinstance(self.depth, (int, np.integer)) or self.depth < 2:
-            raise ValueError(f"{name}: depth must be an integer >= 2, got {self.depth!r}")
-        if self.beta is not None and not (np.isfinite(self.beta) and self.beta > 0):
-            raise ValueError(f"{name}: beta must be a positive finite number or None, got {self.beta!r}")
-        if self.candidates not in CANDIDATES:
-            raise ValueError(f"{name}: candidates must be one of {CANDIDATES}, got {self.candidates!r}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}")
+
+        def bad(param, want, value):
+            raise ValueError(f"{name}: {param} must be {want}, got {value!r}")
+
+        if not _is_int(self.depth) or self.depth < 2:
+            bad("depth", "an integer >= 2", self.depth)
+        if self.beta is not None and not (_is_real(self.beta) and np.isfinite(self.beta) and self.beta > 0):
+            bad("beta", "a positive finite number or None", self.beta)
+        if not isinstance(self.bias, (bool, np.bool_)):
+            bad("bias", "True or False", self.bias)
+        if not isinstance(self.candidates, str) or self.candidates not in CANDIDATES:
+            bad("candidates", f"one of {CANDIDATES}", self.candidates)
+        if not isinstance(self.solver, str) or self.solver not in SOLVERS:
+            bad("solver", f"one of {SOLVERS}", self.solver)
         if self.solver == "cvxpy" and self.candidates != "dictionary":
-            raise ValueError(f"{name}: solver='cvxpy' needs candidates='dictionary', got {self.candidates!r}")
+            bad("candidates", "'dictionary' with solver='cvxpy'", self.candidates)
         if self.candidates == "continuum" and (self.depth != 2 or d > 2):
             raise ValueError(f"{name}: candidates='continuum' needs depth=2 and 2-D points (spanning at most 2 "
                              f"dimensions: the exact continuum oracle), got depth={self.depth}, intrinsic d={d}; "
                              "use candidates='dictionary'")
-        if not (np.isfinite(self.tol) and self.tol > 0):
-            raise ValueError(f"{name}: tol must be a positive number, got {self.tol!r}")
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise ValueError(f"{name}: max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if self.n_jobs is not None and (not isinstance(self.n_jobs, (int, np.integer)) or self.n_jobs == 0):
-            raise ValueError(f"{name}: n_jobs must be None or a non-zero integer (-1: every core), got {self.n_jobs!r}")
+        if not (_is_real(self.tol) and np.isfinite(self.tol) and self.tol > 0):
+            bad("tol", "a positive number", self.tol)
+        for param in ("max_iter", "max_candidates", "n_samples"):
+            if not _is_int(getattr(self, param)) or getattr(self, param) < 1:
+                bad(param, "an integer >= 1", getattr(self, param))
+        if not (isinstance(self.verbose, (bool, np.bool_)) or (_is_int(self.verbose) and self.verbose >= 0)):
+            bad("verbose", "True, False or an integer >= 0", self.verbose)
+        try:
+            seedable = check_random_state(self.random_state) is not None
+        except ValueError:
+            seedable = False
+        if not seedable:
+            bad("random_state", "None, an integer in [0, 2**32) or a numpy.random.RandomState", self.random_state)
+        if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
+            bad("n_jobs", "None or a non-zero integer (-1: every core)", self.n_jobs)
+        self._check_init_neurons(name)
+        self._path_spec = self._check_path(name)
+
+    def _seed(self) -> int:
+        """The seed of this fit's generator: an integer ``random_state`` as given; None (numpy's global
+        RandomState) and a RandomState draw one (scikit-learn's rules); called once per fit, where it is used."""
+        if _is_int(self.random_state):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
+
+    def _check_init_neurons(self, name: str) -> None:
+        if self.init_neurons is None:
+            return
+        if self.candidates != "sampled":
+            raise ValueError(f"{name}: init_neurons needs candidates='sampled', got candidates={self.candidates!r}")
+        shapes = "(W, b, C) with W of shape (k, n_features), b of length k and C k rows of depth-2 offsets"
+        try:
+            W, b, C = self.init_neurons
+            W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+            ok = (W.ndim == 2 and W.shape[1] == self.n_features_in_ and b.shape == (len(W),)
+                  and len(C) == len(W) and all(len(c) <= self.depth - 2 for c in C)
+                  and np.isfinite(W).all() and np.isfinite(b).all())
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{name}: init_neurons must be {shapes} (n_features={self.n_features_in_}, "
+                             f"depth={self.depth}), got {_describe(self.init_neurons)}")
+
+    def _check_path(self, name: str) -> tuple[int, float | None, np.ndarray | None]:
+        """``(n_betas, beta_min_ratio, betas)`` checked; the deprecated ``path=`` translated, with a FutureWarning."""
+        n, ratio, betas = self.n_betas, self.beta_min_ratio, self.betas
+        if self.path is not None:
+            if n != 1 or ratio is not None or betas is not None:
+                raise ValueError(f"{name}: path is deprecated and cannot be combined with n_betas, beta_min_ratio "
+                                 f"or betas; give only those, got path={self.path!r}")
+            path = self.path
+            if np.ndim(path) == 0:
+                n, advice = path, f"n_betas={path!r}"
+            elif (isinstance(path, (tuple, list)) and len(path) == 2 and _is_int(path[0]) and _is_real(path[1])
+                  and path[1] <= 1):
+                n, ratio = path
+                advice = f"n_betas={path[0]!r}, beta_min_ratio={path[1]!r}"
+            else:                          # every other sequence, (2.0, 1.0) and (3, 2.0) included, lists betas
+                betas, advice = path, f"betas={np.ravel(path).tolist()!r}"
+            warnings.warn(f"{name}: path= is deprecated and will be removed in the next release; write {advice} "
+                          "instead", FutureWarning, stacklevel=5)
+        if not _is_int(n) or n < 1:
+            raise ValueError(f"{name}: n_betas must be an integer >= 1, got {n!r}")
+        if ratio is not None and not (_is_real(ratio) and 0 < ratio <= 1):
+            raise ValueError(f"{name}: beta_min_ratio must be a number in (0, 1] or None, got {ratio!r}")
+        if betas is not None:
+            if n != 1 or ratio is not None:
+                raise ValueError(f"{name}: give either betas or n_betas/beta_min_ratio, got betas={betas!r} with "
+                                 f"n_betas={n!r}, beta_min_ratio={ratio!r}")
+            try:
+                betas = np.asarray(betas, dtype=float)
+            except (TypeError, ValueError):
+                betas = np.array([np.nan])
+            if betas.ndim != 1 or not betas.size or not np.all(np.isfinite(betas) & (betas > 0)):
+                raise ValueError(f"{name}: betas must be a non-empty 1-D array of positive finite numbers, "
+                                 f"got {self.betas if self.path is None else self.path!r}")
+        return int(n), None if ratio is None else float(ratio), betas
 
     def _betas(self, beta_max: float) -> tuple[float, np.ndarray]:
         """``(beta_, grid)``: the final beta and the descending betas solved (the path).
@@ -95,21 +193,16 @@ class _ReflectionLassoBase(BaseEstimator):
         way) was 1.7x slower at N = 150, 5e-4 beta_max and 1.7-3x at N = 60, 2.4e-3 beta_max (issue 9),
         since every beta of a path needs its own complete, certifying pricing pass while a direct solve
         finds most of its columns in cheap partial passes."""
-        path = self.path
-        if isinstance(path, tuple) and len(path) == 2 and float(path[1]) <= 1 and float(path[0]) == int(path[0]):
-            n, ratio = int(path[0]), float(path[1])
+        n, ratio, betas = self._path_spec
+        if betas is not None:
+            beta = float(self.beta) if self.beta is not None else float(betas.min())
+            grid = np.append(betas, beta)
+        elif ratio is not None:
             beta = float(self.beta) if self.beta is not None else ratio * beta_max
             grid = np.append(lasso.beta_grid(beta_max, ratio * beta_max, n), beta)
-        elif path is None or np.ndim(path) == 0:
-            beta = float(self.beta) if self.beta is not None else 0.1 * beta_max
-            grid = lasso.beta_grid(beta_max, beta, 1 if path is None else int(path))
         else:
-            grid = np.asarray(path, dtype=float)
-            if grid.ndim != 1 or not np.all(np.isfinite(grid) & (grid > 0)):
-                raise ValueError(f"{type(self).__name__}: path must be a number of betas, (n, min_ratio) or an "
-                                 f"array of positive betas, got {path!r}")
-            beta = float(self.beta) if self.beta is not None else float(grid.min())
-            grid = np.append(grid, beta)
+            beta = float(self.beta) if self.beta is not None else 0.1 * beta_max
+            grid = lasso.beta_grid(beta_max, beta, n)
         return beta, np.unique(grid)[::-1]
 
     # --- fitting ----------------------------------------------------------------------------
@@ -144,7 +237,7 @@ class _ReflectionLassoBase(BaseEstimator):
         self._n_degenerate = 0, 0
         if self.candidates == "sampled":
             neurons = None if self.init_neurons is None else F.features_to_internal(*self.init_neurons)
-            self._sampler = Sampler(X, self.depth, self.bias, self.random_state, neurons=neurons)
+            self._sampler = Sampler(X, self.depth, self.bias, self._seed(), neurons=neurons)
             A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
             ws.add(A, keys, W, b, C, "sampled")
             self.beta_max_ = float(scores.max(initial=0.0))
@@ -197,12 +290,27 @@ class _ReflectionLassoBase(BaseEstimator):
         if self.candidates == "sampled":
             self.certificate_["searched"] = dict(self._sampler.searched)
         self.n_iter_ = max(1, int(final.n_passes))   # pricing passes at beta_ (scikit-learn's n_iter_)
+        self._warn_unconverged()
         self.history_ = pd.DataFrame(history)
         timings["total_s"] = time.perf_counter() - t_start
         self.timings_ = timings
         log.info("%s: objective %.10g with %d features; %s", type(self).__name__, self.objective_,
                  len(self.features_), self.certificate_["statement"])
         return self
+
+    def _warn_unconverged(self) -> None:
+        """A ConvergenceWarning when the fit stops before its optimality test: some candidate (a dictionary
+        column, a sampled one, or with candidates='continuum' a neuron) still has ``|A_j . r| > beta (1 + tol)``."""
+        cert, limit = self.certificate_, 1 + self.tol
+        ratios = {"dictionary" if self.candidates != "sampled" else "sampled": cert["dictionary_ratio"]}
+        if self.candidates == "continuum" and "continuum_ratio" in cert:
+            ratios["continuum"] = cert["continuum_ratio"]
+        unconverged = {k: v for k, v in ratios.items() if not v <= limit}
+        if unconverged:
+            said = ", ".join(f"{k} ratio {v:.9g}" for k, v in unconverged.items())
+            warnings.warn(f"{type(self).__name__}: stopped unconverged after {self.n_iter_} passes ({said} > 1 + "
+                          f"tol={self.tol:g}); the result is a feasible point, not the Lasso optimum: raise "
+                          f"max_iter={self.max_iter}", ConvergenceWarning, stacklevel=4)
 
     def _fit_constant(self, X, y, t_start, timings):
         """``beta_max = 0``: no feature correlates with ``y - mean(y)``; ``z = 0`` for every beta."""
@@ -268,7 +376,7 @@ class _ReflectionLassoBase(BaseEstimator):
         """Continuum oracle where it applies (depth 2, d >= 2); ``candidates='continuum'`` adds its neurons."""
         if self.depth != 2 or X.shape[1] < 2 or self.candidates == "sampled":
             return sol, None
-        oracle = continuum_oracle(X, sol.residual, self.bias, random_state=self.random_state)
+        oracle = continuum_oracle(X, sol.residual, self.bias, random_state=self._seed())
         if self.candidates != "continuum":
             return sol, oracle
         threshold = self._beta_int * (1 + self.tol)
@@ -349,17 +457,119 @@ class _ReflectionLassoBase(BaseEstimator):
 class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
     """The exact Lasso of a depth-``depth`` absolute-value network: ``min 1/2 ||A z + xi - y||^2 + beta ||z||_1``.
 
-    ``candidates``: "dictionary" (every column, priced implicitly), "continuum" (depth 2, d = 2:
-    the dictionary plus the continuum oracle's neurons, the network's global optimum) or "sampled"
-    (random columns improved by local search; not certified). ``beta=None`` is ``0.1 * beta_max``;
-    ``path`` (a number of betas, ``(n, min_ratio)`` or an array) solves a descending beta grid.
-    Besides the attributes of ARCHITECTURE.md, ``history_`` lists the pricing passes of every beta solved
-    (column ``beta``; one row per pass: restricted-solve and pricing seconds, atoms cached, working set,
-    support, columns evaluated, screening cells skipped, complete).
-    ``init_neurons=(W, b, C)`` (with "sampled"): trained neurons offered every round as columns and snapped
-    to the dictionary (``analysis.sampling``); ``certificate_["searched"]`` says what was searched.
-    ``n_jobs`` pricing processes (joblib's rules); under ``joblib.parallel_config(backend="dask")``
-    the pricing passes run on the Dask cluster's workers (``analysis.parallel``).
+    Parameters
+    ----------
+    depth : int, default=2
+        Depth L >= 2 of the network; the dictionary holds the features of the families 2..L
+        (planes, reflections, midpoints, folds; docs/MATH.md section 3).
+    beta : float or None, default=None
+        The final regularisation, > 0 (``beta_``). None: ``0.1 * beta_max`` with ``n_betas`` alone,
+        ``beta_min_ratio * beta_max`` when ``beta_min_ratio`` is given, the smallest of ``betas`` when
+        those are given. A given beta is added to the path.
+    bias : bool, default=True
+        Whether the neurons have biases (the dictionary's features ``|w.x + b|`` rather than ``|w.x|``).
+    candidates : {"dictionary", "continuum", "sampled"}, default="dictionary"
+        "dictionary": every column, priced implicitly (certified over the dictionary). "continuum"
+        (depth 2, points spanning at most 2 dimensions): the dictionary plus the continuum oracle's
+        neurons, the network's global optimum. "sampled": random columns improved by local search
+        (not certified).
+    n_betas : int, default=1
+        Number of betas of the path: a geometric grid from ``beta_max`` down to ``beta`` (or down to
+        ``beta_min_ratio * beta_max``), each solve warm-started from the previous one.
+    beta_min_ratio : float in (0, 1] or None, default=None
+        End of the grid as a fraction of ``beta_max``; None: the grid ends at ``beta``.
+    betas : array-like of positive floats or None, default=None
+        An explicit path, instead of ``n_betas``/``beta_min_ratio``.
+    tol : float, default=1e-6
+        Optimality tolerance: a fit is converged when every candidate has ``|A_j . r| <= beta (1 + tol)``.
+    max_candidates : int, default=100_000_000
+        Largest dictionary priced (``candidates`` other than "sampled"); a larger one is an error.
+    max_iter : int, default=100
+        Most pricing (or sampling, or continuum) passes per beta; reaching it unconverged warns.
+    solver : {"column-generation", "cvxpy"}, default="column-generation"
+        "cvxpy" solves the materialised dictionary (a reference for small problems).
+    n_samples : int, default=2000
+        Columns drawn per round with ``candidates="sampled"``.
+    random_state : None, int or numpy.random.RandomState, default=None
+        Seed of the sampler and of the continuum oracle's directions (scikit-learn's rules).
+    verbose : bool or int, default=False
+        Progress bars of the pricing passes.
+    init_neurons : tuple (W, b, C) or None, default=None
+        With ``candidates="sampled"``: trained neurons (W of shape (k, n_features), b of length k,
+        C k rows of at most ``depth - 2`` offsets) offered every round as columns and snapped to the
+        dictionary (``analysis.sampling``).
+    n_jobs : int or None, default=None
+        Pricing processes (joblib's rules: None is 1 outside a ``joblib.parallel_config``, -1 every core);
+        under ``joblib.parallel_config(backend="dask")`` the pricing passes run on the Dask cluster's
+        workers (``analysis.parallel``), with the same result and certificate.
+    path : deprecated
+        The former path parameter, kept for one release with a FutureWarning: an integer n is
+        ``n_betas=n``; a pair ``(n, r)`` with an *integer* n and ``r <= 1`` is ``n_betas=n,
+        beta_min_ratio=r``; every other sequence, ``(2.0, 1.0)`` included, is ``betas``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features_selected,)
+        Coefficients of the selected features, largest ``|coef|`` first.
+    intercept_ : float
+        The unpenalised offset ``xi``.
+    objective_ : float
+        ``1/2 ||A z + xi - y||^2 + beta_ ||z||_1`` at the solution.
+    beta_ : float
+        The beta solved last (the final one).
+    beta_max_ : float
+        Smallest beta with ``z = 0`` optimal, ``max_j |A_j . (y - mean(y))|``.
+    n_candidates_ : int
+        Number of columns of the dictionary.
+    features_ : pandas.DataFrame
+        One row per selected feature: id, kind, depth, points, labels, w, b, offsets, coef, source,
+        equivalents (ARCHITECTURE.md "Estimator result").
+    certificate_ : dict
+        What the solution is proven to be (scope, exact, dictionary_ratio, duality_gap, statement...).
+    path_ : pandas.DataFrame
+        One row per beta of the path: beta, objective, n_features, dictionary_ratio, duality_gap.
+    history_ : pandas.DataFrame
+        The pricing passes of every beta solved (column ``beta``; one row per pass: restricted-solve and
+        pricing seconds, atoms cached, working set, support, columns evaluated, screening cells skipped,
+        complete).
+    n_iter_ : int
+        Pricing passes at ``beta_``.
+    timings_ : dict
+        Seconds spent: beta_max_s, solve_s, certificate_s, total_s.
+    n_features_in_ : int
+        Number of input coordinates.
+
+    See Also
+    --------
+    ReflectionLassoClassifier : the same Lasso on two classes mapped to -1/+1.
+    analysis.network.ParallelAbsNet : the network a solution rebuilds (``to_torch``).
+
+    Notes
+    -----
+    ``min_{z, xi} 1/2 ||A z + xi - y||^2 + beta ||z||_1`` over the columns ``A_j`` of the depth-L
+    dictionary equals training the infinite-width absolute-value network with weight decay; a solution
+    is optimal iff ``max_j |A_j . r| <= beta`` at its residual r (docs/MATH.md sections 2 and 5). A fit
+    that stops with a ratio above ``1 + tol`` raises a ConvergenceWarning.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis import ReflectionLasso
+    >>> X = np.array([[-2.0, -2.0], [1.0, 2.0], [0.0, 1.0]])
+    >>> y = np.array([-1.0, 1.0, -1.0])
+    >>> model = ReflectionLasso(depth=2, beta=0.1).fit(X, y)
+    >>> model.certificate_["scope"], model.certificate_["exact"]
+    ('dictionary', False)
+    >>> exact = ReflectionLasso(depth=2, beta=0.1, candidates="continuum").fit(X, y)
+    >>> exact.certificate_["exact"], bool(exact.objective_ < model.objective_)
+    (True, True)
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, size=(12, 2))
+    >>> deep = ReflectionLasso(depth=3, n_betas=4, beta_min_ratio=0.1).fit(X, np.abs(X[:, 0]))
+    >>> len(deep.path_), bool(np.isclose(deep.beta_, 0.1 * deep.beta_max_))
+    (4, True)
+    >>> deep.predict(X[:2]).shape
+    (2,)
     """
 
     def fit(self, X, y):
@@ -371,7 +581,44 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
 
 
 class ReflectionLassoClassifier(ClassifierMixin, _ReflectionLassoBase):
-    """Two classes mapped to -1/+1 and fitted by ``ReflectionLasso``; predicts the sign."""
+    """Two classes mapped to -1/+1 and fitted by ``ReflectionLasso``; predicts ``classes_[f(x) > 0]``.
+
+    Parameters
+    ----------
+    depth, beta, bias, candidates, n_betas, beta_min_ratio, betas, tol, max_candidates, max_iter, \
+solver, n_samples, random_state, verbose, init_neurons, path
+        As in `ReflectionLasso`: the Lasso is solved on the targets ``-1`` (``classes_[0]``) and
+        ``+1`` (``classes_[1]``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two classes, sorted.
+    coef_, intercept_, objective_, beta_, beta_max_, n_candidates_, features_, certificate_, path_, \
+history_, n_iter_, timings_, n_features_in_
+        As in `ReflectionLasso`.
+
+    See Also
+    --------
+    ReflectionLasso : the regressor, the same Lasso on real targets.
+
+    Notes
+    -----
+    ``min 1/2 ||A z + xi - t||^2 + beta ||z||_1`` with ``t_i = +1`` for ``classes_[1]`` and ``-1``
+    otherwise; ``decision_function`` is ``f(x) = xi + sum_j z_j phi_j(x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analysis import ReflectionLassoClassifier
+    >>> X = np.random.default_rng(4).normal(size=(12, 2))
+    >>> labels = np.where(np.abs(X[:, 0]) > 0.6, "far", "near")
+    >>> clf = ReflectionLassoClassifier(depth=2, beta=0.05).fit(X, labels)
+    >>> clf.classes_.tolist()
+    ['far', 'near']
+    >>> bool(clf.score(X, labels) > 0.9), clf.certificate_["dictionary_ratio"] <= 1 + clf.tol
+    (True, True)
+    """
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -88,7 +88,7 @@ def _fit_rows(tag: str, model, wall: float, cpu: float) -> list[tuple[str, str]]
 def _scale(ratio: float | None, target: str, path: int | None = None) -> list[tuple[str, str]]:
     X, y = _data(300, target)
     t0, c0 = time.perf_counter(), time.process_time()
-    model = ReflectionLasso(depth=3, path=None if ratio is None else (path or 1, ratio)).fit(X, y)
+    model = ReflectionLasso(depth=3, n_betas=path or 1, beta_min_ratio=ratio).fit(X, y)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     what = f"path of {path} betas to {ratio:g}" if path else f"{model.beta_ / model.beta_max_:.3g}"
     return _fit_rows(f"N=300 {target} {what} beta_max ({model.n_candidates_:,} columns)", model, wall, cpu)

@@ -35,7 +35,7 @@ def main() -> None:
             cache[d] = _points(d)
         X, y = cache[d]
         t0 = time.perf_counter()
-        plain = ReflectionLasso(depth=depth, candidates="sampled", path=(1, 0.05), n_samples=N_SAMPLES,
+        plain = ReflectionLasso(depth=depth, candidates="sampled", beta_min_ratio=0.05, n_samples=N_SAMPLES,
                                 random_state=0).fit(X, y)
         t_plain = time.perf_counter() - t0
         beta = plain.beta_

@@ -158,7 +158,8 @@ def fit_step(config: dict, run_id: str, depth: int) -> float:
     store = _store(cfg)
     classes = store.get_run(run_id)["info"]["corpus"].get("task") == "classification"
     model = ReflectionLasso(depth=depth, beta=cfg.beta, bias=cfg.bias, candidates=cfg.candidates,
-                            path=(cfg.n_betas, cfg.beta_min_ratio), random_state=cfg.seed, n_jobs=cfg.n_jobs,
+                            n_betas=cfg.n_betas, beta_min_ratio=cfg.beta_min_ratio, random_state=cfg.seed,
+                            n_jobs=cfg.n_jobs,
                             **({} if cfg.max_candidates is None else {"max_candidates": cfg.max_candidates}))
     start = time.perf_counter()
     with pricing_cluster(cfg.dask_address, use_dask=cfg.dask):   # on the run's Dask cluster, if any
@@ -379,8 +380,46 @@ class Outcome:
 
 
 def run_pipeline(cfg: RunConfig, run_id: str | None = None) -> Outcome:
-    """Run the flow (on Dask when configured) and summarise the run from the store; never raises the run's error
-    (an interruption propagates)."""
+    """Run the pipeline flow on one configuration and summarise the run from the store.
+
+    The steps (load, embed, reduce, fit each depth over its beta path, train, report) run as Prefect
+    tasks, on Dask when ``cfg.dask`` is set; each fit solves ``min 1/2 ||A z + xi - y||^2 + beta ||z||_1``
+    (``analysis.ReflectionLasso``) on the training points.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The whole configuration (corpus, encoder, reduction, Lasso, networks, workspace).
+    run_id : str or None, default=None
+        Id of the run in the store; None makes a new one (``new_run_id``).
+
+    Returns
+    -------
+    Outcome
+        ``run_id``, ``report`` (path of the HTML report, None when none was written), ``error`` (the
+        run's exception, None on success: it is returned, never raised; an interruption propagates)
+        and ``summary`` (lines saying what the run holds).
+
+    See Also
+    --------
+    flows.cli.run : the same from the command line (``lookingglass run``).
+    analysis.ReflectionLasso : the estimator each fit step runs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from flows import RunConfig, configure
+    >>> workspace = tempfile.mkdtemp()
+    >>> _ = configure(workspace)                  # before Prefect is imported
+    >>> from flows.pipeline import run_pipeline
+    >>> config = RunConfig(corpus="vader", max_points=20, depths=(2,), n_betas=2, networks=False,
+    ...                    workspace=workspace)
+    >>> outcome = run_pipeline(config)
+    >>> outcome.error is None, outcome.report.endswith(".html")
+    (True, True)
+    >>> outcome.summary[0] == f"run {outcome.run_id}: completed"
+    True
+    """
     from data.store import resume_writes
     from reports import report_path
     run_id = run_id or new_run_id()

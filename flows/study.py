@@ -120,7 +120,7 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
            "signal": signal_kept(vectors, y, train, Z), "depths": {}}
     fits = {}
     for depth in (c.exact_depths if k == 1 else c.depths):
-        est = ReflectionLasso(depth=int(depth), path=(4, c.beta_ratio), random_state=seed).fit(X, yt)
+        est = ReflectionLasso(depth=int(depth), n_betas=4, beta_min_ratio=c.beta_ratio, random_state=seed).fit(X, yt)
         fits[int(depth)] = est
         out["depths"][int(depth)] = {
             "objective": float(est.objective_), "beta": float(est.beta_), "n_features": int(len(est.features_)),

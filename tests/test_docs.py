@@ -121,11 +121,32 @@ def test_doc_links_resolve_inside_the_repository():
             assert resolved.exists() and resolved.is_relative_to(ROOT), f"{path.name}: {target} does not resolve"
 
 
-NUMPYDOC = {"data.corpora": "load_corpus", "embeddings.encoders": "load_encoder", "data.store": "Store"}
+NUMPYDOC = [("analysis.estimator", "ReflectionLasso"), ("analysis.estimator", "ReflectionLassoClassifier"),
+            ("data.corpora", "load_corpus"), ("data.store", "Store"), ("embeddings.encoders", "load_encoder")]
 
 
-@pytest.mark.parametrize("module, name", sorted(NUMPYDOC.items()))
+@pytest.mark.parametrize("module, name", NUMPYDOC)
 def test_numpydoc_pages_have_their_sections_and_their_examples_run(module, name):
+    check_numpydoc_page(module, name)
+
+
+@pytest.mark.parametrize("name", ["ReflectionLasso", "ReflectionLassoClassifier"])
+def test_estimator_pages_state_the_math_and_where_to_look(name):
+    doc = getattr(importlib.import_module("analysis.estimator"), name).__doc__
+    for section in ("See Also", "Notes"):
+        assert f"\n    {section}\n    {'-' * len(section)}\n" in doc, f"{name}: no {section} section"
+    notes = doc.split("    Notes\n    -----\n")[1]
+    assert "beta ||z||_1" in notes
+
+
+@pytest.mark.slow
+def test_run_pipeline_page_has_its_sections_and_its_example_runs(prefect_harness, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check_numpydoc_page("flows.pipeline", "run_pipeline")
+
+
+def check_numpydoc_page(module: str, name: str) -> None:
+    """The object's docstring has the numpydoc sections of its kind, and its examples (at least 3) pass."""
     obj = getattr(importlib.import_module(module), name)
     doc = obj.__doc__
     for section in ("Parameters", "Returns" if callable(obj) and not isinstance(obj, type) else "Attributes",

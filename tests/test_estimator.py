@@ -1,16 +1,22 @@
 """ReflectionLasso as a scikit-learn estimator: checks, predictions, reconstruction, bad input."""
+import re
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from analysis import ReflectionLasso, ReflectionLassoClassifier, evaluate_features
 from analysis.dictionary import Dictionary
 from analysis.geometry import feature_values
 
+
 @parametrize_with_checks([ReflectionLasso(candidates="sampled", n_samples=200, max_iter=2, random_state=0),
                           ReflectionLassoClassifier(candidates="sampled", n_samples=200, max_iter=2,
                                                     random_state=0)])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")   # max_iter=2 keeps the checks fast
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -69,7 +75,7 @@ def test_to_torch_objective_equals_lasso_objective(depth, bias):
 def test_certificate_and_timings_are_json_ready():
     import json
     X, y = _data(8, 2)
-    model = ReflectionLasso(depth=2, path=3).fit(X, y)
+    model = ReflectionLasso(depth=2, n_betas=3).fit(X, y)
     text = json.dumps(model.certificate_)
     assert {"scope", "exact", "dictionary_ratio", "duality_gap", "tol", "statement"} <= set(json.loads(text))
     assert {"beta_max_s", "solve_s", "certificate_s", "total_s"} <= set(model.timings_)
@@ -125,8 +131,112 @@ def test_warm_started_path_ends_certified_where_the_restricted_search_stalls():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 2))
     y = np.sign(X[:, 0])
-    path = ReflectionLasso(depth=3, beta=0.05, path=8).fit(X, y)
+    path = ReflectionLasso(depth=3, beta=0.05, n_betas=8).fit(X, y)
     direct = ReflectionLasso(depth=3, beta=0.05).fit(X, y)
     assert path.certificate_["dictionary_ratio"] <= 1 + 1e-6
     assert path.path_["dictionary_ratio"].max() <= 1 + 1e-6
     assert path.objective_ == pytest.approx(direct.objective_, rel=1e-9)
+
+
+PARAMETERS = [
+    ({"bias": 1}, "bias must be True or False, got 1"),
+    ({"solver": "lbfgs"}, "solver must be one of"),
+    ({"solver": "cvxpy", "candidates": "sampled"}, "candidates must be 'dictionary' with solver='cvxpy'"),
+    ({"tol": 0.0}, "tol must be a positive number"),
+    ({"max_iter": 0}, "max_iter must be an integer >= 1, got 0"),
+    ({"max_candidates": 2.5}, "max_candidates must be an integer >= 1, got 2.5"),
+    ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
+    ({"random_state": "seed"},
+     r"random_state must be None, an integer in \[0, 2\*\*32\) or a numpy.random.RandomState, got 'seed'"),
+    ({"random_state": -1}, "random_state must be None"),
+    ({"verbose": "yes"}, "verbose must be True, False or an integer >= 0"),
+    ({"n_betas": 0}, "n_betas must be an integer >= 1, got 0"),
+    ({"beta_min_ratio": 1.5}, r"beta_min_ratio must be a number in \(0, 1\] or None, got 1.5"),
+    ({"betas": [0.1, -0.2]}, "betas must be a non-empty 1-D array of positive finite numbers"),
+    ({"betas": [0.1], "n_betas": 3}, "give either betas or n_betas/beta_min_ratio"),
+    ({"path": 3, "n_betas": 2}, "path is deprecated and cannot be combined"),
+    ({"path": 3, "betas": np.array([0.1, 0.2])}, "path is deprecated and cannot be combined"),
+    ({"init_neurons": (np.ones((1, 2)), np.zeros(1), [()])}, "init_neurons needs candidates='sampled'"),
+    ({"init_neurons": (np.ones((1, 3)), np.zeros(1), [()]), "candidates": "sampled"},
+     r"init_neurons must be \(W, b, C\) with W of shape \(k, n_features\).*n_features=2"),
+]
+
+
+@pytest.mark.parametrize("params,message", PARAMETERS)
+def test_every_parameter_is_checked_at_fit_with_one_line_naming_it(params, message):
+    X, y = _data(8, 2)
+    model = ReflectionLasso(depth=3, **params)                 # scikit-learn: __init__ stores, fit checks
+    with pytest.raises(ValueError, match=message) as err:
+        model.fit(X, y)
+    assert "\n" not in str(err.value) and str(err.value).startswith("ReflectionLasso: ")
+
+
+def test_parameters_after_depth_are_keyword_only():
+    with pytest.raises(TypeError):
+        ReflectionLasso(2, 0.1)
+    with pytest.raises(TypeError):
+        ReflectionLassoClassifier(2, 0.1)
+
+
+def test_random_state_follows_scikit_learns_rules():
+    X, y = _data(10, 2, seed=3)
+    kw = dict(depth=3, beta=0.05, candidates="sampled", n_samples=100, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = ReflectionLasso(random_state=np.random.RandomState(7), **kw).fit(X, y)
+        b = ReflectionLasso(random_state=np.random.RandomState(7), **kw).fit(X, y)
+        c = ReflectionLasso(random_state=5, **kw).fit(X, y)
+        d = ReflectionLasso(random_state=5, **kw).fit(X, y)
+        np.random.seed(11)                                     # None: numpy's global RandomState
+        e = ReflectionLasso(**kw).fit(X, y)
+        np.random.seed(11)
+        f = ReflectionLasso(**kw).fit(X, y)
+    assert a.objective_ == b.objective_ and c.objective_ == d.objective_ and e.objective_ == f.objective_
+
+
+def test_explicit_path_parameters_solve_the_grids_they_name():
+    X, y = _data(10, 2, seed=5)
+    beta_max = ReflectionLasso(depth=2).fit(X, y).beta_max_
+    down_to_beta = ReflectionLasso(depth=2, beta=0.2 * beta_max, n_betas=3).fit(X, y)
+    assert np.allclose(down_to_beta.path_["beta"], np.geomspace(beta_max, 0.2 * beta_max, 3))
+    ratio = ReflectionLasso(depth=2, n_betas=3, beta_min_ratio=0.25).fit(X, y)
+    assert np.allclose(ratio.path_["beta"], np.geomspace(beta_max, 0.25 * beta_max, 3))
+    assert np.isclose(ratio.beta_, 0.25 * beta_max)
+    ratio_and_beta = ReflectionLasso(depth=2, beta=0.1 * beta_max, n_betas=2, beta_min_ratio=0.5).fit(X, y)
+    assert np.allclose(ratio_and_beta.path_["beta"], [beta_max, 0.5 * beta_max, 0.1 * beta_max])
+    explicit = ReflectionLasso(depth=2, betas=[0.3, 0.6]).fit(X, y)
+    assert explicit.beta_ == 0.3 and explicit.path_["beta"].tolist() == [0.6, 0.3]
+    plain = ReflectionLasso(depth=2).fit(X, y)
+    assert np.isclose(plain.beta_, 0.1 * beta_max) and len(plain.path_) == 1
+
+
+@pytest.mark.parametrize("path,written,params", [
+    (3, "n_betas=3", {"n_betas": 3}),
+    ((3, 0.5), "n_betas=3, beta_min_ratio=0.5", {"n_betas": 3, "beta_min_ratio": 0.5}),
+    ((2.0, 1.0), "betas=[2.0, 1.0]", {"betas": [2.0, 1.0]}),         # no longer read as n=2, ratio=1.0
+    ((3, 2.0), "betas=[3.0, 2.0]", {"betas": [3.0, 2.0]}),             # a ratio above 1 never was one
+    (np.array([0.5, 0.2]), "betas=[0.5, 0.2]", {"betas": [0.5, 0.2]}),
+])
+def test_deprecated_path_warns_with_what_to_write_and_maps_exactly(path, written, params):
+    X, y = _data(10, 2, seed=6)
+    with pytest.warns(FutureWarning, match=rf"path= is deprecated.*write {re.escape(written)} instead") as record:
+        old = ReflectionLasso(depth=2, path=path).fit(X, y)
+    assert record[0].filename == __file__                     # points at the caller's line
+    new = ReflectionLasso(depth=2, **params).fit(X, y)
+    assert old.path_["beta"].tolist() == new.path_["beta"].tolist() and old.beta_ == new.beta_
+    assert old.objective_ == new.objective_
+
+
+def test_a_fit_stopped_by_max_iter_warns_and_says_so():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 2))
+    y = np.sign(X[:, 0]) + 0.1 * rng.normal(size=20)
+    with pytest.warns(ConvergenceWarning, match=r"stopped unconverged after 1 passes \(dictionary ratio .* raise "
+                                                 r"max_iter=1") as record:
+        short = ReflectionLasso(depth=3, beta=0.01, max_iter=1).fit(X, y)
+    assert record[0].filename == __file__
+    assert short.certificate_["dictionary_ratio"] > 1 + short.tol and not short.certificate_["exact"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)      # the same problem, enough passes: silent
+        full = ReflectionLasso(depth=3, beta=0.01).fit(X, y)
+    assert full.certificate_["dictionary_ratio"] <= 1 + full.tol and full.objective_ < short.objective_

@@ -84,7 +84,7 @@ def test_path_warm_starts_equal_cold_fits():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(12, 2))
     y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=12)
-    model = ReflectionLasso(depth=3, path=5).fit(X, y)
+    model = ReflectionLasso(depth=3, n_betas=5).fit(X, y)
     path = model.path_
     assert list(path.columns) == ["beta", "objective", "n_features", "dictionary_ratio", "duality_gap"]
     assert len(path) == 5 and np.all(np.diff(path["beta"]) < 0)

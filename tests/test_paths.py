@@ -19,7 +19,7 @@ def test_path_to_small_beta_matches_cvxpy_at_every_beta(d, depth, N, target):
     noise = rng.normal(size=N)
     y = {"smooth": np.sin(3 * X[:, 0]) + 0.1 * noise, "sign": np.sign(X[:, 0] * X[:, -1]) + 0.1 * noise,
          "noise": noise}[target]
-    model = ReflectionLasso(depth=depth, path=(6, 2e-3)).fit(X, y)
+    model = ReflectionLasso(depth=depth, n_betas=6, beta_min_ratio=2e-3).fit(X, y)
     path = model.path_
     assert len(path) == 6 and path["beta"].min() < 1e-2 * model.beta_max_
     assert set(model.history_["beta"]) == set(path["beta"])            # every beta's passes are recorded
