@@ -22,8 +22,8 @@ from . import lasso
 from .certificate import certify, certify_constant, continuum_oracle, neuron_parameters
 from .dictionary import Dictionary, n_candidates, points_per_feature
 from .geometry import feature_values, pad_offsets
-from .preprocess import check_target, frame
 from .parallel import parallel_scorer
+from .preprocess import check_target, frame
 from .pricing import price
 from .sampling import Sampler
 

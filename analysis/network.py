@@ -132,7 +132,7 @@ class ParallelAbsNet(AbsNet):
 
     @classmethod
     def from_features(cls, W, b, C, coef, intercept: float, depth: int, bias: bool = True,
-                      dtype=torch.float64) -> "ParallelAbsNet":
+                      dtype=torch.float64) -> ParallelAbsNet:
         """The network of a Lasso solution (docs/MATH.md section 6): one unit per non-zero ``coef``.
 
         With ``gamma = |z|^(1/L)``: first layer ``gamma w``, bias ``gamma b``; scalar layers ``gamma``

@@ -12,7 +12,7 @@ about ``w.x + b = s c_1``; those nested planes are scored with the support kept 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

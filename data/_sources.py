@@ -11,11 +11,11 @@ import json
 import logging
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -84,7 +84,7 @@ def builtin_path(name: str) -> Path:
     return Path(str(resources.files(spec.package).joinpath(spec.resource)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def builtin_frame(name: str) -> pd.DataFrame:
     """The parsed lexicon (cached; callers copy before changing it)."""
     return BUILTINS[name].parse(builtin_path(name))

@@ -28,11 +28,11 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import numpy as np
@@ -162,7 +162,7 @@ def shown_status(status: str, info: dict | None, reported: bool) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -342,7 +342,7 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.workspace)!r}{', read_only=True' if self.read_only else ''})"
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -47,7 +47,7 @@ class Reduction(TransformerMixin, BaseEstimator):
         self.standardize = standardize
         self.random_state = random_state
 
-    def fit(self, X, y=None) -> "Reduction":
+    def fit(self, X, y=None) -> Reduction:
         """Fit the mean, the directions and the scales on the training vectors ``X`` (n_train, dim)
         (and, for PLS, their targets ``y``)."""
         X = _matrix(X, "fit")
@@ -115,7 +115,7 @@ class Reduction(TransformerMixin, BaseEstimator):
         return out
 
     @classmethod
-    def from_dict(cls, params: dict) -> "Reduction":
+    def from_dict(cls, params: dict) -> Reduction:
         """The fitted ``Reduction`` saved by :meth:`to_dict`."""
         missing = [key for key in (*cls._get_param_names(), "n_features_in", "n_samples", *ARRAYS)
                    if key not in params]

@@ -15,6 +15,7 @@ import signal
 import sys
 import typing
 from dataclasses import fields
+from datetime import UTC
 from pathlib import Path
 from typing import Optional
 
@@ -146,7 +147,7 @@ def _config_options(func):
     return wrapper
 
 
-def _build_config(config_file: Optional[Path], options: dict) -> RunConfig:
+def _build_config(config_file: Path | None, options: dict) -> RunConfig:
     """``config_file`` (or the defaults) with the options given on the command line applied."""
     kinds = field_types()
     given = {}
@@ -185,7 +186,7 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _exit_interrupted(run_id: str, report: Optional[str], err: BaseException) -> typing.NoReturn:
+def _exit_interrupted(run_id: str, report: str | None, err: BaseException) -> typing.NoReturn:
     """The end of an interrupted run: its summary and one line, then exit at once (128 + the signal)."""
     from .pipeline import summarize
     code = _signal_code(err)
@@ -200,7 +201,7 @@ def _exit_interrupted(run_id: str, report: Optional[str], err: BaseException) ->
         os._exit(code)   # the tasks still running in threads can no longer write (Store halt_writes)
 
 
-_current_config: Optional[RunConfig] = None
+_current_config: RunConfig | None = None
 
 
 def _signal_code(err: BaseException) -> int:
@@ -213,9 +214,9 @@ def _signal_code(err: BaseException) -> int:
 @app.command()
 @_guard
 @_config_options
-def run(config: Optional[Path] = typer.Option(None, "--config", help="TOML file of a run (written beside each "
+def run(config: Path | None = typer.Option(None, "--config", help="TOML file of a run (written beside each "
                                               "report as runs/<run_id>/config.toml); options given here override it"),
-        resume: Optional[str] = typer.Option(None, "--resume", help="resume this run id with its stored config"),
+        resume: str | None = typer.Option(None, "--resume", help="resume this run id with its stored config"),
         **options):
     """Run the pipeline (load, embed, reduce, fit each depth over a beta path, train, report); prints the report path."""
     if resume is not None:
@@ -304,7 +305,7 @@ def study(corpora: str = typer.Option("adjectives", "--corpora", help="corpora, 
     typer.echo(result["report"])
 
 
-def read_points(path: Path, target: Optional[str], target_file: Optional[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def read_points(path: Path, target: str | None, target_file: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(X, y, column names)`` from a CSV, Parquet or NPY file; errors name the file, column or row."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
@@ -379,16 +380,16 @@ def _jsonable(value):
 @app.command()
 @_guard
 def fit(points: Path = typer.Argument(..., help="CSV, TSV, Parquet or NPY file of points (one row each)"),
-        target: Optional[str] = typer.Option(None, "--target", help="target column (for NPY: its column index)"),
-        target_file: Optional[Path] = typer.Option(None, "--target-file", help="targets in a separate NPY or CSV file"),
+        target: str | None = typer.Option(None, "--target", help="target column (for NPY: its column index)"),
+        target_file: Path | None = typer.Option(None, "--target-file", help="targets in a separate NPY or CSV file"),
         depth: int = typer.Option(2, "--depth", help="network depth L"),
-        beta: Optional[float] = typer.Option(None, "--beta", help="regularisation (default: the estimator's)"),
+        beta: float | None = typer.Option(None, "--beta", help="regularisation (default: the estimator's)"),
         bias: bool = typer.Option(True, "--bias/--no-bias", help="first-layer biases"),
         candidates: str = typer.Option("dictionary", "--candidates", help="dictionary, continuum or sampled"),
-        max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="largest dictionary enumerated"),
+        max_candidates: int | None = typer.Option(None, "--max-candidates", help="largest dictionary enumerated"),
         seed: int = typer.Option(0, "--seed", help="seed of sampled candidates"),
-        n_jobs: Optional[int] = typer.Option(None, "--n-jobs", help=HELP["n_jobs"]),
-        dask_address: Optional[str] = typer.Option(None, "--dask-address", help="price on the Dask scheduler at "
+        n_jobs: int | None = typer.Option(None, "--n-jobs", help=HELP["n_jobs"]),
+        dask_address: str | None = typer.Option(None, "--dask-address", help="price on the Dask scheduler at "
                                                    "this address (tcp://host:port)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON: objective, certificate and features")):
     """Fit the Lasso of a depth-L absolute-value network to POINTS and print the selected features."""
@@ -457,15 +458,15 @@ def runs(workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace"
 
 @app.command()
 @_guard
-def export(folder: Optional[Path] = typer.Argument(None, help="where to write <table>.parquet "
+def export(folder: Path | None = typer.Argument(None, help="where to write <table>.parquet "
                                                    "(default: WORKSPACE/export-<UTC time>)"),
            workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace", help=HELP["workspace"])):
     """Write every readable table of the store to Parquet (also from a damaged store, which is left untouched)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from data.store import Store, StoreCorruptError
     _workspace_exists(workspace)
-    folder = folder or workspace / f"export-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    folder = folder or workspace / f"export-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     store = Store(workspace, read_only=True, check=False)      # a damaged store too
     try:
         results = store.export_all(folder)
@@ -495,9 +496,9 @@ def corpora():
 @app.command()
 @_guard
 @_config_options
-def serve(cron: Optional[str] = typer.Option(None, "--cron", help='cron schedule, e.g. "0 3 * * *"'),
-          interval: Optional[float] = typer.Option(None, "--interval", help="schedule every SECONDS"),
-          config: Optional[Path] = typer.Option(None, "--config", help="TOML file of the run to schedule"),
+def serve(cron: str | None = typer.Option(None, "--cron", help='cron schedule, e.g. "0 3 * * *"'),
+          interval: float | None = typer.Option(None, "--interval", help="schedule every SECONDS"),
+          config: Path | None = typer.Option(None, "--config", help="TOML file of the run to schedule"),
           name: str = typer.Option("lookingglass", "--name", help="deployment name"),
           **options):
     """Serve the pipeline as a scheduled Prefect deployment; scheduled runs never overlap.

@@ -17,7 +17,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import _prefect_env
@@ -274,14 +274,14 @@ def _completed_steps(cfg: RunConfig, run_id: str) -> set[str] | None:
 
 def new_run_id() -> str:
     """``YYYYmmdd-HHMMSS-xxxxxx`` (UTC, random suffix)."""
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def _flow_run() -> dict:
     """The Prefect flow run executing this run: id, name, deployment and start time (UTC, ISO)."""
     from prefect.runtime import deployment, flow_run
     return {"flow_run_id": flow_run.id, "flow_run_name": flow_run.name, "deployment_id": deployment.id,
-            "started_at": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%S}Z"}
+            "started_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}Z"}
 
 
 @flow(name="lookingglass-pipeline")

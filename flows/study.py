@@ -101,14 +101,15 @@ def prepare(cfg: dict, corpus: str, model: str, seed: int) -> str:
 def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> dict:
     """One cell: reduction, signal kept, a Lasso per depth, symmetry against chance and depth, trained networks."""
     import torch
+    from sklearn.metrics import r2_score
 
     from analysis import ReflectionLasso, evaluate_features
     from analysis.emergence import emergence
     from analysis.network import ParallelAbsNet
     from analysis.symmetry import mirror_planes, summarize, symmetry_table
-    from analysis.training import relative_gap, train as train_net
+    from analysis.training import relative_gap
+    from analysis.training import train as train_net
     from embeddings.reduce import Reduction, signal_kept
-    from sklearn.metrics import r2_score
     torch.set_num_threads(1)
     start = time.perf_counter()
     k = 1 if reduction == "pls1" else c.n_components

@@ -10,9 +10,9 @@ import json
 import logging
 import os
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ def _write(out_path, text: str) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def build_report(bundle: dict, out_path, max_planes: int = 12) -> Path:

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from data.store import Store
-from tests._processes import process_table, project_processes, wait_gone
+from tests._processes import process_table, wait_gone
 from tests._tiny_bert import WORDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(900)]

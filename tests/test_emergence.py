@@ -5,8 +5,15 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.emergence import (emergence, null_planes, plane_distances, point_distances, training_planes,
-                                unsigned_angles, weighted_share)
+from analysis.emergence import (
+    emergence,
+    null_planes,
+    plane_distances,
+    point_distances,
+    training_planes,
+    unsigned_angles,
+    weighted_share,
+)
 from analysis.network import FCAbsNet, ParallelAbsNet
 
 

@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from analysis.geometry import (cross_product, feature_values, fold_parameters, hyperplanes_through,
-                               reflect, signed_distance)
+from analysis.geometry import (
+    cross_product,
+    feature_values,
+    fold_parameters,
+    hyperplanes_through,
+    reflect,
+    signed_distance,
+)
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5])

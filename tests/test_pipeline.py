@@ -116,8 +116,9 @@ def test_second_identical_run_takes_embeddings_from_the_cache(config):
 
 
 def test_failure_is_recorded_with_a_report_and_the_run_resumes(config, monkeypatch):
-    import flows.pipeline as pipeline
     from prefect import task
+
+    import flows.pipeline as pipeline
 
     @task(name="train")
     def broken(*args):

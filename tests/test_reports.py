@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import evaluate_features
 from analysis.geometry import fold_parameters, hyperplanes_through
 from reports import build_index, build_report, publish, report_path
-from analysis import evaluate_features
 from reports.features import fold_levels, mirror_pairs
 from reports.sections import report_context
 

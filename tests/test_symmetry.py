@@ -2,11 +2,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.geometry import feature_values
 from analysis.dictionary import Dictionary
 from analysis.emergence import plane_distances
-from analysis.symmetry import (fold_planes, mirror_planes, nn_scale, summarize, support, symmetry_score,
-                               symmetry_table, verdict)
+from analysis.geometry import feature_values
+from analysis.symmetry import (
+    fold_planes,
+    mirror_planes,
+    nn_scale,
+    summarize,
+    support,
+    symmetry_score,
+    symmetry_table,
+    verdict,
+)
 
 RNG = np.random.default_rng(0)
 X1 = RNG.normal(size=(20, 1))

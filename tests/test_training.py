@@ -7,7 +7,7 @@ import torch
 from test_network import solve_lasso, warm_net
 
 from analysis.network import FCAbsNet, ParallelAbsNet
-from analysis.training import (BelowGlobalOptimum, TrainingDiverged, compare_with_lasso, stationarity, train)
+from analysis.training import BelowGlobalOptimum, TrainingDiverged, compare_with_lasso, stationarity, train
 
 # docs/MATH.md section 4: the plane dictionary is a restriction here.
 X2 = np.array([[-2.0, -2.0], [1.0, 2.0], [0.0, 1.0]])
