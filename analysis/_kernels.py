@@ -95,7 +95,8 @@ def _repeats_force_rank_deficiency(M, k, n_point_cols):
 def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
     """Parameters of one column into ``w``, ``c``; returns ``(status, b)``: ``VALID``, ``DEGENERATE``
     (``||w|| <= tol`` times the Hadamard bound of the lifted points: rank-deficient to tolerance),
-    ``REPEATED`` (repeated points make the lifted points exactly dependent: provably no column) or ``NEGATIVE`` (the signs cannot make every ``c >= 0``: not a feature of this depth)."""
+    ``REPEATED`` (repeated points make the lifted points exactly dependent: provably no column) or ``NEGATIVE``
+    (the signs cannot make every ``c >= 0``: not a feature of this depth)."""
     k = pts.shape[0]
     d = X.shape[1]
     m = labels.shape[2]

@@ -109,7 +109,8 @@ def _cells3(V, r):
     base = (S * r) @ V
     for si in (1.0, -1.0):
         for sj in (1.0, -1.0):
-            u = base[generic] + (si * r[i[generic]])[:, None] * V[i[generic]] + (sj * r[j[generic]])[:, None] * V[j[generic]]
+            u = (base[generic] + (si * r[i[generic]])[:, None] * V[i[generic]]
+                 + (sj * r[j[generic]])[:, None] * V[j[generic]])
             cands.append(_unit(u))
     for v in np.flatnonzero(~generic):                   # several planes through one vertex
         p, through = P[v], np.flatnonzero(on[v])
@@ -265,7 +266,9 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
                                      f"{n_degenerate:,} degenerate point sets the dictionary skipped do not matter.)"
                                      if n_degenerate else ""))
             else:
-                cert["statement"] = (f"Optimum of the {'plane dictionary and the continuum neurons added' if columns == 'continuum' else 'plane dictionary'} "
+                over = ("plane dictionary and the continuum neurons added" if columns == "continuum"
+                        else "plane dictionary")
+                cert["statement"] = (f"Optimum of the {over} "
                                      f"{solved}{where}, a restriction here: some neuron off it improves the fit "
                                      f"(continuum ratio {rho_net:.6g} by {oracle.method}); the network optimum lies in "
                                      f"[{lower:.6g}, {objective:.6g}].{skipped}")
@@ -306,6 +309,7 @@ def certify_constant(objective: float, dim: int, y_constant: bool, depth: int, t
         cert["statement"] = (f"Global optimum of the depth-{depth} network training problem for every beta: {why}, "
                              "so the best network is the constant mean(y).")
     else:
-        cert["statement"] = (f"The constant mean(y) is the optimum over the {'sampled candidates' if sampled else 'dictionary'}"
+        cert["statement"] = (f"The constant mean(y) is the optimum over the "
+                             f"{'sampled candidates' if sampled else 'dictionary'}"
                              f" for every beta: {why}; in d={dim} that does not prove that no neuron off it helps.")
     return cert

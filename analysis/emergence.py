@@ -41,7 +41,8 @@ def unsigned_angles(W, normals) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plane_distances(W, b, W_ref, b_ref) -> tuple[np.ndarray, np.ndarray]:
-    """``min_j min_{s=+-1} ||(w, b) - s (w_j, b_j)||`` (unit normals) for each plane ``(W[k], b[k])``, and the argmin j."""
+    """``min_j min_{s=+-1} ||(w, b) - s (w_j, b_j)||`` (unit normals) for each plane ``(W[k], b[k])``,
+    and the argmin j."""
     W, b = _unit(W, b)
     W_ref, b_ref = _unit(W_ref, b_ref)
     P, R = np.c_[W, b], np.c_[W_ref, b_ref]
@@ -77,7 +78,8 @@ def point_distances(W, b, X, k: int) -> np.ndarray:
 
 
 def null_planes(X, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random hyperplanes crossing the data: normal uniform on the sphere, offset uniform over the span of ``w.x_n``."""
+    """``n`` random hyperplanes crossing the data: normal uniform on the sphere, offset uniform over the span
+    of ``w.x_n``."""
     W = _unit(rng.standard_normal((n, np.asarray(X).shape[1])))
     t = np.asarray(X, dtype=float) @ W.T
     return W, -rng.uniform(t.min(axis=0), t.max(axis=0))

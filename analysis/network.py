@@ -96,7 +96,8 @@ class ParallelAbsNet(AbsNet):
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: int | None = None) -> None:
-        """Random start: ``w ~ N(0, I/d)``, ``b ~ N(0, 1)``, ``v ~ 1 + N(0, 0.1)``, bias ``~ N(0, 0.1)``, ``alpha ~ N(0, 1/m)``."""
+        """Random start: ``w ~ N(0, I/d)``, ``b ~ N(0, 1)``, ``v ~ 1 + N(0, 0.1)``, bias ``~ N(0, 0.1)``,
+        ``alpha ~ N(0, 1/m)``."""
         g = torch.Generator().manual_seed(int(seed)) if seed is not None else None
 
         def normal(p, mean=0.0, std=1.0):
@@ -179,7 +180,8 @@ class ParallelAbsNet(AbsNet):
         return net
 
     def unit_features(self):
-        """Each unit as ``alpha_k h_k = coef_k * phi_k + const``: ``(W (m, d) unit rows, b, C (m, L-2) >= 0, coef, intercept)``.
+        """Each unit as ``alpha_k h_k = coef_k * phi_k + const``:
+        ``(W (m, d) unit rows, b, C (m, L-2) >= 0, coef, intercept)``.
 
         ``c_l = -b_l / (v_l s_l)`` with ``s_1 = ||w||``, ``s_{l+1} = |v_l| s_l``, ``coef = alpha s_{L-1}``. An
         offset ``c <= 0`` is no fold (``| u - c | = u - c`` for ``u >= 0``): it is carried into the next

@@ -76,7 +76,8 @@ def _cells(D: Dictionary) -> _Cells:
         count.append(np.minimum(p, f.n_sets - s))
         first.append(first[-1] + s.size)
         per.append(p)
-    cat = (lambda a: np.concatenate(a) if a else np.empty(0, dtype=np.int64))
+    def cat(a):
+        return np.concatenate(a) if a else np.empty(0, dtype=np.int64)
     return _Cells(cat(fam), cat(start), cat(count), np.array(first), np.array(per, dtype=np.int64))
 
 

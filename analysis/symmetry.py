@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 def _values(f: Callable, P: np.ndarray) -> np.ndarray:
     v = np.asarray(f(P), dtype=float).reshape(-1)
     if v.shape != (len(P),):
-        raise ValueError(f"the fitted function must return one value per point, got shape {v.shape} for {len(P)} points")
+        raise ValueError(f"the fitted function must return one value per point, "
+                         f"got shape {v.shape} for {len(P)} points")
     if not np.all(np.isfinite(v)):
         raise ValueError("the fitted function returned NaN or inf")
     return v
@@ -42,7 +43,9 @@ def _score(v: np.ndarray, vr: np.ndarray) -> float:
     """``1 - mean|v - vr| / mean|u - mean u|`` with ``u = (v, vr)``."""
     u = np.concatenate([v, vr])
     spread = np.mean(np.abs(u - u.mean())) if len(u) else 0.0
-    return 1.0 if spread <= 1e-14 * max(np.max(np.abs(u), initial=0.0), 1.0) else float(1.0 - np.mean(np.abs(v - vr)) / spread)
+    if spread <= 1e-14 * max(np.max(np.abs(u), initial=0.0), 1.0):
+        return 1.0
+    return float(1.0 - np.mean(np.abs(v - vr)) / spread)
 
 
 def nn_scale(X) -> float:
@@ -79,7 +82,8 @@ def symmetry_score(f: Callable, X, w, b: float = 0.0, radius: float | None = Non
 
 
 def fold_planes(features) -> list[tuple[np.ndarray, float, float]]:
-    """``(w, b, |coef|)`` of the features with a positive fold offset (their mirror planes), largest ``|coef|`` first."""
+    """``(w, b, |coef|)`` of the features with a positive fold offset (their mirror planes),
+    largest ``|coef|`` first."""
     rows = [(np.asarray(r.w, dtype=float), float(r.b), abs(float(r.coef)))
             for r in pd.DataFrame(features).itertuples() if np.any(np.asarray(r.offsets, dtype=float) > 0)]
     return sorted(rows, key=lambda t: -t[2])
@@ -163,7 +167,8 @@ def symmetry_table(fits: dict, X, planes: list[dict], radius: float | None = Non
 
 
 def verdict(lo: float, hi: float, threshold: float = 0.0) -> str:
-    """"supported" when the interval lies above ``threshold``, "not supported" when at or below it, else "cannot tell"."""
+    """"supported" when the interval lies above ``threshold``, "not supported" when at or below it,
+    else "cannot tell"."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "cannot tell"
     return "supported" if lo > threshold else "not supported" if hi <= threshold else "cannot tell"

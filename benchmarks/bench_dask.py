@@ -97,7 +97,8 @@ def _efficiency() -> list[tuple[str, str]]:
         times[workers] = pass_s, fit_s
         rows += [(f"LocalCluster {workers} worker(s): complete pass s ({tasks} tasks)", f"{pass_s:.2f}"),
                  (f"LocalCluster {workers} worker(s): certified fit s", f"{fit_s:.1f}"),
-                 ("  objective relative to one process", f"{(model.objective_ - local.objective_) / local.objective_:.1e}")]
+                 ("  objective relative to one process",
+                  f"{(model.objective_ - local.objective_) / local.objective_:.1e}")]
     (p1, f1), (p2, f2) = times[1], times[2]
     rows += [("parallel efficiency, pass: T(1 worker) / (2 T(2 workers))", f"{p1 / (2 * p2):.0%}"),
              ("parallel efficiency, fit", f"{f1 / (2 * f2):.0%}"),

@@ -27,7 +27,8 @@ def _data(d: int, seed: int = 0):
 
 
 def _lasso(X, y, depth, beta):
-    """``(objective, seconds, n_features, lower_bound, solver)`` from ReflectionLasso, else cvxpy on small dictionaries."""
+    """``(objective, seconds, n_features, lower_bound, solver)`` from ReflectionLasso,
+    else cvxpy on small dictionaries."""
     try:
         from analysis.estimator import ReflectionLasso
     except ImportError:

@@ -851,7 +851,8 @@ class Store:
         return list(TABLES)
 
     def export(self, table: str, path: str | os.PathLike) -> Path:
-        """Write ``table`` to a Parquet file at ``path`` (a folder or a path without suffix gets ``<table>.parquet``)."""
+        """Write ``table`` to a Parquet file at ``path``
+        (a folder or a path without suffix gets ``<table>.parquet``)."""
         if table not in TABLES:
             raise ValueError(f"no table '{table}' in the store; tables are: {', '.join(TABLES)}")
         path = Path(path)

@@ -1,4 +1,5 @@
-"""The ``lookingglass`` command line: ``run``, ``study``, ``fit``, ``report``, ``runs``, ``export``, ``corpora``, ``serve``.
+"""The ``lookingglass`` command line: ``run``, ``study``, ``fit``, ``report``, ``runs``, ``export``, ``corpora``,
+``serve``.
 
 Bad input ends with one line ``Error: ...`` on stderr and exit code 2, within seconds: options,
 corpus and model are checked (``flows.inputs``) before Prefect is imported or a server starts. A
@@ -17,7 +18,6 @@ import typing
 from dataclasses import fields
 from datetime import UTC
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -136,7 +136,7 @@ def _config_options(func):
         default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
         shown = "" if default is None else f" \\[default: {default}]"
         params.append(inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
+            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind | None,
             default=typer.Option(None, *decls, help=HELP[f.name] + shown, show_default=False)))
 
     @functools.wraps(func)
@@ -218,11 +218,13 @@ def run(config: Path | None = typer.Option(None, "--config", help="TOML file of 
                                               "report as runs/<run_id>/config.toml); options given here override it"),
         resume: str | None = typer.Option(None, "--resume", help="resume this run id with its stored config"),
         **options):
-    """Run the pipeline (load, embed, reduce, fit each depth over a beta path, train, report); prints the report path."""
+    ("Run the pipeline (load, embed, reduce, fit each depth over a beta path, train, report); "
+     "prints the report path.")   # one line: the command list shows the docstring as written
     if resume is not None:
         extra = sorted(k for k, v in options.items() if v is not None and k != "workspace")
         if extra or config is not None:
-            raise InputError(f"--resume uses the run's stored config; give only --workspace (got {', '.join(extra) or '--config'})")
+            raise InputError("--resume uses the run's stored config; give only --workspace "
+                             f"(got {', '.join(extra) or '--config'})")
         cfg = _resumable(resume, options.get("workspace") or RunConfig.workspace)
     else:
         cfg = _build_config(config, options)
@@ -284,14 +286,16 @@ def _csv(value: str, name: str, kind=str) -> tuple:
 def study(corpora: str = typer.Option("adjectives", "--corpora", help="corpora, comma separated"),
           models: str = typer.Option("all-MiniLM-L6-v2", "--models",
                                      help="models, comma separated; name@layer for a transformers hidden layer"),
-          reductions: str = typer.Option("pca,pls,pls1", "--reductions", help="pca, pls, pls1 (exact 1-D track), random"),
+          reductions: str = typer.Option("pca,pls,pls1", "--reductions",
+                                         help="pca, pls, pls1 (exact 1-D track), random"),
           depths: str = typer.Option("2,3", "--depths", help="depths in d >= 2, comma separated"),
           seeds: str = typer.Option("0,1", "--seeds", help="data seeds (sample, split, reduction)"),
           max_points: int = typer.Option(80, "--max-points", help=HELP["max_points"]),
           epochs: int = typer.Option(1500, "--epochs", help=HELP["epochs"]),
           dask: bool = typer.Option(False, "--dask/--no-dask", help=HELP["dask"]),
           workspace: Path = typer.Option(Path(RunConfig.workspace), "--workspace", help=HELP["workspace"])):
-    """Run the study grid (corpora x models x reductions x seeds, every depth); prints the verdicts and the report path."""
+    ("Run the study grid (corpora x models x reductions x seeds, every depth); "
+     "prints the verdicts and the report path.")   # one line, as above
     _prefect_logging(str(workspace))
     from .study import StudyConfig, run_study
     cfg = StudyConfig(corpora=_csv(corpora, "corpora"), models=_csv(models, "models"),

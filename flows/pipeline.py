@@ -457,7 +457,8 @@ def summarize(cfg: RunConfig, run_id: str) -> list[str]:
     for fit in bundle["fits"]:
         cert = fit.get("certificate") or {}
         lines.append(f"depth {fit['depth']}: objective {fit['objective']:.6g} at beta {fit['beta']:.4g}, "
-                     f"{len(fit['features'])} features; dictionary ratio {cert.get('dictionary_ratio', float('nan')):.6g}")
+                     f"{len(fit['features'])} features; "
+                     f"dictionary ratio {cert.get('dictionary_ratio', float('nan')):.6g}")
     for net in bundle["networks"]:
         best = [r for r in net.get("runs", []) if r.get("status") == "ok"]
         if best:

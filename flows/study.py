@@ -114,7 +114,8 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
     start = time.perf_counter()
     k = 1 if reduction == "pls1" else c.n_components
     method = "pls" if reduction.startswith("pls") else reduction
-    red = Reduction(method, n_components=k, random_state=seed).fit(vectors[train], y[train] if method == "pls" else None)
+    red = Reduction(method, n_components=k, random_state=seed).fit(vectors[train],
+                                                                   y[train] if method == "pls" else None)
     Z = red.transform(vectors)
     X, yt = Z[train], y[train]
     out = {"reduction": reduction, "d": k, "seed": int(seed), "n_train": int(train.sum()),
@@ -134,7 +135,8 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
         funcs = {d: (lambda P, e=e: evaluate_features(e.features_, e.intercept_, P)) for d, e in fits.items()}
         table, null = symmetry_table(funcs, X, planes, n_null=c.n_null, n_boot=c.n_boot, random_state=seed)
         if len(table):
-            for key, summ in (("symmetry_all", summarize(table, null)), ("symmetry_own", summarize(table, null, own_only=True)),
+            for key, summ in (("symmetry_all", summarize(table, null)),
+                              ("symmetry_own", summarize(table, null, own_only=True)),
                               ("multilevel", summarize(table, null, level=2))):
                 for depth, row in summ.items():
                     out["depths"][depth][key] = row
@@ -194,7 +196,8 @@ def claims(cells: list[dict]) -> list[dict]:
         "mean score about the fit's own planes minus the 95th percentile of a mean over as many random planes "
         "through training points (the interval is the score's; the null's spread is in its percentile)",
         [(r["symmetry_own"]["mean"] - r["symmetry_own"]["null_q95"],
-          (r["symmetry_own"]["lo"] - r["symmetry_own"]["null_q95"], r["symmetry_own"]["hi"] - r["symmetry_own"]["null_q95"]))
+          (r["symmetry_own"]["lo"] - r["symmetry_own"]["null_q95"],
+           r["symmetry_own"]["hi"] - r["symmetry_own"]["null_q95"]))
          for _, _, r in rows if "symmetry_own" in r])
     add("Multilevel symmetry: depth-4 fits are symmetric about their nested mirror planes beyond chance",
         "as above, on the nested planes within each side (1-D exact track)",

@@ -30,7 +30,8 @@ ENV = Environment(loader=PackageLoader("reports", "templates"), autoescape=selec
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 ENV.filters["fmt"] = fmt
 ENV.filters["when"] = when
-PLOT_CONFIG = {"displaylogo": False, "displayModeBar": "hover", "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+PLOT_CONFIG = {"displaylogo": False, "displayModeBar": "hover", "responsive": True,
+               "modeBarButtonsToRemove": ["lasso2d", "select2d"],
                "toImageButtonOptions": {"format": "svg"}}
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}

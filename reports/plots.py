@@ -222,7 +222,8 @@ def training_figure(curves: list[tuple[str, list]], lasso_objective: float | Non
         fig.add_trace(go.Scatter(x=x, y=c[x], mode="lines", name=name, line=dict(width=1.4),
                                  hovertemplate="step %{x}<br>objective %{y:.5g}"))
     steps = max((len(c) for _, c in curves), default=1) - 1
-    for value, name, dash in ((lasso_objective, "Lasso optimum", "dash"), (lower_bound, "certified lower bound", "dot")):
+    for value, name, dash in ((lasso_objective, "Lasso optimum", "dash"),
+                              (lower_bound, "certified lower bound", "dot")):
         if value is not None and np.isfinite(value):
             fig.add_trace(go.Scatter(x=[0, steps], y=[value, value], mode="lines", name=f"{name} {value:.5g}",
                                      line=dict(color="#111", dash=dash, width=1.4), hoverinfo="name"))

@@ -171,7 +171,8 @@ def feature_rows(fit: dict, pts: Points | None) -> list[dict]:
                "coef": fmt(float(f["coef"])), "sign": "pos" if f["coef"] > 0 else "neg",
                "source": str(f.get("source", "") or ""), "w": fmt(list(f["w"]), 3), "b": fmt(float(f["b"]), 3),
                "offsets": fmt(list(offsets), 3) if offsets else "",
-               "equivalents": len(f["equivalents"]) if isinstance(f.get("equivalents"), (list, tuple, np.ndarray)) else 0,
+               "equivalents": (len(f["equivalents"])
+                               if isinstance(f.get("equivalents"), (list, tuple, np.ndarray)) else 0),
                "points": [], "mirrors": []}
         if pts is not None:
             row["points"] = [pts.describe(p, labels[i] if i < len(labels) else "") for i, p in enumerate(points)]
@@ -395,7 +396,8 @@ def findings(fits: list[dict], networks: list[dict], baseline: dict | None, sign
                         "verdict": _verdict(lo, hi, em["chance_on_predicted"]),
                         "evidence": f"contribution-weighted share {_ci(em['weighted_share_on_predicted'], lo, hi)} "
                                     f"against {fmt(em['chance_on_predicted'], 2)} for random planes; "
-                                    f"{fmt(em.get('lasso_recall'), 2)} of the Lasso's weight has a neuron on its plane"})
+                                    f"{fmt(em.get('lasso_recall'), 2)} of the Lasso's weight "
+                                    "has a neuron on its plane"})
         gap = _gap(best_run(net))
         if gap is not None:
             out.append({"claim": f"Depth {depth}: gradient training reaches the convex optimum",
@@ -420,7 +422,8 @@ def plane_rows(fit: dict, pts: Points | None, nearest: int = 2) -> list[dict]:
     for r in table:
         if r.get("source_depth") != depth or int(r.get("depth", -1)) != depth:
             continue
-        row = {"feature": (r.get("feature") or 0) + 1, "level": r.get("level", 1), "score": _ci(r["score"], r["lo"], r["hi"]),
+        row = {"feature": (r.get("feature") or 0) + 1, "level": r.get("level", 1),
+               "score": _ci(r["score"], r["lo"], r["hi"]),
                "null": fmt(r.get("null_q95"), 3), "p": fmt(r.get("p_value"), 2), "support": fmt(r.get("n_support")),
                "left": [], "right": [], "n_left": "—", "n_right": "—"}
         if pts is not None and len(r["w"]) == pts.d:

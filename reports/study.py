@@ -28,14 +28,18 @@ def cell_rows(cells: list[dict]) -> list[list[str]]:
         sig = c["signal"]
         for depth, r in sorted(c["depths"].items(), key=lambda t: int(t[0])):
             em = r.get("emergence") or {}
+            weighted = _ci({"m": em.get("weighted_share_on_predicted"),
+                            "lo": (em.get("weighted_share_on_predicted_ci") or [None])[0],
+                            "hi": (em.get("weighted_share_on_predicted_ci") or [None, None])[1]}, "m")
             rows.append([*head, str(c["d"]), f"{fmt(sig['full_r2'], 3)} / {fmt(sig['reduced_r2'], 3)}", str(depth),
-                         f"{'proven' if r['exact'] else 'restriction'}, {r['n_features']} features ({r.get('n_fold', 0)} fold)",
+                         f"{'proven' if r['exact'] else 'restriction'}, {r['n_features']} features "
+                         f"({r.get('n_fold', 0)} fold)",
                          fmt(r["test_r2"], 3), _ci(r.get("symmetry_own")),
                          fmt((r.get("symmetry_own") or {}).get("null_q95"), 3),
                          _ci(r.get("symmetry_all"), "diff", "diff_lo", "diff_hi"), _ci(r.get("multilevel")),
                          _ci({"m": em.get("share_through_point"), "lo": (em.get("share_through_point_ci") or [None])[0],
                               "hi": (em.get("share_through_point_ci") or [None, None])[1]}, "m"),
-                         f"{_ci({'m': em.get('weighted_share_on_predicted'), 'lo': (em.get('weighted_share_on_predicted_ci') or [None])[0], 'hi': (em.get('weighted_share_on_predicted_ci') or [None, None])[1]}, 'm')}"
+                         f"{weighted}"
                          f" vs {fmt(em.get('chance_on_predicted'), 2)}",
                          f"{fmt(100 * r['training_gap'], 3)} %" if r.get("training_gap") is not None else "—"])
     return rows
@@ -49,7 +53,8 @@ COLUMNS = ["corpus", "model", "reduction", "seed", "d", "linear probe R² full /
 
 def build_study_report(result: dict, out_path) -> Path:
     """Write the study page of ``flows.study.study``'s result: claims first, then every cell, config folded."""
-    claims = [{**c, "effect_text": fmt(c.get("effect"), 3), "lo_text": fmt(c.get("lo"), 3), "hi_text": fmt(c.get("hi"), 3)}
+    claims = [{**c, "effect_text": fmt(c.get("effect"), 3), "lo_text": fmt(c.get("lo"), 3),
+               "hi_text": fmt(c.get("hi"), 3)}
               for c in result["claims"]]
     cells = result["cells"]
     page = ENV.get_template("study.html").render(

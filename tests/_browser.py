@@ -99,7 +99,8 @@ class Browser:
         for e in self.events:
             m, p = e.get("method"), e.get("params", {})
             if m == "Runtime.exceptionThrown":
-                out.append(f"exception: {p['exceptionDetails'].get('text')} {p['exceptionDetails'].get('exception', {})}")
+                details = p["exceptionDetails"]
+                out.append(f"exception: {details.get('text')} {details.get('exception', {})}")
             elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                 out.append(f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p['args']]}")
             elif m == "Log.entryAdded" and p["entry"]["level"] == "error":

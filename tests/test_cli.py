@@ -202,7 +202,8 @@ def test_resume_is_refused_while_the_run_lives_and_once_it_is_completed(tmp_path
     store = Store(ws)
     config = RunConfig(workspace=str(ws)).to_dict()
     live = store.create_run(config, "live", status="running", info={"process": run_process()})
-    assert_input_error(invoke("run", "--resume", live, "--workspace", ws), "still running", f"pid {run_process()['pid']}")
+    assert_input_error(invoke("run", "--resume", live, "--workspace", ws), "still running",
+                       f"pid {run_process()['pid']}")
     done = store.create_run(config, "done", status="running", info={"process": run_process()})
     store.update_run(done, status="completed")
     store.mark_step(done, "report")

@@ -100,7 +100,8 @@ def test_high_dimension_refuses_to_enumerate_labelings():
         Dictionary(X, 3)
 
 
-@pytest.mark.parametrize("d,depth,bias", [(1, 2, False), (1, 4, True), (2, 3, True), (2, 3, False), (3, 3, True), (2, 4, True)])
+@pytest.mark.parametrize("d,depth,bias",
+                         [(1, 2, False), (1, 4, True), (2, 3, True), (2, 3, False), (3, 3, True), (2, 4, True)])
 def test_closed_form_count_matches_the_enumeration(d, depth, bias):
     from analysis.dictionary import n_candidates
     D = Dictionary(np.random.default_rng(1).normal(size=(8, d)), depth, bias)

@@ -89,7 +89,8 @@ def test_the_checks_see_alerts_errors_and_failed_loads(browser, tmp_path):
     page = tmp_path / "bad.html"
     page.write_text('<!doctype html><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
                     'script-src \'unsafe-inline\'"><body><script>alert(1)</script><script>console.error("boom")'
-                    '</script><script>undefinedFunction()</script><img src="https://example.invalid/x.png">', encoding="utf-8")
+                    '</script><script>undefinedFunction()</script><img src="https://example.invalid/x.png">',
+                    encoding="utf-8")
     browser.open(page)
     time.sleep(0.2)
     problems = "\n".join(browser.problems())

@@ -97,7 +97,8 @@ def make_bundle(n=60, d=2, n_features=6, seed=0, depths=(2, 3), status="complete
            "versions": {"python": "3.11", "numpy": np.__version__}, "error": None,
            "info": {"corpus": {"name": "adjectives", "n": n}, "model": {"name": "all-MiniLM-L6-v2"},
                     "reduction": {"method": "pca", "d": d}}}
-    return {"run": run, "points": points, "reduction": {"method": "pca", "explained_variance_ratio": list(0.3 * 0.6 ** np.arange(d))},
+    return {"run": run, "points": points,
+            "reduction": {"method": "pca", "explained_variance_ratio": list(0.3 * 0.6 ** np.arange(d))},
             "fits": fits, "networks": nets}
 
 
@@ -401,7 +402,8 @@ def test_reports_of_runs_in_a_real_store(tmp_path):
     built = publish(store, tmp_path / "ws" / "reports")
     assert set(built) == {"done", "failed-1"}
     def tables(b):          # what the feature tables show, before and after the store round trip
-        return [[(f["id"], f["coef"], [p["text"] for p in f["points"]], [(m["source"], m["nearest"]) for m in f["mirrors"]])
+        return [[(f["id"], f["coef"], [p["text"] for p in f["points"]],
+                  [(m["source"], m["nearest"]) for m in f["mirrors"]])
                  for f in d["features"]] for d in report_context(b)[0]["depths"]]
     assert tables(store.load_run(done)) == tables(bundle)
     raw = built["done"].read_text(encoding="utf-8")
@@ -432,7 +434,8 @@ def test_findings_and_mirror_planes_from_the_symmetry_step(tmp_path):
                          "table": rows[rows["depth"] == d].to_dict("records")}
     context, _ = report_context(bundle)
     verdicts = {f["claim"]: f["verdict"] for f in context["findings"]}
-    assert verdicts["Depth 3's fit is mirror-symmetric about its own fold planes, beyond chance"] == own[3]["above_chance"]
+    assert verdicts["Depth 3's fit is mirror-symmetric about its own fold planes, beyond chance"] == \
+        own[3]["above_chance"]
     assert verdicts["Depth 3 is more symmetric than the shallower depth about the same planes"] == \
         overall[3]["more_symmetric_than_shallower"]
     view = next(v for v in context["depths"] if v["depth"] == 3)

@@ -58,7 +58,8 @@ def test_served_schedule_runs_land_in_the_store_one_at_a_time(tmp_path):
         deadline = time.monotonic() + 300
         while len(completed_runs(workspace)) < 2 or not running_runs(workspace):   # then stop it mid-run
             assert serve.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no two scheduled runs completed within 300 s:\n" + log.read_text()[-3000:]
+            assert time.monotonic() < deadline, ("no two scheduled runs completed within 300 s:\n"
+                                                 + log.read_text()[-3000:])
             time.sleep(0.5)
         in_flight = running_runs(workspace)
     finally:
