@@ -39,7 +39,7 @@ browser:
 run: $(STAMP)
 	$(VENV)/bin/lookingglass run --workspace $(WORKSPACE)
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # ruff, configured in pyproject.toml ([tool.ruff]); not yet part of `test`
