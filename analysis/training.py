@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .emergence import emergence
 from .network import AbsNet, FCAbsNet, ParallelAbsNet, _check_beta
+from .records import TrainingResult, TrainingRun
 from .symmetry import fold_planes, symmetry_score
 
 logger = logging.getLogger(__name__)
@@ -268,11 +269,12 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
                        widths=(16,), seeds=(0, 1, 2), architectures=("parallel", "fc"), optimizer: str = "adam",
                        lr: float | None = None, max_epochs: int = 5000, plateau: tuple[int, float] = (200, 1e-7),
                        bias: bool = True, lasso_time_s: float | None = None, features=None, tol: float = 1e-6,
-                       dtype=torch.float64, device: str = "auto", progress: bool = True) -> dict:
+                       dtype=torch.float64, device: str = "auto", progress: bool = True) -> TrainingResult:
     """Non-convex training of each architecture and width against the Lasso of the same depth and beta.
 
-    Returns a JSON-able dict; per run: best objective, relative gap to the Lasso objective (and
-    to ``lower_bound`` when given), wall time, time until within 1% of the Lasso objective, the
+    Returns a ``TrainingResult`` (``to_dict`` for its JSON-able form); per run: best objective, relative
+    gap to the Lasso objective (and to ``lower_bound`` when given), wall time,
+    time until within 1% of the Lasso objective, the
     objective curve of each seed, and ``status`` ("ok" or "diverged": no objective then). With
     ``features`` (the Lasso's ``features_`` table) also each run's ``emergence`` summary and, at the
     top, the best parallel run's ``emergence`` and ``symmetry`` (mean score of its function about
@@ -333,14 +335,14 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
                 runs[-1]["emergence"] = emergence(res.net, X, features).summary
             logger.info("%s width %d: objective %.6g, gap %.3g to the Lasso", arch, width,
                         res.best_objective, runs[-1]["relative_gap"])
-    out = {"depth": int(depth), "beta": beta, "n_points": int(n), "dim": int(d), "bias": bool(bias),
-           "status": "ok" if any(r["status"] == "ok" for r in runs) else "diverged",
-           "lasso": {"objective": float(lasso_objective), "wall_time_s": lasso_time_s,
-                     "lower_bound": None if lower_bound is None else float(lower_bound)},
-           "runs": runs}
+    out = TrainingResult(depth=int(depth), beta=beta, n_points=int(n), dim=int(d), bias=bool(bias),
+                         status="ok" if any(r["status"] == "ok" for r in runs) else "diverged",
+                         lasso={"objective": float(lasso_objective), "wall_time_s": lasso_time_s,
+                                "lower_bound": None if lower_bound is None else float(lower_bound)},
+                         runs=[TrainingRun.from_dict(r) for r in runs])
     if features is not None and best is not None:
-        out["emergence"] = emergence(best.net, X, features).summary
+        out.emergence = emergence(best.net, X, features).summary
         planes = fold_planes(features)
-        out["symmetry"] = (float(np.mean([symmetry_score(best.net.predict, X, w, b) for w, b, _ in planes]))
-                           if planes else None)
+        out.symmetry = (float(np.mean([symmetry_score(best.net.predict, X, w, b) for w, b, _ in planes]))
+                        if planes else None)
     return out

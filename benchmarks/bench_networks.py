@@ -66,7 +66,7 @@ def main() -> None:
         report = compare_with_lasso(X, y, depth, beta, objective, lower_bound=lower_bound, widths=(width,),
                                     seeds=(0,), architectures=("parallel",), max_epochs=5000,
                                     plateau=(300, 1e-7), lasso_time_s=seconds, progress=False)
-        run = report["runs"][0]
+        run = report.runs[0].to_dict()
         hit = run["time_to_1pct_s"]
         cells = [(run["wall_time_s"], ".2f"), (hit, ".2f"), (None if hit is None else hit / seconds, ".2f"),
                  (objective, ".5f"), (run["best_objective"], ".5f"), (run["relative_gap"], ".2%"),

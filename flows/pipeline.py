@@ -132,25 +132,11 @@ def _points(cfg: RunConfig, run_id: str) -> tuple[np.ndarray, np.ndarray, np.nda
         (pts["split"] == "train").to_numpy()
 
 
-def _metrics(model, X, y, train: np.ndarray, classes: bool) -> dict:
-    """R^2 and MSE on the train and test splits, plus sign accuracy for classes."""
-    from sklearn.metrics import mean_squared_error, r2_score
-    out = {}
-    for name, mask in (("train", train), ("test", ~train)):
-        if mask.sum() < 2:
-            continue
-        pred = model.predict(X[mask])
-        out[f"{name}_r2"] = float(r2_score(y[mask], pred))
-        out[f"{name}_mse"] = float(mean_squared_error(y[mask], pred))
-        if classes:
-            out[f"{name}_accuracy"] = float(np.mean(np.sign(pred) == y[mask]))
-    return out
-
-
 @task(name="fit", cache_policy=NO_CACHE)
 def fit_step(config: dict, run_id: str, depth: int) -> float:
     """Fit the Lasso of ``depth`` over the beta path on the training points; returns the objective."""
     from analysis import ReflectionLasso
+    from analysis.records import FitResult, fit_metrics
 
     from .cluster import pricing_cluster
     cfg = RunConfig.from_dict(config)
@@ -165,11 +151,8 @@ def fit_step(config: dict, run_id: str, depth: int) -> float:
     with pricing_cluster(cfg.dask_address, use_dask=cfg.dask):   # on the run's Dask cluster, if any
         model.fit(X[train], y[train])
     wall = time.perf_counter() - start
-    result = {"beta": model.beta_, "beta_max": model.beta_max_, "objective": model.objective_,
-              "intercept": model.intercept_, "n_candidates": model.n_candidates_,
-              "certificate": model.certificate_, "metrics": _metrics(model, X, y, train, classes),
-              "timings": {**getattr(model, "timings_", {}), "wall_s": wall}}
-    store.put_fit(run_id, depth, result, model.features_, getattr(model, "path_", None))
+    result = FitResult.from_estimator(model, fit_metrics(model, X, y, train, classes), wall)
+    store.put_fit(run_id, depth, result.to_dict(), model.features_, getattr(model, "path_", None))
     store.update_run(run_id, timings={f"fit:{depth}": wall})
     store.mark_step(run_id, f"fit:{depth}")
     logger.info("depth %d: objective %.6g at beta %.4g, %d features (%.1f s); %s", depth, model.objective_,
@@ -186,8 +169,7 @@ def symmetry_step(config: dict, run_id: str) -> None:
     fit's, nested ones included), on the data support, against random planes through training points and
     against the shallower depth (analysis.symmetry.symmetry_table); record the target signal the reduction
     keeps (a linear probe on the full embeddings vs the reduced points, run info ``signal``)."""
-    from analysis import evaluate_features
-    from analysis.symmetry import mirror_planes, summarize, symmetry_table
+    from analysis.records import FitResult, fit_symmetry
     from embeddings.cache import text_hash
     from embeddings.reduce import signal_kept
     cfg = RunConfig.from_dict(config)
@@ -198,45 +180,34 @@ def symmetry_step(config: dict, run_id: str) -> None:
     if len(cached) == len(set(hashes)) and (~train).sum() >= 2:   # the target signal the reduction keeps
         store.update_run(run_id, info={"signal": signal_kept(np.stack([cached[h] for h in hashes]), y, train, X)})
     fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
-    planes = [p for depth, fit in sorted(fits.items())
-              for p in mirror_planes(fit["features"], depth, SYMMETRY_PLANES)]
-    if not planes:
-        logger.info("symmetry: no fit selected a fold feature; nothing to score")
+    symmetry = fit_symmetry(fits, X[train], SYMMETRY_PLANES, random_state=cfg.seed)
+    if not symmetry:
+        logger.info("symmetry: no mirror plane of a fold feature has enough training points mirrored near data")
         return
-    funcs = {depth: (lambda P, fit=fit: evaluate_features(fit["features"], fit["intercept"], P))
-             for depth, fit in fits.items()}
-    table, null = symmetry_table(funcs, X[train], planes, random_state=cfg.seed)
-    if not len(table):
-        logger.info("symmetry: no mirror plane has enough training points mirrored near data")
-        return
-    overall, own, nested = summarize(table, null), summarize(table, null, own_only=True), summarize(table, null, 2)
-    rows = table.drop(columns="boot").astype(object)
-    rows = rows.where(rows.notna(), None)
     for depth, fit in fits.items():
-        result = {k: v for k, v in fit.items() if k not in ("depth", "features", "path")}
-        result["symmetry"] = {**overall.get(depth, {}), "own": own.get(depth), "multilevel": nested.get(depth),
-                              "null_planes": int(len(null[depth])),
-                              "table": rows[rows["depth"] == depth].to_dict("records")}
-        store.put_fit(run_id, depth, result, fit["features"], fit["path"])
+        result = FitResult.from_dict(fit)
+        result.extra["symmetry"] = symmetry[depth]
+        store.put_fit(run_id, depth, result.to_dict(), fit["features"], fit["path"])
     store.mark_step(run_id, "symmetry")
 
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_step(config: dict, run_id: str, depth: int) -> None:
     """Train the networks of ``depth`` at the fit's beta and compare them with its Lasso objective."""
+    from analysis.records import FitResult
     from analysis.training import compare_with_lasso
     cfg = RunConfig.from_dict(config)
     X, y, train = _points(cfg, run_id)
     store = _store(cfg)
-    fit = next(f for f in store.get_fits(run_id) if int(f["depth"]) == depth)
+    stored = next(f for f in store.get_fits(run_id) if int(f["depth"]) == depth)
+    fit = FitResult.from_dict(stored)
     start = time.perf_counter()
-    result = compare_with_lasso(X[train], y[train], depth, fit["beta"], fit["objective"],
-                                lower_bound=fit["certificate"].get("lower_bound"), widths=cfg.widths,
-                                features=fit["features"],
-                                seeds=cfg.network_seeds, max_epochs=cfg.epochs, bias=cfg.bias,
-                                lasso_time_s=(fit.get("timings") or {}).get("wall_s"), device=cfg.device,
+    result = compare_with_lasso(X[train], y[train], depth, fit.beta, fit.objective,
+                                lower_bound=fit.certificate.get("lower_bound"), widths=cfg.widths,
+                                features=stored["features"], seeds=cfg.network_seeds, max_epochs=cfg.epochs,
+                                bias=cfg.bias, lasso_time_s=fit.timings.get("wall_s"), device=cfg.device,
                                 progress=False)
-    store.put_network(run_id, depth, result)
+    store.put_network(run_id, depth, result.to_dict())
     store.update_run(run_id, timings={f"train:{depth}": time.perf_counter() - start})
     store.mark_step(run_id, f"train:{depth}")
 
@@ -439,6 +410,7 @@ def run_pipeline(cfg: RunConfig, run_id: str | None = None) -> Outcome:
 
 def summarize(cfg: RunConfig, run_id: str) -> list[str]:
     """Lines saying what a run holds: corpus, embeddings (from the cache or computed), fits, networks."""
+    from analysis.records import FitResult, TrainingResult
     from data.store import StoreError
     try:
         bundle = _store(cfg, read_only=True).load_run(run_id)
@@ -454,14 +426,13 @@ def summarize(cfg: RunConfig, run_id: str) -> list[str]:
     if emb:
         lines.append(f"embeddings ({emb.get('name')}): {emb.get('cached')} distinct texts from the cache, "
                      f"{emb.get('embedded')} embedded now")
-    for fit in bundle["fits"]:
-        cert = fit.get("certificate") or {}
-        lines.append(f"depth {fit['depth']}: objective {fit['objective']:.6g} at beta {fit['beta']:.4g}, "
-                     f"{len(fit['features'])} features; "
-                     f"dictionary ratio {cert.get('dictionary_ratio', float('nan')):.6g}")
-    for net in bundle["networks"]:
-        best = [r for r in net.get("runs", []) if r.get("status") == "ok"]
-        if best:
-            gap = min(r["relative_gap"] for r in best)
-            lines.append(f"depth {net['depth']} networks: best relative gap to the Lasso {gap:.3g}")
+    for stored in bundle["fits"]:
+        fit = FitResult.from_dict(stored)
+        lines.append(f"depth {stored['depth']}: objective {fit.objective:.6g} at beta {fit.beta:.4g}, "
+                     f"{len(stored['features'])} features; "
+                     f"dictionary ratio {fit.certificate.get('dictionary_ratio', float('nan')):.6g}")
+    for net in map(TrainingResult.from_dict, bundle["networks"]):
+        best = net.best_run()
+        if best is not None and best.relative_gap is not None:
+            lines.append(f"depth {net.depth} networks: best relative gap to the Lasso {best.relative_gap:.3g}")
     return lines

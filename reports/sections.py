@@ -15,6 +15,8 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+from analysis.records import TrainingResult, TrainingRun
+
 from . import plots
 from .features import mirror_pairs
 
@@ -223,7 +225,7 @@ def certificate_columns(cert: dict) -> dict:
     return dict(zip(CERTIFICATE_COLUMNS, (bool(cert.get("exact")), cert.get("duality_gap"), certified)))
 
 
-def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
+def comparison_table(fits: list[dict], networks: list[TrainingResult]) -> dict | None:
     """Depths side by side: objective, features, reflection share, certificate, symmetry, training against the Lasso."""
     if not fits and not networks:
         return None
@@ -236,8 +238,8 @@ def comparison_table(fits: list[dict], networks: list[dict]) -> dict | None:
             "reflection share": shares["reflection"],
             **certificate_columns(cert), **symmetry_columns(fit.get("symmetry"))}
     for net in networks:
-        row = by_depth.setdefault(int(net["depth"]), {})
-        row.update({"training gap to Lasso": _gap(best_run(net)), **emergence_share(net.get("emergence"))})
+        row = by_depth.setdefault(net.depth, {})
+        row.update({"training gap to Lasso": _gap(net.best_run()), **emergence_share(net.emergence)})
     columns = list(dict.fromkeys(k for row in by_depth.values() for k in row))
     columns = [c for c in columns
                if c in CERTIFICATE_COLUMNS or any(row.get(c) is not None for row in by_depth.values())]
@@ -268,30 +270,18 @@ def emergence_share(emergence) -> dict:
     return {"emergence share": _number(share)} if _number(share) is not None else {}
 
 
-def training_runs(net: dict) -> list[dict]:
-    """The training runs of a network result: its ``runs`` list, or the result itself when flat."""
-    runs = [r for r in net.get("runs") or [] if isinstance(r, dict)]
-    return runs or ([net] if "best_objective" in net else [])
+def _gap(run: TrainingRun | None):
+    return None if run is None else run.relative_gap
 
 
-def best_run(net: dict) -> dict | None:
-    ok = [r for r in training_runs(net) if _number(r.get("best_objective")) is not None]
-    return min(ok, key=lambda r: r["best_objective"]) if ok else None
-
-
-def _gap(run: dict | None):
-    return None if run is None else run.get("relative_gap", run.get("rel_gap"))
-
-
-def training_curves(net: dict) -> list[tuple[str, list]]:
-    """``(name, objective per step)`` of every stored curve: ``curves`` (one per seed) or ``curve``,
-    on the result itself or on each of its runs."""
+def training_curves(net: TrainingResult) -> list[tuple[str, list]]:
+    """``(name, objective per step)`` of every stored curve (one per seed of each run)."""
     out = []
-    for run in [net] + [r for r in training_runs(net) if r is not net]:
-        name = "" if run is net else " ".join(
-            f"{prefix}{run[k]}" for k, prefix in (("architecture", ""), ("width", "width ")) if k in run)
-        curves = run.get("curves") or ([run["curve"]] if run.get("curve") else [])
-        seeds = run.get("seeds") or list(range(len(curves)))
+    for run in net.runs:
+        name = " ".join(f"{prefix}{value}" for value, prefix in ((run.architecture, ""), (run.width, "width "))
+                        if value is not None)
+        curves = run.curves or []
+        seeds = run.seeds or list(range(len(curves)))
         for i, curve in enumerate(curves):
             if isinstance(curve, (list, tuple, np.ndarray)) and len(curve):
                 label = f"seed {seeds[i]}" if len(curves) > 1 and i < len(seeds) else ""
@@ -299,26 +289,30 @@ def training_curves(net: dict) -> list[tuple[str, list]]:
     return out
 
 
-def training_view(net: dict, fit: dict | None, key: str, figures: dict) -> dict:
+def training_view(net: TrainingResult, fit: dict | None, key: str, figures: dict) -> dict:
     """One network result: headline against the Lasso, the runs as a table, objective curves."""
-    lasso = net.get("lasso") if isinstance(net.get("lasso"), dict) else {}
-    lasso_objective = lasso.get("objective", net.get("lasso_objective", (fit or {}).get("objective")))
-    lower = lasso.get("lower_bound", ((fit or {}).get("certificate") or {}).get("lower_bound"))
-    runs, best = training_runs(net), best_run(net)
+    lasso_objective = net.lasso.get("objective", (fit or {}).get("objective"))
+    lower = net.lasso.get("lower_bound", ((fit or {}).get("certificate") or {}).get("lower_bound"))
+    runs, best = [r.to_dict() for r in net.runs], net.best_run()
     curves = training_curves(net)
     if curves:
         figures[key] = plots.training_figure(curves, lasso_objective, lower)
-    diverged = sum(r.get("status") == "diverged" for r in runs)
+    diverged = sum(r.status == "diverged" for r in net.runs)
     columns = list(dict.fromkeys(k for r in runs for k, v in r.items()
-                                 if not isinstance(v, (list, tuple, dict, np.ndarray)) and k != "depth"))
-    headline = [("Lasso objective", lasso_objective), ("best training objective", (best or {}).get("best_objective")),
+                                 if not isinstance(v, (list, tuple, dict, np.ndarray))
+                                 and any(q.get(k) is not None for q in runs)))
+    headline = [("Lasso objective", lasso_objective), ("best training objective", _best(best)),
                 ("relative gap", _gap(best)), ("certified lower bound", lower),
-                *emergence_share(net.get("emergence")).items()]
-    return {"depth": int(net["depth"]), "figure": key if curves else None,
-            "status": net.get("status") or (f"{diverged} of {len(runs)} diverged" if diverged else "ok"),
+                *emergence_share(net.emergence).items()]
+    return {"depth": net.depth, "figure": key if curves else None,
+            "status": net.status if not diverged else f"{diverged} of {len(runs)} diverged",
             "headline": [(k, fmt(v)) for k, v in headline if v is not None],
             "runs": {"columns": columns, "rows": [[fmt(r.get(c)) for c in columns] for r in runs]} if runs else None,
-            "rows": scalars(net, skip=("curves", "runs", "depth", "status", "lasso"))}
+            "rows": scalars(net.to_dict(), skip=("runs", "depth", "status", "lasso"))}
+
+
+def _best(run: TrainingRun | None):
+    return None if run is None else run.best_objective
 
 
 def _ci(value, lo, hi) -> str:
@@ -339,7 +333,8 @@ def linear_baseline(pts: Points | None) -> dict | None:
             "test_r2": float(r2_score(y[pts.test_rows], model.predict(X[pts.test_rows])))}
 
 
-def findings(fits: list[dict], networks: list[dict], baseline: dict | None, signal: dict | None = None) -> list[dict]:
+def findings(fits: list[dict], networks: list[TrainingResult], baseline: dict | None,
+             signal: dict | None = None) -> list[dict]:
     """The claims the run can speak to, each with a verdict ("supported", "not supported", "cannot tell" or
     "fact") and its evidence in words: the target signal the reduction keeps, what the optimum selected,
     symmetry against chance and against the shallower depth, nested symmetry, trained neurons through
@@ -383,7 +378,7 @@ def findings(fits: list[dict], networks: list[dict], baseline: dict | None, sign
                                     f"{nested['planes']} nested planes, each scored within its side; chance "
                                     f"(95th percentile) {fmt(nested['null_q95'], 3)}"})
     for net in networks:
-        depth, em = int(net["depth"]), net.get("emergence") or {}
+        depth, em = net.depth, net.emergence or {}
         if isinstance(em, dict) and "share_through_point" in em:
             lo, hi = em["share_through_point_ci"]
             out.append({"claim": f"Trained depth-{depth} neurons pass through training points",
@@ -398,7 +393,7 @@ def findings(fits: list[dict], networks: list[dict], baseline: dict | None, sign
                                     f"against {fmt(em['chance_on_predicted'], 2)} for random planes; "
                                     f"{fmt(em.get('lasso_recall'), 2)} of the Lasso's weight "
                                     "has a neuron on its plane"})
-        gap = _gap(best_run(net))
+        gap = _gap(net.best_run())
         if gap is not None:
             out.append({"claim": f"Depth {depth}: gradient training reaches the convex optimum",
                         "verdict": "supported" if gap <= 0.01 else "not supported",
@@ -492,7 +487,7 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
     df = bundle.get("points")
     pts = Points(df) if isinstance(df, pd.DataFrame) and len(df) else None
     fits = [normalise_fit(f) for f in sorted(bundle.get("fits") or [], key=lambda f: f["depth"])]
-    networks = sorted(bundle.get("networks") or [], key=lambda n: n["depth"])
+    networks = sorted(map(TrainingResult.from_dict, bundle.get("networks") or []), key=lambda n: n.depth)
     figures = {}
     has_test = pts is not None and len(pts.test_rows) > 0
     if pts is not None:
@@ -522,7 +517,7 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
             figures[f"function{depth}"] = fig
             view["function"], view["function_caption"] = f"function{depth}", caption
         depths.append(view)
-    trainings = [training_view(net, next((f for f in fits if int(f["depth"]) == int(net["depth"])), None),
+    trainings = [training_view(net, next((f for f in fits if int(f["depth"]) == net.depth), None),
                                f"training{i}", figures) for i, net in enumerate(networks)]
     baseline = linear_baseline(pts)
     context = {"run": run, "run_id": str(run.get("run_id", "")), "status": str(run.get("status", "unknown")),

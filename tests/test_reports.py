@@ -163,8 +163,9 @@ def test_every_section_present_with_data(tmp_path):
     assert set(figures) == {"data", "path2", "path3", "function2", "function3", "training0", "training1"}
     assert [t["name"] for t in figures["training0"]["data"]] == [
         "parallel width 16", "Lasso optimum 0.5", "certified lower bound 0.2"]
+    # the flat depth-3 result reads as one run, named by its architecture and width
     assert [t["name"] for t in figures["training1"]["data"]] == [
-        "seed 0", "seed 1", "Lasso optimum 0.33333", "certified lower bound 0.2"]
+        "parallel width 16 seed 0", "parallel width 16 seed 1", "Lasso optimum 0.33333", "certified lower bound 0.2"]
     assert "1 of 2 diverged" in raw and "emergence share" in raw
     assert "2-D slice through the data mean" in raw
     assert "Depth 3: optimum of the dictionary Lasso." in raw and "proven optimum" in raw and "restriction" in raw

@@ -7,6 +7,7 @@ import torch
 from test_network import solve_lasso, warm_net
 
 from analysis.network import FCAbsNet, ParallelAbsNet
+from analysis.records import TrainingResult
 from analysis.training import BelowGlobalOptimum, TrainingDiverged, compare_with_lasso, stationarity, train
 
 # docs/MATH.md section 4: the plane dictionary is a restriction here.
@@ -53,9 +54,9 @@ def test_2d_plane_dictionary_is_a_restriction_that_training_beats():
     report = compare_with_lasso(X2, Y2, 2, 0.1, sol["objective"], lower_bound=0.0701, widths=(8,), seeds=(0, 1, 2),
                                 architectures=("parallel",), optimizer="lbfgs", max_epochs=100,
                                 plateau=(20, 1e-9), progress=False)
-    run = report["runs"][0]
-    assert run["best_objective"] == pytest.approx(0.1364, abs=1e-4)
-    assert run["relative_gap"] < -0.7 and run["gap_to_lower_bound"] > 0
+    run = report.runs[0]
+    assert run.best_objective == pytest.approx(0.1364, abs=1e-4)
+    assert run.relative_gap < -0.7 and run.gap_to_lower_bound > 0
     with pytest.raises(BelowGlobalOptimum, match="lower_bound"):
         compare_with_lasso(X2, Y2, 2, 0.1, sol["objective"], lower_bound=0.3, widths=(8,), seeds=(0,),
                            architectures=("parallel",), optimizer="lbfgs", max_epochs=100, progress=False)
@@ -69,14 +70,14 @@ def test_random_1d_instances_never_beat_the_lasso(seed, depth):
     features = pd.DataFrame({"w": list(sol["W"]), "b": sol["b"], "offsets": list(sol["C"]), "coef": sol["coef"]})
     report = compare_with_lasso(X, y, depth, beta, sol["objective"], widths=(6,), seeds=(0, 1), max_epochs=500,
                                 features=features, progress=False)   # raises BelowGlobalOptimum otherwise
-    assert [r["architecture"] for r in report["runs"]] == ["parallel", "fc"] and report["status"] == "ok"
-    par = report["runs"][0]
-    assert par["status"] == "ok" and par["relative_gap"] >= -1e-6
-    assert (par["time_to_1pct_s"] is None) == (par["relative_gap"] > 0.01)
-    assert par["seeds"] == [0, 1] and min(map(min, par["curves"])) == pytest.approx(par["best_objective"], rel=1e-12)
-    assert report["emergence"]["n_neurons"] == 6 and 0 <= report["emergence"]["share_on_predicted"] <= 1
-    assert (report["symmetry"] is None) == (depth == 2 or not np.any(sol["C"] > 0))
-    json.dumps(report)
+    assert [r.architecture for r in report.runs] == ["parallel", "fc"] and report.status == "ok"
+    par = report.runs[0]
+    assert par.status == "ok" and par.relative_gap >= -1e-6
+    assert (par.time_to_1pct_s is None) == (par.relative_gap > 0.01)
+    assert par.seeds == [0, 1] and min(map(min, par.curves)) == pytest.approx(par.best_objective, rel=1e-12)
+    assert report.emergence["n_neurons"] == 6 and 0 <= report.emergence["share_on_predicted"] <= 1
+    assert (report.symmetry is None) == (depth == 2 or not np.any(sol["C"] > 0))
+    assert TrainingResult.from_dict(json.loads(json.dumps(report.to_dict()))) == report
     # started at the optimum, Adam moves around it but never below it
     res = train(warm_net(sol, depth), X, y, beta, lr=1e-3, max_epochs=200, progress=False)
     assert sol["objective"] * (1 - 1e-9) <= res.best_objective <= sol["objective"] * (1 + 1e-12)
@@ -123,7 +124,7 @@ def test_divergence_is_reported_not_returned():
               progress=False)
     report = compare_with_lasso(X, y, 3, 0.1, 1.0, widths=(4,), seeds=(0,), architectures=("fc",), lr=1e30,
                                 max_epochs=50, dtype=torch.float32, progress=False)
-    assert report["runs"][0]["status"] == "diverged" and report["runs"][0]["best_objective"] is None
+    assert report.runs[0].status == "diverged" and report.runs[0].best_objective is None
 
 
 def test_bad_options_are_rejected():
