@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lasso import dual_objective
+from .geometry import feature_values
+from .lasso import Proposal, dual_objective
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,28 @@ def neuron_parameters(X, oracle: Oracle, which):
     k = oracle.anchors[which]
     b = np.where(k >= 0, -np.einsum("ij,ij->i", W, np.asarray(X)[np.maximum(k, 0)]), 0.0)
     return W, b
+
+
+class ContinuumSource:
+    """Candidate source for ``lasso.column_generation`` (depth 2): each pass adds up to ``batch`` of the
+    oracle's neurons with ``|A_j . r| > threshold``, strongest first; keeps the last oracle and each
+    neuron's explanation (``info``, by key)."""
+
+    def __init__(self, X, bias: bool, batch: int, random_state=None):
+        self.X, self.bias, self.batch, self.random_state = np.asarray(X, dtype=float), bias, batch, random_state
+        self.oracle, self.info = None, {}
+
+    def propose(self, ws, residual, beta: float, threshold: float, partial: bool) -> Proposal:
+        self.oracle = o = continuum_oracle(self.X, residual, self.bias, random_state=self.random_state)
+        viol = np.flatnonzero(o.values > threshold)
+        viol = viol[np.argsort(-o.values[viol])][: self.batch]
+        W, b = neuron_parameters(self.X, o, viol)
+        keys = [f"C:{int(k)}@{np.degrees(np.arctan2(w[1], w[0])):.10f}" for k, w in zip(o.anchors[viol], W)]
+        for key, k, w, bb in zip(keys, o.anchors[viol], W, b):
+            self.info[key] = {"id": key, "kind": "plane", "depth": 2, "points": (int(k),) if k >= 0 else (),
+                              "labels": ("",) if k >= 0 else (), "w": w.tolist(), "b": float(bb), "offsets": ()}
+        added = ws.add(feature_values(self.X, W, b), keys, W, b, np.zeros((len(keys), 0)), "continuum")
+        return Proposal(added, float(o.values.max(initial=0.0)))
 
 
 def _skipped(n_degenerate: int, n_repeated: int) -> str:

@@ -19,13 +19,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import lasso
-from .certificate import certify, certify_constant, continuum_oracle, neuron_parameters
+from .certificate import ContinuumSource, certify, certify_constant, continuum_oracle
 from .dictionary import Dictionary, n_candidates, points_per_feature
 from .geometry import feature_values, pad_offsets
 from .parallel import parallel_scorer
 from .preprocess import check_target, frame
 from .pricing import price
-from .sampling import Sampler
+from .sampling import SampledSource, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -240,17 +240,18 @@ class _ReflectionLassoBase(BaseEstimator):
             self._sampler = Sampler(X, self.depth, self.bias, self._seed(), neurons=neurons)
             A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
             ws.add(A, keys, W, b, C, "sampled")
+            self._source = SampledSource(self._sampler, self.n_samples, BATCH)
             self.beta_max_ = float(scores.max(initial=0.0))
         else:
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
             self._matrix = None
-            self._scorer = parallel_scorer(D, self.n_jobs)   # None: price in this process
+            scorer = parallel_scorer(D, self.n_jobs)         # None: price in this process
             probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
             floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
             res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose,   # floor <= beta_max
-                        scorer=self._scorer)
+                        scorer=scorer)
             lasso.add_dictionary_columns(ws, D, res.ids)
-            self._screen = res.screen
+            self._source = lasso.DictionaryPricing(D, res.screen, progress=self.verbose, scorer=scorer)
             self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
             self.beta_max_ = float(res.max_score)
         timings["beta_max_s"] = time.perf_counter() - t0
@@ -276,8 +277,8 @@ class _ReflectionLassoBase(BaseEstimator):
         timings["solve_s"] = time.perf_counter() - t0
         self.path_ = pd.DataFrame(rows)
         t0 = time.perf_counter()
-        final, oracle = self._certify_solution(X, y, final, ws)
-        self._scorer = None                               # releases the workers' copy of the dictionary
+        final, oracle = self._continuum(X, y, final, ws)
+        self._source = None                               # releases the workers' copy of the dictionary
         timings["certificate_s"] = time.perf_counter() - t0
         self._set_result(final, ws)
         scope = {"sampled": "sampled"}.get(self.candidates, "dictionary")
@@ -345,66 +346,29 @@ class _ReflectionLassoBase(BaseEstimator):
                 if atom >= 0:
                     coef[atom] += sign * zi
             sol = lasso.solution(ws, y, beta, coef)
-            sol.bound = price(self._dictionary, sol.residual, top_k=1, scorer=self._scorer).bound
+            sol.bound = self._dictionary_bound(sol)
             return sol
-        if self.candidates == "sampled":
-            return self._solve_sampled(y, beta, ws, z0)
-        sol = lasso.column_generation(self._dictionary, y, beta, ws, z0, tol=self.tol,
-                                      max_iter=self.max_iter, screen=self._screen, progress=self.verbose,
-                                      scorer=self._scorer)
-        self._screen = sol.screen
-        return sol
+        return lasso.column_generation(self._source, y, beta, ws, z0, tol=self.tol, max_iter=self.max_iter,
+                                       progress=self.verbose, subsets=self.candidates != "sampled")
 
-    def _solve_sampled(self, y, beta, ws, z0):
-        """Column generation where pricing is replaced by sampling and local search (not certified)."""
-        threshold = beta * (1 + self.tol)
-        sol = lasso.solve_working_set(ws, y, beta, z0)
-        for it in range(1, self.max_iter + 1):
-            A, keys, W, b, C, scores = self._sampler.propose(sol.residual, self.n_samples, keep=BATCH)
-            found = float(max(scores.max(initial=0.0), np.abs(sol.residual @ ws.A).max(initial=0.0)))
-            viol = scores > threshold
-            added = ws.add(A[:, viol], [k for k, v in zip(keys, viol) if v], W[viol], b[viol], C[viol], "sampled")
-            log.info("sampled round %d: objective %.10g, best sampled ratio %.6g, %d added", it, sol.objective,
-                     found / beta, added)
-            if added == 0 or it == self.max_iter:
-                sol.bound, sol.n_passes = found, it
-                return sol
-            sol = lasso.solve_working_set(ws, y, beta, sol.coef)
-        return sol
+    def _dictionary_bound(self, sol) -> float:
+        """``max_j |A_j . r|`` over the dictionary at the residual of ``sol`` (one complete pricing pass)."""
+        return price(self._dictionary, sol.residual, top_k=1, scorer=self._source.scorer).bound
 
-    def _certify_solution(self, X, y, sol, ws):
-        """Continuum oracle where it applies (depth 2, d >= 2); ``candidates='continuum'`` adds its neurons."""
+    def _continuum(self, X, y, sol, ws):
+        """The continuum oracle at the solution where it applies (depth 2, d >= 2, not sampled), as
+        ``(solution, oracle)``; ``candidates='continuum'`` first adds its neurons by column generation."""
         if self.depth != 2 or X.shape[1] < 2 or self.candidates == "sampled":
             return sol, None
-        oracle = continuum_oracle(X, sol.residual, self.bias, random_state=self._seed())
         if self.candidates != "continuum":
-            return sol, oracle
-        threshold = self._beta_int * (1 + self.tol)
-        self._continuum = {}
-        for it in range(1, self.max_iter + 1):
-            viol = np.flatnonzero(oracle.values > threshold)
-            log.info("continuum round %d: objective %.12g, continuum ratio %.9f", it, sol.objective,
-                     oracle.values.max() / self._beta_int)
-            if not viol.size:
-                break
-            viol = viol[np.argsort(-oracle.values[viol])][:BATCH]
-            W, b = neuron_parameters(X, oracle, viol)
-            keys = []
-            for k, w, bb in zip(oracle.anchors[viol], W, b):
-                key = f"C:{int(k)}@{np.degrees(np.arctan2(w[1], w[0])):.10f}"
-                keys.append(key)
-                self._continuum[key] = {"id": key, "kind": "plane", "depth": 2,
-                                        "points": (int(k),) if k >= 0 else (), "labels": ("",) if k >= 0 else (),
-                                        "w": w.tolist(), "b": float(bb), "offsets": ()}
-            if ws.add(feature_values(X, W, b), keys, W, b, np.zeros((len(keys), 0)), "continuum") == 0:
-                log.warning("continuum: the oracle's neurons are already columns; stopping")
-                break
-            n_passes = sol.n_passes
-            sol = lasso.solve_working_set(ws, y, self._beta_int, sol.coef)
-            sol.n_passes = n_passes + it
-            oracle = continuum_oracle(X, sol.residual, self.bias)
-        sol.bound = price(self._dictionary, sol.residual, top_k=1, scorer=self._scorer).bound
-        return sol, oracle
+            return sol, continuum_oracle(X, sol.residual, self.bias, random_state=self._seed())
+        source = ContinuumSource(X, self.bias, BATCH, random_state=self._seed())
+        cont = lasso.column_generation(source, y, self._beta_int, ws, sol.coef, tol=self.tol,
+                                       max_iter=self.max_iter, progress=self.verbose, subsets=False)
+        cont.n_passes += sol.n_passes - 1                # its first pass re-solves the dictionary's solution
+        cont.bound = self._dictionary_bound(cont)
+        self._continuum_info = source.info
+        return cont, source.oracle
 
     def _explain(self, keys) -> list[dict]:
         out = {}
@@ -413,7 +377,7 @@ class _ReflectionLassoBase(BaseEstimator):
             out.update({int(i): e for i, e in zip(ids, self._dictionary.explain(np.array(ids, dtype=np.int64)))})
         for k in keys:
             if not isinstance(k, (int, np.integer)):
-                out[k] = (self._sampler.info if self.candidates == "sampled" else self._continuum)[k]
+                out[k] = (self._sampler.info if self.candidates == "sampled" else self._continuum_info)[k]
         return [out[k] if isinstance(k, str) else out[int(k)] for k in keys]
 
     def _set_result(self, sol, ws) -> None:

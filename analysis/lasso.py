@@ -341,9 +341,7 @@ class Solution:
     residual: np.ndarray
     bound: float = np.nan                 # rigorous upper bound of max_j |A_j . r| over the dictionary
     n_passes: int = 0
-    n_priced: int = 0
     history: list = field(default_factory=list)
-    screen: object = None                 # pricing state, to warm-start the next beta of a path
 
     @property
     def dictionary_ratio(self) -> float:
@@ -395,25 +393,85 @@ def _pick(ws: WorkingSet, candidates, scores, k: int) -> np.ndarray:
     return order[taken]
 
 
-def column_generation(D, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 64,
-                      max_iter: int = 200, screen=None, progress: bool = False, top_k: int = 1024,
-                      scorer=None) -> Solution:
-    """Lasso over the whole dictionary ``D``: re-solve on the atoms of ``ws`` and add the most violating
-    columns until the pricing bound satisfies ``max_j |A_j . r| <= beta (1 + tol)`` (or ``max_iter`` passes).
+@dataclass
+class Proposal:
+    """Columns a candidate source added to the working set, its bound of ``max_j |A_j . r|`` (over every
+    candidate when ``complete``; else a partial pass) and statistics for ``history``."""
 
-    ``ws`` is a cache of distinct columns met so far; the restricted problem is solved exactly over
-    all of it by an inner loop on a working subset, the support plus the strongest violating atoms,
-    ``max(2 |support|, batch)`` atoms in all (celer's rule): atoms that stay at zero drop out and
-    near-duplicate columns enter one per round. Each pricing pass adds up to ``top_k`` columns to the
-    cache: the strongest violators, then columns within ``NEAR_VIOLATION * beta`` of violating (they
-    tend to violate once the new columns enter; caching them saved a complete pass). Passes are
-    partial while violators abound (cells by decreasing screening bound, stopping after ``top_k``
-    violators); only a complete pass, which every certificate needs, ends the loop. ``screen`` (from
-    an earlier ``price`` call on the same dictionary) warm-starts screening; ``scorer`` evaluates the
-    blocks of each pass (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster).
+    added: int
+    bound: float
+    complete: bool = True
+    stats: dict = field(default_factory=dict)
+
+
+class DictionaryPricing:
+    """Candidate source: the dictionary ``D`` priced by ``pricing.price``, screening warm-started across calls.
+
+    A pass adds up to ``top_k`` columns: the strongest violators, then those within ``NEAR_VIOLATION * beta``
+    of violating (they tend to violate once the new ones enter; caching them saved a complete pass). A partial
+    pass visits cells by decreasing screening bound and stops after ``top_k`` violators. ``scorer`` evaluates
+    the blocks (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster)."""
+
+    def __init__(self, D, screen=None, top_k: int = 1024, progress: bool = False, scorer=None):
+        self.D, self.screen, self.top_k, self.progress, self.scorer = D, screen, top_k, progress, scorer
+
+    def propose(self, ws: WorkingSet, residual, beta: float, threshold: float, partial: bool) -> Proposal:
+        res = price(self.D, residual, top_k=self.top_k, threshold=threshold, screen=self.screen,
+                    stop_after=self.top_k if partial else None, progress=self.progress and not partial,
+                    collect=beta * (1 - NEAR_VIOLATION), scorer=self.scorer)
+        self.screen = res.screen
+        return Proposal(add_dictionary_columns(ws, self.D, res.ids), res.bound, res.complete,
+                        {"evaluated": res.n_evaluated, "cells_skipped": res.n_blocks_skipped})
+
+
+def column_generation(source, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 64,
+                      max_iter: int = 200, progress: bool = False, subsets: bool = True) -> Solution:
+    """Lasso over every candidate of ``source``: re-solve on the atoms of ``ws`` and add the violating columns
+    the source proposes until its complete bound gives ``max_j |A_j . r| <= beta (1 + tol)`` (or it adds none,
+    or ``max_iter`` passes).
+
+    ``source.propose(ws, r, beta, threshold, partial) -> Proposal`` adds columns to ``ws`` (``DictionaryPricing``,
+    ``sampling.SampledSource``, ``certificate.ContinuumSource``); passes are partial while columns keep entering.
+    ``ws`` caches the distinct columns met; the restricted problem over all of it is solved exactly, with
+    ``subsets`` by an inner loop on a working subset, the support plus the strongest violating atoms, ``max(2
+    |support|, batch)`` atoms in all (celer's rule): atoms at zero drop out, near-duplicates enter one per round.
     """
     with _BLAS.limit(limits=1, user_api="blas"):
-        return _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k, scorer)
+        y = np.asarray(y, dtype=float)
+        threshold, history = beta * (1 + tol), []
+        bar = tqdm(total=None, desc=f"column generation beta={beta:.4g}", unit="pass", disable=not progress,
+                   leave=False)
+        z = np.zeros(0) if z0 is None else np.asarray(z0, dtype=float)
+        partial = True
+        for it in range(1, max_iter + 1):
+            t0 = time.perf_counter()
+            sol, work, rounds = (_solve_cache(ws, y, beta, threshold, z, batch) if subsets else
+                                 (solve_working_set(ws, y, beta, z if len(z) else None), np.arange(len(ws)), 1))
+            z = sol.coef
+            t1 = time.perf_counter()
+            step = source.propose(ws, sol.residual, beta, threshold, partial)
+            t2 = time.perf_counter()
+            ratio = step.bound / beta
+            support = int(np.count_nonzero(z))
+            history.append({"beta": beta, "pass": it, "objective": sol.objective, "ratio": ratio, "added": step.added,
+                            "atoms": len(ws), "working_set": len(work), "support": support, "rounds": rounds,
+                            **step.stats, "complete": step.complete, "solve_s": t1 - t0, "price_s": t2 - t1})
+            log.info("pass %d: objective %.12g, %s, %d atoms added (%d cached, working set %d, support %d), %s",
+                     it, sol.objective, f"ratio {ratio:.9f}" if step.complete else "partial", step.added, len(ws),
+                     len(work), support, step.stats)
+            bar.update(1)
+            bar.set_postfix(ratio=f"{ratio:.6f}", support=support)
+            certified = step.complete and step.bound <= threshold
+            if certified or (step.added == 0 and step.complete) or it == max_iter:
+                if not certified:
+                    log.warning("column generation stopped at ratio %.9f (%s)", ratio,
+                                "no new column" if step.added == 0 else f"max_iter={max_iter} passes")
+                sol.bound = step.bound
+                break
+            partial = step.added > 0
+        bar.close()
+        sol.n_passes, sol.history = it, history
+        return sol
 
 
 def _solve_cache(ws: WorkingSet, y, beta: float, threshold: float, z, batch: int):
@@ -430,47 +488,3 @@ def _solve_cache(ws: WorkingSet, y, beta: float, threshold: float, z, batch: int
         work = np.union1d(support, _pick(ws, viol, score[viol], max(2 * support.size, batch) - support.size))
         sol = solve_working_set(ws, y, beta, sol.coef, work)
     raise RuntimeError("restricted Lasso: working subsets did not converge")
-
-
-def _column_generation(D, y, beta, ws, z0, tol, batch, max_iter, screen, progress, top_k, scorer):
-    y = np.asarray(y, dtype=float)
-    threshold = beta * (1 + tol)
-    n_priced, history = 0, []
-    bar = tqdm(total=None, desc=f"column generation beta={beta:.4g}", unit="pass", disable=not progress,
-               leave=False)
-    z = np.zeros(0) if z0 is None else np.asarray(z0, dtype=float)
-    partial = True
-    for it in range(1, max_iter + 1):
-        t0 = time.perf_counter()
-        sol, work, rounds = _solve_cache(ws, y, beta, threshold, z, batch)
-        z = sol.coef
-        t1 = time.perf_counter()
-        res = price(D, sol.residual, top_k=top_k, threshold=threshold, screen=screen,
-                    stop_after=top_k if partial else None, progress=progress and not partial,
-                    collect=beta * (1 - NEAR_VIOLATION), scorer=scorer)
-        screen = res.screen
-        n_priced += res.n_evaluated
-        added = add_dictionary_columns(ws, D, res.ids)
-        t2 = time.perf_counter()
-        ratio = res.bound / beta
-        support = int(np.count_nonzero(z))
-        history.append({"beta": beta, "pass": it, "objective": sol.objective, "ratio": ratio, "added": added,
-                        "atoms": len(ws), "working_set": len(work), "support": support, "rounds": rounds,
-                        "evaluated": res.n_evaluated, "cells_skipped": res.n_blocks_skipped,
-                        "complete": res.complete, "solve_s": t1 - t0, "price_s": t2 - t1})
-        log.info("pass %d: objective %.12g, %s, %d atoms added (%d cached, working set %d, support %d), %s priced",
-                 it, sol.objective, f"ratio {ratio:.9f}" if res.complete else "partial", added, len(ws), len(work),
-                 support, f"{res.n_evaluated:,}")
-        bar.update(1)
-        bar.set_postfix(ratio=f"{ratio:.6f}", support=support)
-        certified = res.complete and res.bound <= threshold
-        if certified or (added == 0 and res.complete) or it == max_iter:
-            if not certified:
-                log.warning("column generation stopped at ratio %.9f (%s)", ratio,
-                            "no new column" if added == 0 else f"max_iter={max_iter} passes")
-            sol.bound = res.bound
-            break
-        partial = added > 0
-    bar.close()
-    sol.n_passes, sol.n_priced, sol.history, sol.screen = it, n_priced, history, screen
-    return sol

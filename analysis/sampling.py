@@ -20,6 +20,7 @@ import numpy as np
 
 from .dictionary import kind_of, level_alphabet
 from .geometry import DEGENERATE_TOL, feature_values, fold_parameters, lift, normalize_parameters, pad_offsets
+from .lasso import Proposal
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +170,19 @@ class Sampler:
                                    "labels": text, "w": np.asarray(w).tolist(),
                                    "b": float(b), "offsets": tuple(float(x) for x in c[: level - 2])})
         return key
+
+
+class SampledSource:
+    """Candidate source for ``lasso.column_generation``: each pass adds the sampled columns with
+    ``|A_j . r| > threshold`` among the ``keep`` best of ``sampler.propose``; its bound is the best score met
+    (sampled or already in the working set), a lower bound of the dictionary's: never a certificate."""
+
+    def __init__(self, sampler: Sampler, n_samples: int, keep: int):
+        self.sampler, self.n_samples, self.keep = sampler, n_samples, keep
+
+    def propose(self, ws, residual, beta: float, threshold: float, partial: bool) -> Proposal:
+        A, keys, W, b, C, scores = self.sampler.propose(residual, self.n_samples, keep=self.keep)
+        found = float(max(scores.max(initial=0.0), np.abs(residual @ ws.A).max(initial=0.0)))
+        viol = scores > threshold
+        added = ws.add(A[:, viol], [k for k, v in zip(keys, viol) if v], W[viol], b[viol], C[viol], "sampled")
+        return Proposal(added, found)

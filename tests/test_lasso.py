@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from analysis import ReflectionLasso
 from analysis.dictionary import Dictionary
-from analysis.lasso import WorkingSet, column_generation, cvxpy_lasso, objective, solve_restricted
+from analysis.lasso import DictionaryPricing, WorkingSet, column_generation, cvxpy_lasso, objective, solve_restricted
 from analysis.pricing import price
 
 
@@ -73,7 +73,7 @@ def test_random_instances_match_cvxpy(seed, depth, frac):
     D = Dictionary(X, depth)
     beta = frac * price(D, y - y.mean()).max_score
     ws = WorkingSet(9, 2, depth - 2)
-    sol = column_generation(D, y, beta, ws, tol=1e-9)
+    sol = column_generation(DictionaryPricing(D), y, beta, ws, tol=1e-9)
     A, _ = D.materialize()
     zc, xc = cvxpy_lasso(A, y, beta)
     assert _rel(sol.objective, objective(A, zc, xc, y, beta)) < 1e-7
