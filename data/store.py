@@ -122,6 +122,7 @@ class UnknownRunError(StoreError, LookupError):
 
 
 _halted_for: int | None = None   # the one thread allowed to write after halt_writes()
+_THREADS = threading.RLock()      # one store session at a time per process (see Store._session)
 
 
 def halt_writes() -> None:
@@ -421,12 +422,17 @@ class Store:
 
     @contextmanager
     def _session(self, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection under the lock, on a checked file; for writers one transaction, rolled back on any error."""
+        """A connection under the lock, on a checked file; for writers one transaction, rolled back on any error.
+
+        Threads of one process take turns (``_THREADS``, before the file lock, so the two locks are always
+        taken in one order): DuckDB's Python client shares one database instance per file and process, and
+        connections opened and closed by several threads at once raced on it under load (seen as
+        "Table Function with name python_arrow_scan does not exist")."""
         if write and self.read_only:
             raise StoreError(f"{self.path} is opened read-only")
         if write and _halted_for not in (None, threading.get_ident()):
             raise StoreHaltedError(f"{self.path}: writes are halted (the run was interrupted)")
-        with self._lock(exclusive=write):
+        with _THREADS, self._lock(exclusive=write):
             self._check()
             try:
                 con = duckdb.connect(str(self.path), read_only=not write)
@@ -872,7 +878,7 @@ class Store:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         out: dict[str, Path | str] = {}
-        with self._lock(exclusive=False), self._as_is() as (con, names):
+        with _THREADS, self._lock(exclusive=False), self._as_is() as (con, names):
             for name in names:
                 try:
                     data = con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
@@ -888,7 +894,7 @@ class Store:
         keeping the newest ``keep`` copies; returns the copy."""
         self.backup_dir.mkdir(exist_ok=True)
         target = self.backup_dir / f"lookingglass-{_now():%Y%m%d-%H%M%S-%f}.duckdb"
-        with self._lock(exclusive=True):
+        with _THREADS, self._lock(exclusive=True):
             self._check()
             if Path(f"{self.path}.wal").exists():  # fold a crashed writer's log into the file first
                 con = duckdb.connect(str(self.path))
