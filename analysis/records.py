@@ -167,25 +167,3 @@ class TrainingResult:
         ok = [r for r in self.runs if r.best_objective is not None and np.isfinite(r.best_objective)]
         return min(ok, key=lambda r: r.best_objective) if ok else None
 
-
-def fit_symmetry(fits: dict, X, n_planes: int, random_state=None) -> dict[int, dict]:
-    """The ``symmetry`` entry of each depth's fit: its fitted function scored about the mirror planes the fits'
-    features predict (the ``n_planes`` largest of every fit's, nested ones included) on the support ``X``,
-    against random planes and the shallower depth (``analysis.symmetry.symmetry_table``); ``fits`` maps a depth
-    to its stored fit (``features``, ``intercept``). Empty when no plane has enough points mirrored near data."""
-    from .estimator import evaluate_features
-    from .symmetry import mirror_planes, summarize, symmetry_table
-    planes = [p for depth, fit in sorted(fits.items()) for p in mirror_planes(fit["features"], depth, n_planes)]
-    if not planes:
-        return {}
-    funcs = {depth: (lambda P, fit=fit: evaluate_features(fit["features"], fit["intercept"], P))
-             for depth, fit in fits.items()}
-    table, null = symmetry_table(funcs, X, planes, random_state=random_state)
-    if not len(table):
-        return {}
-    overall, own, nested = summarize(table, null), summarize(table, null, own_only=True), summarize(table, null, 2)
-    rows = table.drop(columns="boot").astype(object)
-    rows = rows.where(rows.notna(), None)
-    return {depth: {**overall.get(depth, {}), "own": own.get(depth), "multilevel": nested.get(depth),
-                    "null_planes": int(len(null[depth])), "table": rows[rows["depth"] == depth].to_dict("records")}
-            for depth in fits}

@@ -169,7 +169,8 @@ def symmetry_step(config: dict, run_id: str) -> None:
     fit's, nested ones included), on the data support, against random planes through training points and
     against the shallower depth (analysis.symmetry.symmetry_table); record the target signal the reduction
     keeps (a linear probe on the full embeddings vs the reduced points, run info ``signal``)."""
-    from analysis.records import FitResult, fit_symmetry
+    from analysis.records import FitResult
+    from analysis.symmetry import fit_symmetry
     from embeddings.cache import text_hash
     from embeddings.reduce import signal_kept
     cfg = RunConfig.from_dict(config)
