@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .features import FoldFeatures
 from .geometry import feature_values
 from .lasso import Proposal, dual_objective
 
@@ -221,7 +222,7 @@ class ContinuumSource:
         for key, k, w, bb in zip(keys, o.anchors[viol], W, b):
             self.info[key] = {"id": key, "kind": "plane", "depth": 2, "points": (int(k),) if k >= 0 else (),
                               "labels": ("",) if k >= 0 else (), "w": w.tolist(), "b": float(bb), "offsets": ()}
-        added = ws.add(feature_values(self.X, W, b), keys, W, b, np.zeros((len(keys), 0)), "continuum")
+        added = ws.add(feature_values(self.X, W, b), keys, FoldFeatures.of(W, b), "continuum")
         return Proposal(added, float(o.values.max(initial=0.0)))
 
 

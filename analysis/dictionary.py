@@ -17,7 +17,8 @@ from functools import cached_property
 import numpy as np
 
 from . import _kernels
-from .geometry import DEGENERATE_TOL, feature_values
+from .features import FoldFeatures
+from .geometry import DEGENERATE_TOL
 
 _SIGN = {0: "0", 1: "+", -1: "-"}
 MAX_LABELINGS = 10**7
@@ -60,6 +61,20 @@ def labelings(k: int, m: int, bias: bool = True) -> np.ndarray:
 def points_per_feature(dim: int, depth: int, bias: bool = True) -> int:
     """Training points that fix a feature of this depth: ``d + l - 2`` (one fewer without bias)."""
     return dim + depth - 2 - (0 if bias else 1)
+
+
+def column_id(depth: int, points, labels) -> str:
+    """The text id of a column: ``L<depth>:<points joined by ->`` and, past depth 2, ``:<one label per point>``
+    with each label its signs as ``+``, ``-``, ``0`` (e.g. ``L3:0-4:+,0``); ``labels`` (k, depth-2) in {-1, 0, 1}."""
+    text = f"L{depth}:{'-'.join(str(int(p)) for p in points)}"
+    if depth > 2:
+        text += ":" + ",".join(label_text(labels))
+    return text
+
+
+def label_text(labels) -> tuple[str, ...]:
+    """Each point's fold label as text, ``(+1, 0) -> "+0"``."""
+    return tuple("".join(_SIGN[int(s)] for s in row) for row in np.asarray(labels))
 
 
 def n_labelings(k: int, m: int, bias: bool = True) -> int:
@@ -157,8 +172,8 @@ class Dictionary:
         W, b, C, valid = _kernels.params_for(self.X, pts, labs, fam.labels, self.bias, self.tol)
         return pts, labs, W, b, C, valid
 
-    def params(self, ids):
-        """``(W (m, d), b (m,), C (m, depth-2), valid (m,))`` of the given columns."""
+    def params(self, ids) -> tuple[FoldFeatures, np.ndarray]:
+        """``(features, valid)`` of the given columns: ``FoldFeatures`` with ``depth - 2`` offsets, (m,) validity."""
         ids, fam = self._locate(ids)
         W = np.zeros((ids.size, self.dim))
         b = np.zeros(ids.size)
@@ -169,15 +184,14 @@ class Dictionary:
             if sel.any():
                 _, _, W[sel], b[sel], Cf, valid[sel] = self._family_params(f, ids[sel] - f.offset)
                 C[sel, : f.depth - 2] = Cf
-        return W, b, C, valid
+        return FoldFeatures(W, b, C), valid
 
     def valid(self, ids) -> np.ndarray:
-        return self.params(ids)[3]
+        return self.params(ids)[1]
 
     def columns(self, ids, X=None) -> np.ndarray:
         """Feature values of the given columns at ``X`` (the training points by default)."""
-        W, b, C, _ = self.params(ids)
-        return feature_values(self.X if X is None else X, W, b, C)
+        return self.params(ids)[0].values(self.X if X is None else X)
 
     def explain(self, ids) -> list[dict]:
         """One dict per column: id text, kind, depth, points, labels, w, b, offsets, valid."""
@@ -190,23 +204,13 @@ class Dictionary:
             pts, labs, W, b, C, valid = self._family_params(f, ids[where] - f.offset)
             for j, pos in enumerate(where):
                 lab = f.labels[labs[j]].astype(int)
-                label_text = tuple("".join(_SIGN[s] for s in row) for row in lab)
                 points = tuple(int(p) for p in pts[j])
-                name = f"L{f.depth}:{'-'.join(map(str, points))}"
-                if f.depth > 2:
-                    name += ":" + ",".join(label_text)
                 out[pos] = {
-                    "id": name, "column": int(ids[pos]), "kind": kind_of(f.depth, lab),
-                    "depth": f.depth, "points": points, "labels": label_text, "w": W[j].tolist(),
+                    "id": column_id(f.depth, points, lab), "column": int(ids[pos]), "kind": kind_of(f.depth, lab),
+                    "depth": f.depth, "points": points, "labels": label_text(lab), "w": W[j].tolist(),
                     "b": float(b[j]), "offsets": tuple(float(c) for c in C[j]), "valid": bool(valid[j]),
                 }
         return out
-
-    def blocks(self, sets_per_block: int = 4096):
-        """``(family, first set rank, number of sets)`` covering the whole dictionary."""
-        for f in self.families:
-            for start in range(0, f.n_sets, sets_per_block):
-                yield f, start, min(sets_per_block, f.n_sets - start)
 
     def materialize(self, max_columns: int = 300_000):
         """The whole matrix ``A`` (N, M) of valid columns and their ids; small dictionaries only."""
@@ -214,5 +218,5 @@ class Dictionary:
             raise DictionaryTooLarge(
                 f"dictionary has {self.n_candidates:,} candidate columns, more than max_columns={max_columns:,}")
         ids = np.arange(self.n_candidates, dtype=np.int64)
-        W, b, C, valid = self.params(ids)
-        return feature_values(self.X, W[valid], b[valid], C[valid]), ids[valid]
+        features, valid = self.params(ids)
+        return features[valid].values(self.X), ids[valid]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .dictionary import Dictionary
-from .geometry import feature_values, pad_offsets
+from .features import FoldFeatures
 from .network import AbsNet, ParallelAbsNet
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ def training_planes(X, bias: bool = True, max_planes: int = 100_000, n_samples: 
         rng = np.random.default_rng(random_state)
         ids = np.unique(rng.integers(0, D.n_candidates, size=n_samples))
         logger.info("sampling %d of %d hyperplanes through training points", len(ids), D.n_candidates)
-    W, b, _, valid = D.params(ids)
-    return W[valid], b[valid], exhaustive
+    planes, valid = D.params(ids)
+    return planes.W[valid], planes.b[valid], exhaustive
 
 
 def point_distances(W, b, X, k: int) -> np.ndarray:
@@ -142,7 +142,7 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
     if offsets is not None:
         table["offsets"] = list(offsets)
     rng = np.random.default_rng(random_state)
-    contribution = weight * feature_values(X, W, b, offsets).std(axis=0)
+    contribution = weight * FoldFeatures.of(W, b, offsets).values(X).std(axis=0)
     near = point_distances(W, b, X, net.d)
     Wn, bn = null_planes(X, n_null, rng)
     null_near = point_distances(Wn, bn, X, net.d)
@@ -166,8 +166,8 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
                         "median_angle_deg": _median(table["angle_deg"][active]),
                         "median_plane_distance": _median(table["plane_distance"][active])})
         share, lo, hi = weighted_share(table["on_predicted"], contribution, rng=rng)
-        own = np.abs(np.asarray(features["coef"], dtype=float)) * feature_values(
-            X, Wf, bf, pad_offsets(features["offsets"]) if "offsets" in features else None).std(axis=0)
+        lasso = FoldFeatures.of(Wf, bf, features["offsets"] if "offsets" in features else None)
+        own = np.abs(np.asarray(features["coef"], dtype=float)) * lasso.values(X).std(axis=0)
         recall = plane_distances(Wf, bf, W, b)[0] <= threshold
         summary.update({"weighted_share_on_predicted": share, "weighted_share_on_predicted_ci": [lo, hi],
                         "chance_on_predicted": float(np.mean(plane_distances(Wn, bn, Wf, bf)[0] <= threshold)),
@@ -175,11 +175,7 @@ def emergence(net: AbsNet, X, features: pd.DataFrame | None = None, threshold: f
                         "weighted_median_plane_distance": _weighted_median(dist, contribution),
                         "lasso_recall": float(own @ recall / own.sum()) if own.sum() > 0 else None})
         if offsets is not None and "offsets" in features:
-            width = offsets.shape[1]
-            pred = np.zeros((len(features), width))
-            for i, c in enumerate(features["offsets"]):
-                c = np.asarray(c, dtype=float)[:width]
-                pred[i, : len(c)] = c
+            pred = lasso.with_offsets(offsets.shape[1]).C
             table["predicted_offsets"] = list(pred[nearest])
             table["offset_error"] = np.abs(offsets - pred[nearest]).max(axis=1)
             summary["median_offset_error"] = _median(table["offset_error"][active & table["on_predicted"]])

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import lasso
 from .certificate import ContinuumSource, certify, certify_constant, continuum_oracle
 from .dictionary import Dictionary, n_candidates, points_per_feature
-from .geometry import feature_values, pad_offsets
+from .features import FoldFeatures
 from .parallel import parallel_scorer
 from .preprocess import check_target, frame
 from .pricing import price
@@ -42,8 +42,8 @@ def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray
     if not len(features):
         return np.full(len(X), float(intercept))
     W = np.asarray(features["w"].tolist(), dtype=float).reshape(len(features), X.shape[1])
-    C = pad_offsets(features["offsets"])
-    return float(intercept) + feature_values(X, W, features["b"].to_numpy(float), C) @ features["coef"].to_numpy(float)
+    phi = FoldFeatures.of(W, features["b"].to_numpy(float), features["offsets"]).values(X)
+    return float(intercept) + phi @ features["coef"].to_numpy(float)
 
 
 def _is_int(v) -> bool:
@@ -123,7 +123,7 @@ class _ReflectionLassoBase(BaseEstimator):
             bad("random_state", "None, an integer in [0, 2**32) or a numpy.random.RandomState", self.random_state)
         if self.n_jobs is not None and (not _is_int(self.n_jobs) or self.n_jobs == 0):
             bad("n_jobs", "None or a non-zero integer (-1: every core)", self.n_jobs)
-        self._check_init_neurons(name)
+        self._neurons = self._check_init_neurons(name)
         self._path_spec = self._check_path(name)
 
     def _seed(self) -> int:
@@ -133,23 +133,26 @@ class _ReflectionLassoBase(BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
-    def _check_init_neurons(self, name: str) -> None:
+    def _check_init_neurons(self, name: str) -> FoldFeatures | None:
+        """``init_neurons`` checked (the only place) and converted to ``FoldFeatures`` in the user's coordinates."""
         if self.init_neurons is None:
-            return
+            return None
         if self.candidates != "sampled":
             raise ValueError(f"{name}: init_neurons needs candidates='sampled', got candidates={self.candidates!r}")
         shapes = "(W, b, C) with W of shape (k, n_features), b of length k and C k rows of depth-2 offsets"
+        neurons = self.init_neurons
         try:
-            W, b, C = self.init_neurons
-            W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
-            ok = (W.ndim == 2 and W.shape[1] == self.n_features_in_ and b.shape == (len(W),)
-                  and len(C) == len(W) and all(len(c) <= self.depth - 2 for c in C)
-                  and np.isfinite(W).all() and np.isfinite(b).all())
+            if not isinstance(neurons, FoldFeatures):
+                W, b, C = neurons
+                neurons = FoldFeatures.of(W, b, C)
+            ok = (neurons.dim == self.n_features_in_ and neurons.depth <= self.depth
+                  and all(np.isfinite(a).all() for a in (neurons.W, neurons.b, neurons.C)))
         except (TypeError, ValueError):
             ok = False
         if not ok:
             raise ValueError(f"{name}: init_neurons must be {shapes} (n_features={self.n_features_in_}, "
                              f"depth={self.depth}), got {_describe(self.init_neurons)}")
+        return neurons
 
     def _check_path(self, name: str) -> tuple[int, float | None, np.ndarray | None]:
         """``(n_betas, beta_min_ratio, betas)`` checked; the deprecated ``path=`` translated, with a FutureWarning."""
@@ -236,10 +239,10 @@ class _ReflectionLassoBase(BaseEstimator):
         t0 = time.perf_counter()
         self._n_degenerate = 0, 0
         if self.candidates == "sampled":
-            neurons = None if self.init_neurons is None else F.features_to_internal(*self.init_neurons)
+            neurons = None if self._neurons is None else F.features_to_internal(self._neurons)
             self._sampler = Sampler(X, self.depth, self.bias, self._seed(), neurons=neurons)
-            A, keys, W, b, C, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
-            ws.add(A, keys, W, b, C, "sampled")
+            A, keys, features, scores = self._sampler.propose(rc, self.n_samples, keep=BATCH)
+            ws.add(A, keys, features, "sampled")
             self._source = SampledSource(self._sampler, self.n_samples, BATCH)
             self.beta_max_ = float(scores.max(initial=0.0))
         else:
@@ -322,7 +325,7 @@ class _ReflectionLassoBase(BaseEstimator):
                                     "dictionary_ratio": 0.0, "duality_gap": 0.0}])
         self.features_ = pd.DataFrame([], columns=FEATURE_COLUMNS)
         self.coef_ = np.zeros(0)
-        self._W, self._b, self._C = np.zeros((0, X.shape[1])), np.zeros(0), np.zeros((0, self.depth - 2))
+        self._features = FoldFeatures.empty(X.shape[1], self.depth - 2)
         self.certificate_ = certify_constant(self.objective_, self._frame.dim, np.ptp(y) == 0, self.depth, self.tol,
                                              self._frame.describe(X.shape[1]), self.candidates == "sampled")
         self.history_ = pd.DataFrame()
@@ -386,12 +389,13 @@ class _ReflectionLassoBase(BaseEstimator):
         z[: len(sol.coef)] = sol.coef
         sel = np.flatnonzero(z)
         sel = sel[np.argsort(-np.abs(z[sel]), kind="stable")]
-        W, b, C, coef = self._frame.features_to_user(ws.W[sel], ws.b[sel], ws.C[sel], z[sel])
+        features, coef = self._frame.features_to_user(FoldFeatures(ws.W[sel], ws.b[sel], ws.C[sel]), z[sel])
         rows = []
         for i, (atom, info) in enumerate(zip(sel, self._explain([ws.keys[a] for a in sel]))):
             others = ws.equivalents(atom)
             row = {c: info[c] for c in ("id", "kind", "depth", "points", "labels")}
-            row.update(w=W[i].tolist(), b=float(b[i]), offsets=tuple(float(c) for c in C[i, : len(info["offsets"])]),
+            row.update(w=features.W[i].tolist(), b=float(features.b[i]),
+                       offsets=tuple(float(c) for c in features.C[i, : len(info["offsets"])]),
                        coef=float(coef[i]), source=ws.sources[atom],
                        equivalents=[e["id"] for e in self._explain(others)])
             rows.append(row)
@@ -399,13 +403,13 @@ class _ReflectionLassoBase(BaseEstimator):
         self.coef_ = coef
         self.intercept_ = float(sol.intercept)
         self.objective_ = float(sol.objective)
-        self._W, self._b, self._C = W, b, C
+        self._features = features
 
     # --- use --------------------------------------------------------------------------------
     def _decision(self, X) -> np.ndarray:
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self.intercept_ + feature_values(X, self._W, self._b, self._C) @ self.coef_
+        return self.intercept_ + self._features.values(X) @ self.coef_
 
     def to_torch(self, dtype=None):
         """The parallel absolute-value network of this solution (docs/MATH.md section 6), a ``torch.nn.Module``."""
@@ -414,7 +418,8 @@ class _ReflectionLassoBase(BaseEstimator):
         from .network import ParallelAbsNet
 
         check_is_fitted(self, "coef_")
-        return ParallelAbsNet.from_features(self._W, self._b, self._C, self.coef_, self.intercept_, self.depth,
+        f = self._features
+        return ParallelAbsNet.from_features(f.W, f.b, f.C, self.coef_, self.intercept_, self.depth,
                                             bias=self.bias, dtype=torch.float64 if dtype is None else dtype)
 
 
@@ -458,7 +463,7 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
         Seed of the sampler and of the continuum oracle's directions (scikit-learn's rules).
     verbose : bool or int, default=False
         Progress bars of the pricing passes.
-    init_neurons : tuple (W, b, C) or None, default=None
+    init_neurons : tuple (W, b, C), analysis.features.FoldFeatures or None, default=None
         With ``candidates="sampled"``: trained neurons (W of shape (k, n_features), b of length k,
         C k rows of at most ``depth - 2`` offsets) offered every round as columns and snapped to the
         dictionary (``analysis.sampling``).

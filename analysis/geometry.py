@@ -83,16 +83,6 @@ def hyperplanes_through(P: np.ndarray, bias: bool = True, tol: float = DEGENERAT
     return w, b, valid
 
 
-def pad_offsets(rows) -> np.ndarray:
-    """Fold offsets of features of mixed depths as one (m, max depth - 2) array, padded with 0
-    (a zero offset leaves a feature unchanged: ``||u| - 0| = |u|``)."""
-    rows = [np.atleast_1d(np.asarray(c, dtype=float)).reshape(-1) for c in rows]
-    out = np.zeros((len(rows), max((len(r) for r in rows), default=0)))
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
 def feature_values(X: np.ndarray, W: np.ndarray, b: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
     """``phi_j(x_n) = | ... | |w_j.x_n + b_j| - c_j1 | ... - c_jm |`` as an (n, m_features) array."""
     X = np.atleast_2d(np.asarray(X, dtype=float))

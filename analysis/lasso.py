@@ -20,7 +20,7 @@ from numba import njit
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from .geometry import feature_values
+from .features import FoldFeatures
 from .pricing import price
 
 log = logging.getLogger(__name__)
@@ -269,13 +269,12 @@ class WorkingSet:
     def __contains__(self, key) -> bool:
         return key in self._index
 
-    def add(self, A, keys, W, b, C, source: str = "dictionary") -> int:
-        """Add columns ``A`` (N, k) with their keys and parameters; returns the number of new atoms."""
+    def add(self, A, keys, features: FoldFeatures, source: str = "dictionary") -> int:
+        """Add columns ``A`` (N, k) with their keys and ``FoldFeatures``; returns the number of new atoms."""
         if not len(keys):
             return 0
         A = np.asarray(A, dtype=float).reshape(self.A.shape[0], -1)
-        W = np.asarray(W, dtype=float).reshape(len(keys), -1)
-        C = np.asarray(C, dtype=float).reshape(len(keys), -1)
+        features = features.with_offsets(self.C.shape[1])
         Ac = A - A.mean(axis=0)
         norms = np.linalg.norm(Ac, axis=0)
         signs = np.where(self._g[0] @ Ac >= 0, 1.0, -1.0)
@@ -315,9 +314,9 @@ class WorkingSet:
             self._canon = np.column_stack([self._canon, canon[:, fresh]])
             self._hash = np.concatenate([self._hash, hashes[fresh]])
             self.A = np.column_stack([self.A, A[:, fresh]])
-            self.W = np.vstack([self.W, W[fresh]])
-            self.b = np.concatenate([self.b, np.asarray(b, dtype=float).reshape(-1)[fresh]])
-            self.C = np.vstack([self.C, C[fresh]])
+            self.W = np.vstack([self.W, features.W[fresh]])
+            self.b = np.concatenate([self.b, features.b[fresh]])
+            self.C = np.vstack([self.C, features.C[fresh]])
         return len(fresh)
 
     def locate(self, key) -> tuple[int, float]:
@@ -373,9 +372,9 @@ def add_dictionary_columns(ws: WorkingSet, D, ids) -> int:
     ids = np.asarray([i for i in np.asarray(ids, dtype=np.int64) if int(i) not in ws], dtype=np.int64)
     if not ids.size:
         return 0
-    W, b, C, valid = D.params(ids)
-    cols = feature_values(D.X, W[valid], b[valid], C[valid])
-    return ws.add(cols, [int(i) for i in ids[valid]], W[valid], b[valid], C[valid], "dictionary")
+    features, valid = D.params(ids)
+    features = features[valid]
+    return ws.add(features.values(D.X), [int(i) for i in ids[valid]], features, "dictionary")
 
 
 def _pick(ws: WorkingSet, candidates, scores, k: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .geometry import pad_offsets
+from .features import FoldFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +32,6 @@ def _check_beta(beta: float) -> float:
     if not beta > 0 or not np.isfinite(beta):
         raise ValueError(f"beta must be a positive finite number, got {beta}")
     return beta
-
-
-def _pad_offsets(C, n: int) -> np.ndarray:
-    """Offsets as an (n, m) array; ragged rows (features of lower depth) are padded with 0."""
-    if C is None:
-        return np.zeros((n, 0))
-    if len(C) != n:
-        raise ValueError(f"from_features: W, b, C and coef must have one row per feature, got {n} and {len(C)} offsets")
-    return pad_offsets(C)
 
 
 class AbsNet(nn.Module):
@@ -140,18 +131,12 @@ class ParallelAbsNet(AbsNet):
         with biases ``-c_l gamma^(l+1)``; outer weight ``sign(z) gamma``; output bias ``xi``. Then
         ``f(X) = A z + xi`` and ``objective(X, y, beta)`` equals the Lasso objective.
         """
-        W = np.atleast_2d(np.asarray(W, dtype=float))
+        features = FoldFeatures.of(W, b, C).with_offsets(depth - 2)
         coef = np.asarray(coef, dtype=float).reshape(-1)
-        b = np.zeros(len(W)) if b is None else np.asarray(b, dtype=float).reshape(-1)
-        C = _pad_offsets(C, len(W))
-        if not (len(W) == len(b) == len(C) == len(coef)):
+        if len(coef) != features.n:
             raise ValueError(f"from_features: W, b, C and coef must have one row per feature, got "
-                             f"{len(W)}, {len(b)}, {len(C)} and {len(coef)}")
-        if C.shape[1] > depth - 2:
-            if np.any(C[:, depth - 2:] != 0):
-                raise ValueError(f"from_features: features have {C.shape[1]} non-zero fold offsets, "
-                                 f"more than a depth-{depth} network holds ({depth - 2})")
-            C = C[:, : depth - 2]
+                             f"{features.n} features and {len(coef)} coefficients")
+        W, b, C = features.W, features.b, features.C
         if np.any(C < 0):
             raise ValueError("from_features: fold offsets must be >= 0")
         if not bias and np.any(b != 0):
@@ -171,9 +156,7 @@ class ParallelAbsNet(AbsNet):
             if bias:
                 net.b.copy_(torch.as_tensor(gamma * b))
             net.V.copy_(torch.as_tensor(np.repeat(gamma[:, None], depth - 2, axis=1)))
-            pad = np.zeros((m, depth - 2))
-            pad[:, : C.shape[1]] = C
-            net.c.copy_(torch.as_tensor(-pad * gamma[:, None] ** levels))
+            net.c.copy_(torch.as_tensor(-C * gamma[:, None] ** levels))
             net.alpha.copy_(torch.as_tensor(np.sign(coef) * gamma))
             net.xi.fill_(float(intercept))
         logger.debug("reconstructed a depth-%d parallel network with %d units", depth, m)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import pad_offsets
+from .features import FoldFeatures
 
 RANK_TOL = 1e-10     # singular values below RANK_TOL * the largest: the data do not extend that way
 
@@ -49,25 +49,23 @@ class Frame:
         """``beta_user = s beta_int`` (columns are ``s`` times larger in the user's units)."""
         return self.scale * np.asarray(beta, dtype=float) if np.ndim(beta) else self.scale * float(beta)
 
-    def features_to_user(self, W, b, C, coef):
-        """Internal features ``(W (m, r), b (m,), C (m, L-2), coef (m,))`` as user features ``(W (m, d), b, C, coef)``:
+    def features_to_user(self, features: FoldFeatures, coef) -> tuple[FoldFeatures, np.ndarray]:
+        """Internal features (in R^r) and their coefficients as user features (in R^d) and coefficients:
         the same function of ``x``, with ``||w|| = 1`` (renormalised against rounding)."""
-        W, b, C, coef = (np.asarray(a, dtype=float) for a in (W, b, C, coef))
-        Wu = W @ self.U.T
+        coef = np.asarray(coef, dtype=float)
+        Wu = features.W @ self.U.T
         n = np.linalg.norm(Wu, axis=1)
         n = np.where(n > 0, n, 1.0)
-        bu = (self.scale * b - Wu @ self.mu) / n
-        return Wu / n[:, None], bu, self.scale * C / n[:, None], coef * n / self.scale
+        bu = (self.scale * features.b - Wu @ self.mu) / n
+        return FoldFeatures(Wu / n[:, None], bu, self.scale * features.C / n[:, None]), coef * n / self.scale
 
-    def features_to_internal(self, W, b, C):
-        """User features ``(W (m, d), b, C)`` as internal ones, the same function on the data's hull:
-        ``w.x + b = s (U^T w).x' + (w.mu + b)`` at ``x = mu + s U x'``, renormalised to ``||w'|| = 1``."""
-        W, b = np.atleast_2d(np.asarray(W, dtype=float)), np.asarray(b, dtype=float).reshape(-1)
-        C = pad_offsets(list(C)) if C is not None and len(C) else np.zeros((len(W), 0))
-        Wi = self.scale * W @ self.U
+    def features_to_internal(self, features: FoldFeatures) -> FoldFeatures:
+        """User features as internal ones, the same function on the data's hull: ``w.x + b = s (U^T w).x'
+        + (w.mu + b)`` at ``x = mu + s U x'``, renormalised to ``||w'|| = 1``."""
+        Wi = self.scale * features.W @ self.U
         n = np.linalg.norm(Wi, axis=1)
         n = np.where(n > 0, n, 1.0)
-        return Wi / n[:, None], (W @ self.mu + b) / n, C / n[:, None]
+        return FoldFeatures(Wi / n[:, None], (features.W @ self.mu + features.b) / n, features.C / n[:, None])
 
     def describe(self, d: int) -> str:
         """One phrase for the certificate when the data span fewer than ``d`` dimensions."""

@@ -15,28 +15,37 @@ feasible point of the Lasso over those columns, AM-GM), provided its search ends
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
-from .dictionary import kind_of, level_alphabet
-from .geometry import DEGENERATE_TOL, feature_values, fold_parameters, lift, normalize_parameters, pad_offsets
+from .dictionary import column_id, kind_of, label_text, level_alphabet, points_per_feature
+from .features import FoldFeatures
+from .geometry import DEGENERATE_TOL, feature_values, fold_parameters, lift, normalize_parameters
 from .lasso import Proposal
 
 log = logging.getLogger(__name__)
 
-_SIGN = {0: "0", 1: "+", -1: "-"}
+
+class Seeds(NamedTuple):
+    """Columns offered every round: the trained neurons as they are (the first ``n_trained``), then snapped."""
+
+    keys: list
+    features: FoldFeatures
+    A: np.ndarray
+    n_trained: int
 
 
 class Sampler:
     """Random columns of the depth-``depth`` dictionary on ``X`` and a local search on ``|A_j . r|``."""
 
-    def __init__(self, X, depth: int, bias: bool = True, random_state=None, neurons=None):
+    def __init__(self, X, depth: int, bias: bool = True, random_state=None, neurons: FoldFeatures | None = None):
         self.X = np.asarray(X, dtype=float)
         self.depth, self.bias = int(depth), bool(bias)
         N, d = self.X.shape
         self.families = []
         for level in range(2, self.depth + 1):
-            k = d + level - 2 - (0 if self.bias else 1)
+            k = points_per_feature(d, level, self.bias)
             if 1 <= k <= N:
                 self.families.append((level, k, np.array(level_alphabet(level - 2), dtype=float)))
         if not self.families:
@@ -45,49 +54,38 @@ class Sampler:
         self.info: dict[str, dict] = {}
         self.seeds = self._seed(neurons) if neurons is not None else None
         self.searched = {"random_draws_per_round": None, "local_search_steps": None,
-                         "trained_neurons": 0 if self.seeds is None else int(self.seeds[5]),
-                         "snapped_neurons": 0 if self.seeds is None else len(self.seeds[0]) - int(self.seeds[5])}
+                         "trained_neurons": 0 if self.seeds is None else self.seeds.n_trained,
+                         "snapped_neurons": 0 if self.seeds is None else len(self.seeds.keys) - self.seeds.n_trained}
 
-    def _seed(self, neurons):
-        """Columns of the trained neurons ``(W, b, C)`` as they are and snapped to the dictionary:
-        ``(keys, W, b, C, A, n_as_is)``."""
-        W, b, C = neurons
-        W = np.atleast_2d(np.asarray(W, dtype=float))
-        b = np.asarray(b, dtype=float).reshape(-1)
-        m, (N, d) = len(W), self.X.shape
-        C = pad_offsets(list(C) if C is not None else [()] * m)[:, : self.depth - 2]
-        C = np.concatenate([C, np.zeros((m, self.depth - 2 - C.shape[1]))], axis=1)
-        if W.shape != (m, d) or b.shape != (m,):
-            raise ValueError(f"neurons: W must be (m, {d}) and b (m,), got {W.shape} and {b.shape}")
-        norm = np.linalg.norm(W, axis=1)
-        live = norm > 0
-        W, b, C = W[live] / norm[live, None], b[live] / norm[live], C[live]
-        keys = [f"N{self.depth}:seed{i}" for i in range(len(W))]
-        for key, w, bb, c in zip(keys, W, b, C):
+    def _seed(self, neurons: FoldFeatures) -> Seeds:
+        """Columns of the trained neurons (features on ``X``'s coordinates, at most ``depth - 2`` offsets)
+        as they are, rescaled to ``||w|| = 1`` (zero ones dropped), and snapped to the dictionary."""
+        N, d = self.X.shape
+        neurons = neurons.with_offsets(self.depth - 2)
+        norm = np.linalg.norm(neurons.W, axis=1)
+        live = neurons[norm > 0]
+        norm = norm[norm > 0]
+        trained = FoldFeatures(live.W / norm[:, None], live.b / norm, live.C / norm[:, None])
+        keys = [f"N{self.depth}:seed{i}" for i in range(trained.n)]
+        for key, w, bb, c in zip(keys, trained.W, trained.b, trained.C):
             self.info[key] = {"id": key, "kind": "neuron", "depth": self.depth, "points": (), "labels": (),
                               "w": w.tolist(), "b": float(bb), "offsets": tuple(float(x) for x in c)}
         fam = len(self.families) - 1
         level, k, alphabet = self.families[fam]
-        snapped = []
+        snapped = FoldFeatures.empty(d, self.depth - 2)
         if level == self.depth and k <= N:
-            values = alphabet @ C.T if self.depth > 2 else np.zeros((1, len(W)))      # (labels, m): s . c
-            T = self.X @ W.T + b                                                        # (N, m)
+            values = alphabet @ trained.C.T if self.depth > 2 else np.zeros((1, trained.n))   # (labels, m): s . c
+            T = self.X @ trained.W.T + trained.b                                        # (N, m): w.x + b
             gap = np.abs(T[:, None, :] - values[None, :, :])                            # (N, labels, m)
             lab, dist = gap.argmin(axis=1), gap.min(axis=1)
             P = np.argsort(dist, axis=0)[:k].T                                          # (m, k)
             L = alphabet[np.take_along_axis(lab.T, P, axis=1)]                          # (m, k, depth-2)
             Ws, bs, Cs, valid = fold_parameters(self.X[P], L if self.depth > 2 else None, self.bias)
-            for i in np.flatnonzero(valid):
-                snapped.append((self._register(fam, P[i], L[i], Ws[i], bs[i], np.atleast_1d(Cs[i])), Ws[i], bs[i],
-                                np.atleast_1d(Cs[i])[: self.depth - 2]))
-        keys += [s[0] for s in snapped]
-        Wall = np.array([*W, *[s[1] for s in snapped]]).reshape(-1, d)
-        ball = np.array([*b, *[s[2] for s in snapped]])
-        Call = np.zeros((len(ball), self.depth - 2))
-        Call[: len(W)] = C
-        for i, s in enumerate(snapped):
-            Call[len(W) + i] = s[3]
-        return keys, Wall, ball, Call, feature_values(self.X, Wall, ball, Call), len(W)
+            idx = np.flatnonzero(valid)
+            snapped = FoldFeatures(Ws[idx], bs[idx], Cs[idx].reshape(len(idx), self.depth - 2))
+            keys += [self._register(fam, P[i], L[i], Ws[i], bs[i], Cs[i]) for i in idx]
+        features = FoldFeatures.concat([trained, snapped])
+        return Seeds(keys, features, features.values(self.X), trained.n)
 
     def _evaluate(self, fam: int, P, L):
         """Parameters, columns and validity of point sets ``P`` (m, k) with fold labels ``L`` (m, k, l-2)."""
@@ -107,7 +105,7 @@ class Sampler:
     def propose(self, r, n_samples: int = 2000, n_steps: int = 30, keep: int = 256):
         """The ``keep`` best distinct columns found against the centred residual ``r`` (the best tenth
         of ``n_samples`` random columns, each improved by ``n_steps`` tries of swapping one point):
-        ``(A (N, m), keys, W, b, C, scores)``; keys are dictionary ids in text form."""
+        ``(A (N, m), keys, features, scores)``; keys are dictionary ids in text form."""
         r = np.asarray(r, dtype=float)
         out = []
         share = np.array([k for _, k, _ in self.families], dtype=float)
@@ -135,8 +133,9 @@ class Sampler:
                 for fam, P, L, W, b, C, A, score in out for i, s in enumerate(score) if s >= 0]
         rows = [(row[0], self._register(*row[1:7]), row[4], row[5], row[6], row[7]) for row in rows]
         if self.seeds is not None:
-            skeys, sW, sb, sC, sA, _ = self.seeds
-            rows += [(float(abs(r @ sA[:, i])), key, sW[i], sb[i], sC[i], sA[:, i]) for i, key in enumerate(skeys)]
+            sf, sA = self.seeds.features, self.seeds.A
+            rows += [(float(abs(r @ sA[:, i])), key, sf.W[i], sf.b[i], sf.C[i], sA[:, i])
+                     for i, key in enumerate(self.seeds.keys)]
         self.searched.update(random_draws_per_round=int(n_samples), local_search_steps=int(n_steps))
         rows.sort(key=lambda t: -t[0])
         keys, picked = set(), []
@@ -147,13 +146,12 @@ class Sampler:
             if len(picked) == keep:
                 break
         if not picked:
-            return np.empty((len(self.X), 0)), [], np.empty((0, self.X.shape[1])), np.empty(0), \
-                np.empty((0, self.depth - 2)), np.empty(0)
-        A = np.column_stack([p[5] for p in picked])
-        W = np.array([p[2] for p in picked])
-        C = np.array([p[4] for p in picked]).reshape(len(picked), self.depth - 2)
+            return np.empty((len(self.X), 0)), [], FoldFeatures.empty(self.X.shape[1], self.depth - 2), np.empty(0)
+        features = FoldFeatures(np.array([p[2] for p in picked]), np.array([p[3] for p in picked]),
+                                np.array([p[4] for p in picked]).reshape(len(picked), self.depth - 2))
         log.debug("sampled %d columns, best score %.6g", n_samples, picked[0][0])
-        return A, [p[1] for p in picked], W, np.array([p[3] for p in picked]), C, np.array([p[0] for p in picked])
+        return np.column_stack([p[5] for p in picked]), [p[1] for p in picked], features, \
+            np.array([p[0] for p in picked])
 
     def _register(self, fam, points, labels, w, b, c) -> str:
         """Text id (the dictionary's form) of a sampled column; records its explanation."""
@@ -164,10 +162,9 @@ class Sampler:
         if nonzero.size and nonzero[0] < 0:              # canonical up to the global sign
             S = -S
         pts = tuple(int(p) for p in np.asarray(points)[order])
-        text = tuple("".join(_SIGN[s] for s in row) for row in S)
-        key = f"L{level}:{'-'.join(map(str, pts))}" + (":" + ",".join(text) if level > 2 else "")
+        key = column_id(level, pts, S)
         self.info.setdefault(key, {"id": key, "kind": kind_of(level, S), "depth": level, "points": pts,
-                                   "labels": text, "w": np.asarray(w).tolist(),
+                                   "labels": label_text(S), "w": np.asarray(w).tolist(),
                                    "b": float(b), "offsets": tuple(float(x) for x in c[: level - 2])})
         return key
 
@@ -181,8 +178,8 @@ class SampledSource:
         self.sampler, self.n_samples, self.keep = sampler, n_samples, keep
 
     def propose(self, ws, residual, beta: float, threshold: float, partial: bool) -> Proposal:
-        A, keys, W, b, C, scores = self.sampler.propose(residual, self.n_samples, keep=self.keep)
+        A, keys, features, scores = self.sampler.propose(residual, self.n_samples, keep=self.keep)
         found = float(max(scores.max(initial=0.0), np.abs(residual @ ws.A).max(initial=0.0)))
         viol = scores > threshold
-        added = ws.add(A[:, viol], [k for k, v in zip(keys, viol) if v], W[viol], b[viol], C[viol], "sampled")
+        added = ws.add(A[:, viol], [k for k, v in zip(keys, viol) if v], features[viol], "sampled")
         return Proposal(added, found)

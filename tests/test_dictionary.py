@@ -74,7 +74,8 @@ def test_explain_names_and_kinds():
 def test_duplicate_points_give_skipped_columns_not_nan():
     X = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [2.0, -1.0]])
     D = Dictionary(X, 3)
-    W, b, C, valid = D.params(np.arange(D.n_candidates))
+    features, valid = D.params(np.arange(D.n_candidates))
+    W, b, C = features.W, features.b, features.C
     assert not valid.all() and valid.any()
     assert np.all(np.isfinite(W)) and np.all(np.isfinite(b)) and np.all(np.isfinite(C))
     A, ids = D.materialize()

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from analysis.dictionary import Dictionary, column_id
+from analysis.features import FoldFeatures
 from analysis.geometry import (
     cross_product,
     feature_values,
@@ -88,6 +90,46 @@ def test_feature_values_closed_form_1d():
     x = np.linspace(-2, 3, 11)[:, None]
     vals = feature_values(x, np.array([[1.0]]), np.array([-0.5]), np.array([[1.0]]))[:, 0]
     assert np.allclose(vals, np.abs(np.abs(x[:, 0] - 0.5) - 1.0))
+
+
+def test_fold_features_pad_ragged_offsets_and_evaluate_the_nested_folds():
+    X = np.random.default_rng(1).normal(size=(7, 2))
+    W, b, offsets = [[0.6, 0.8], [1.0, 0.0], [0.0, -1.0]], [0.1, -0.2, 0.3], [(), (0.5,), (0.4, 0.2)]
+    f = FoldFeatures.of(W, b, offsets)
+    assert (f.n, f.dim, f.depth) == (3, 2, 4)
+    np.testing.assert_array_equal(f.C, [[0, 0], [0.5, 0], [0.4, 0.2]])
+    own = np.empty((7, 3))                                  # | ... ||w.x + b| - c_1| ... - c_m |, loop by loop
+    for j in range(3):
+        for n in range(7):
+            u = abs(np.dot(W[j], X[n]) + b[j])
+            for c in offsets[j]:
+                u = abs(u - c)
+            own[n, j] = u
+    np.testing.assert_allclose(f.values(X), own, atol=1e-14)
+    np.testing.assert_allclose(f[[2, 0]].values(X), own[:, [2, 0]], atol=1e-14)
+    np.testing.assert_allclose(f[np.array([False, True, False])].values(X), own[:, [1]], atol=1e-14)
+    np.testing.assert_allclose(f.with_offsets(3).values(X), own, atol=1e-14)      # a zero offset folds nothing
+    both = FoldFeatures.concat([f[:1].with_offsets(0), f[1:]])
+    np.testing.assert_allclose(both.values(X), own, atol=1e-14)
+
+
+def test_fold_features_refuse_inconsistent_rows_and_lost_offsets():
+    with pytest.raises(ValueError, match="one row per feature"):
+        FoldFeatures.of(np.ones((2, 2)), np.zeros(3))
+    with pytest.raises(ValueError, match="one row per feature"):
+        FoldFeatures.of(np.ones((2, 2)), np.zeros(2), [(0.1,)])
+    with pytest.raises(ValueError, match="more than a depth-2 network holds"):
+        FoldFeatures.of(np.ones((1, 2)), None, [(0.3,)]).with_offsets(0)
+    assert FoldFeatures.of(np.ones((1, 2)), None, [(0.0,)]).with_offsets(0).depth == 2
+
+
+def test_column_ids_have_one_text_form():
+    D = Dictionary(np.random.default_rng(0).normal(size=(6, 2)), 3)
+    for e in D.explain(np.arange(0, D.n_candidates, 7)):
+        labels = [[{"+": 1, "-": -1, "0": 0}[ch] for ch in text] for text in e["labels"]]
+        assert e["id"] == column_id(e["depth"], e["points"], np.array(labels).reshape(len(e["points"]), -1))
+    assert column_id(2, (4, 1), np.zeros((2, 0))) == "L2:4-1"
+    assert column_id(4, (0, 3, 5), [[1, 0], [-1, 1], [0, 0]]) == "L4:0-3-5:+0,-+,00"
 
 
 def test_reflection_is_an_isometric_involution_fixing_the_plane():

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from analysis import ReflectionLasso
 from analysis.dictionary import Dictionary
+from analysis.features import FoldFeatures
 from analysis.lasso import DictionaryPricing, WorkingSet, column_generation, cvxpy_lasso, objective, solve_restricted
 from analysis.pricing import price
 
@@ -36,7 +37,7 @@ def test_working_set_merges_equal_columns_up_to_sign_and_constant():
     a = rng.normal(size=(6, 2))
     ws = WorkingSet(6, 1, 0)
     added = ws.add(np.column_stack([a, a[:, 0], 5 - a[:, 1], np.ones(6)]), ["p", "q", "p2", "q2", "const"],
-                   np.ones((5, 1)), np.zeros(5), np.zeros((5, 0)))
+                   FoldFeatures.of(np.ones((5, 1))))
     assert added == 2 and len(ws) == 2
     p, q = ws.locate("p")[0], ws.locate("q")[0]
     assert {p, q} == {0, 1} and ws.locate("p2") == (p, 1.0) and ws.locate("q2") == (q, -1.0)

@@ -39,7 +39,8 @@ def solve_lasso(X, y, depth, beta, bias=True):
     z[S] = sol[:-1]
     r = y - A @ z - sol[-1]
     assert np.abs(A.T @ r).max() <= beta * (1 + 1e-8) and abs(r.sum()) < 1e-9, "reference Lasso is not optimal"
-    W, b, C, _ = D.params(ids[S])
+    features, _ = D.params(ids[S])
+    W, b, C = features.W, features.b, features.C
     return {"objective": 0.5 * r @ r + beta * np.abs(z).sum(), "W": W, "b": b, "C": C, "coef": z[S],
             "intercept": sol[-1], "fitted": A @ z + sol[-1]}
 

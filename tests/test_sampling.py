@@ -4,6 +4,7 @@ import pytest
 
 from analysis import ReflectionLasso
 from analysis.dictionary import Dictionary
+from analysis.features import FoldFeatures
 from analysis.pricing import price
 from analysis.sampling import Sampler
 
@@ -14,7 +15,7 @@ def test_sampled_columns_are_dictionary_columns(d, depth, bias):
     X = rng.normal(size=(9, d))
     r = rng.normal(size=9)
     r -= r.mean()
-    A, keys, W, b, C, scores = Sampler(X, depth, bias, random_state=1).propose(r, n_samples=300, keep=40)
+    A, keys, features, scores = Sampler(X, depth, bias, random_state=1).propose(r, n_samples=300, keep=40)
     D = Dictionary(X, depth, bias)
     M, ids = D.materialize()
     by_id = {e["id"]: j for j, e in enumerate(D.explain(ids))}
@@ -23,6 +24,7 @@ def test_sampled_columns_are_dictionary_columns(d, depth, bias):
         assert key in by_id, key
         assert np.allclose(A[:, j], M[:, by_id[key]], atol=1e-9)
     assert np.allclose(scores, np.abs(r @ A))
+    assert features.n == len(keys) and features.depth == depth and np.allclose(features.values(X), A, atol=1e-12)
 
 
 def test_local_search_reaches_the_best_column_of_a_small_dictionary():
@@ -32,8 +34,8 @@ def test_local_search_reaches_the_best_column_of_a_small_dictionary():
     r -= r.mean()
     best = price(Dictionary(X, 3), r, top_k=1).max_score
     sampler = Sampler(X, 3, random_state=0)
-    _, _, _, _, _, no_search = sampler.propose(r, n_samples=50, n_steps=0, keep=1)
-    _, _, _, _, _, searched = sampler.propose(r, n_samples=50, n_steps=60, keep=1)
+    _, _, _, no_search = sampler.propose(r, n_samples=50, n_steps=0, keep=1)
+    _, _, _, searched = sampler.propose(r, n_samples=50, n_steps=60, keep=1)
     assert searched[0] >= no_search[0] - 1e-12
     assert searched[0] >= 0.98 * best and searched[0] <= best + 1e-9
 
@@ -66,11 +68,12 @@ def test_a_neuron_on_a_dictionary_column_snaps_to_that_column(depth):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(10, 2))
     D = Dictionary(X, depth)
-    W, b, C, valid = D.params(np.arange(D.n_candidates))
+    features, valid = D.params(np.arange(D.n_candidates))
+    W, b, C = features.W, features.b, features.C
     js = [j for j in rng.permutation(D.n_candidates) if valid[j] and (depth == 2 or C[j, 0] > 0.2)][:3]
     explained = D.explain(np.array(js))
-    s = Sampler(X, depth, neurons=(3 * W[js], 3 * b[js], C[js]))
-    keys, Ws, bs, Cs, A, n = s.seeds
+    s = Sampler(X, depth, neurons=FoldFeatures(3 * W[js], 3 * b[js], 3 * C[js]))    # 3 phi_j: the same columns
+    keys, _, A, n = s.seeds
     assert n == 3 and keys[:3] == [f"N{depth}:seed{i}" for i in range(3)]
     np.testing.assert_allclose(A[:, :3], D.columns(np.array(js)), atol=1e-9)   # as columns, scale removed
     snapped = keys[3:]

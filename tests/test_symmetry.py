@@ -142,7 +142,8 @@ def test_a_planted_depth_3_fold_plane_is_recovered_by_the_lasso():
     from analysis.estimator import ReflectionLasso
     X = np.random.default_rng(3).normal(size=(9, 2))
     D = Dictionary(X, 3)
-    W, b, C, valid = D.params(np.arange(D.n_candidates))
+    features, valid = D.params(np.arange(D.n_candidates))
+    W, b, C = features.W, features.b, features.C
     j = next(j for j in np.random.default_rng(0).permutation(D.n_candidates) if valid[j] and C[j, 0] > 0.3)
     y = 2.0 * feature_values(X, W[j:j + 1], b[j:j + 1], C[j:j + 1])[:, 0] + 0.5
     est = ReflectionLasso(depth=3, beta=1e-4).fit(X, y)
