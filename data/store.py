@@ -41,6 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ._liveness import alive, start_time
+
 __all__ = ["Store", "StoreError", "StoreLockedError", "StoreCorruptError", "StoreHaltedError", "UnknownRunError",
            "STATUSES", "halt_writes", "resume_writes", "run_process"]
 
@@ -140,7 +142,6 @@ def resume_writes() -> None:
 
 def run_process() -> dict:
     """This process as a run records it (pid, host, start time), for :func:`process_alive`."""
-    from flows._watchdog import start_time
     return {"pid": os.getpid(), "host": socket.gethostname(), "start_time": start_time(os.getpid())}
 
 
@@ -149,7 +150,6 @@ def process_alive(process: dict | None) -> bool | None:
     no ``/proc``)."""
     if not process or process.get("host") != socket.gethostname() or not os.path.isdir("/proc"):
         return None
-    from flows._watchdog import alive
     return alive(int(process["pid"]), process.get("start_time"))
 
 

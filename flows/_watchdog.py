@@ -6,7 +6,7 @@ end. When this process ends in any way the kernel closes the pipe, the watchdog 
 and sends SIGTERM (then, after ``GRACE`` seconds, SIGKILL) to every process it knew as a descendant:
 the ones ``adopt(pid)`` named (the temporary Prefect server) and the ones it found by walking
 ``/proc`` every ``SCAN`` seconds (Dask workers, served flow runs). A process is identified by its
-pid and start time, so a recycled pid is never signalled.
+pid and start time, so a recycled pid is never signalled (``data._liveness``).
 """
 from __future__ import annotations
 
@@ -20,46 +20,19 @@ import time
 SCAN = 0.5
 GRACE = 3.0
 
+if __name__ == "__main__":       # a standard-library script: data/_liveness.py by its path, not the data package
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location(
+        "_liveness", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "_liveness.py"))
+    _liveness = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_liveness)
+    alive, descendants, start_time = _liveness.alive, _liveness.descendants, _liveness.start_time
+else:
+    from data._liveness import alive, descendants, start_time
+
 _pipe: int | None = None
 _owner: int | None = None
-
-
-def _stat(pid: int | str) -> list[bytes] | None:
-    """The fields of ``/proc/PID/stat`` after the command name (state first), None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rindex(b")") + 2:].split()
-
-
-def start_time(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks after boot), None when there is no such process."""
-    fields = _stat(pid)
-    return None if fields is None else int(fields[19])
-
-
-def alive(pid: int, started: int | None) -> bool:
-    """Whether the process ``pid`` that started at ``started`` still runs (a zombie counts as gone)."""
-    fields = _stat(pid)
-    return fields is not None and fields[0] != b"Z" and (started is None or int(fields[19]) == started)
-
-
-def _descendants(root: int) -> dict[int, int]:
-    """``{pid: start time}`` of every live descendant of ``root``."""
-    children: dict[int, list[tuple[int, int]]] = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        fields = _stat(entry)
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append((int(entry), int(fields[19])))
-    out, todo = {}, [root]
-    while todo:
-        for pid, started in children.get(todo.pop(), ()):
-            if pid not in out:
-                out[pid] = started
-                todo.append(pid)
-    return out
 
 
 def watch() -> None:
@@ -112,7 +85,7 @@ def _main(parent: int) -> None:
                 pid, started = map(int, line.split())
                 known[pid] = started
         if alive(parent, None):
-            known.update(_descendants(parent))
+            known.update(descendants(parent))
     known.pop(os.getpid(), None)               # the watchdog is one of them
     _end(known)
 

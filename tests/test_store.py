@@ -538,3 +538,14 @@ def test_halted_writes_are_refused_outside_the_halting_thread(store):
     assert len(errors) == 1 and store.completed_steps(run_id) == {"mine"}
     write()
     assert store.completed_steps(run_id) == {"mine", "late"}
+
+
+def test_the_data_layer_imports_nothing_from_flows():
+    """data/ is below flows/: the store (process liveness included) loads without the flows package."""
+    import subprocess
+    import sys
+    code = ("import sys, data.store as s; s.process_alive(s.run_process()); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flows', 'prefect')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    assert out.stdout.strip() == "[]"
