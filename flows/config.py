@@ -94,6 +94,27 @@ class RunConfig:
         given = {k: v for k, v in changes.items() if v is not None}
         return RunConfig.from_dict({**self.to_dict(), **given}, source="options")
 
+    # -- the options of each package function a pipeline step calls (flows.pipeline) --------
+    def encoder_options(self) -> dict[str, Any]:
+        """Keyword options of ``embeddings.encoders.load_encoder(self.model, ...)``."""
+        return {"kind": self.encoder_kind, "pooling": self.pooling, "layer": self.layer, "device": self.device}
+
+    def reduction_options(self) -> dict[str, Any]:
+        """Keyword options of ``embeddings.reduce.Reduction``."""
+        return {"method": self.reduction, "n_components": self.n_components, "standardize": self.standardize,
+                "random_state": self.seed}
+
+    def lasso_options(self) -> dict[str, Any]:
+        """Keyword options of ``analysis.ReflectionLasso`` besides ``depth`` (``max_candidates`` only when given)."""
+        return {"beta": self.beta, "bias": self.bias, "candidates": self.candidates, "n_betas": self.n_betas,
+                "beta_min_ratio": self.beta_min_ratio, "random_state": self.seed, "n_jobs": self.n_jobs,
+                **({} if self.max_candidates is None else {"max_candidates": self.max_candidates})}
+
+    def training_options(self) -> dict[str, Any]:
+        """Keyword options of ``analysis.training.compare_with_lasso`` that the run sets."""
+        return {"widths": self.widths, "seeds": self.network_seeds, "max_epochs": self.epochs, "bias": self.bias,
+                "device": self.device}
+
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         """Read a TOML file written by :meth:`save` (or by hand)."""

@@ -1,7 +1,10 @@
 """The Prefect flow ``pipeline``: load -> embed -> reduce -> fit each depth over a beta path -> train -> report.
 
-Tasks pass run ids, paths and fingerprints, never arrays: vectors, points, fits and network
-results live in the store (``data.store.Store``) under one ``run_id``. The load step creates the
+The flow parses its config dict once (``RunConfig``) and hands that object to every task. Each task is
+one call to a Prefect-free step function of the packages (``data.runs``, ``embeddings.runs``,
+``analysis.runs``, ``reports.publish``) on the store it opens; tasks pass run ids, paths and
+fingerprints, never arrays: vectors, points, fits and network results live in the store
+(``data.store.Store``) under one ``run_id``. The load step creates the
 run (status "running", with this process's pid) before anything is embedded, and only then its
 folder ``runs/<run_id>/`` (corpus snapshot, ``config.toml``). A step already completed for a run
 (``Store.completed_steps``) is skipped, so ``pipeline(config, run_id=...)`` resumes an
@@ -15,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +26,6 @@ from . import _prefect_env
 
 _prefect_env.configure(os.environ.get(_prefect_env.WORKSPACE_VAR, "workspace"))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
@@ -56,173 +56,67 @@ def _transient(task, task_run, state) -> bool:
 
 
 @task(name="load", cache_policy=NO_CACHE)
-def load_step(config: dict, run_id: str, prefect: dict) -> str:
-    """Load, sample and split the corpus, keep it in the store and create the run (status running, this
-    process), then write ``runs/<run_id>/corpus.parquet``; returns its path."""
-    from data.store import run_process
-    cfg = RunConfig.from_dict(config)
-    corpus = load_run_corpus(cfg)
-    store = _store(cfg)
-    corpus_id = store.add_corpus(corpus.frame, corpus.provenance)
-    store.create_run(config, run_id, status="running", steps=("corpus",),
-                     info={"corpus": {"corpus_id": corpus_id, **corpus.provenance}, "prefect": prefect,
-                           "process": run_process()})
-    return _corpus_file(cfg, run_id)
+def load_step(cfg: RunConfig, run_id: str, prefect: dict) -> str:
+    """Load, sample and split the corpus, keep it in the store and create the run (``data.runs.start_run``)."""
+    from data.runs import start_run
+    return start_run(_store(cfg), load_run_corpus(cfg), cfg.to_dict(), run_id, prefect)
 
 
 def _corpus_file(cfg: RunConfig, run_id: str) -> str:
-    """``runs/<run_id>/corpus.parquet`` (and ``config.toml``), written from the store when missing."""
+    """``runs/<run_id>/corpus.parquet`` (written from the store when missing) and ``config.toml``."""
+    from data.runs import corpus_snapshot
     folder = run_dir(cfg.workspace, run_id)
-    path = folder / "corpus.parquet"
-    if not path.is_file():
-        store = _store(cfg, read_only=True)
-        frame, _ = store.get_corpus(store.get_run(run_id)["info"]["corpus"]["corpus_id"])
-        frame.to_parquet(folder / "corpus.parquet.part", index=False)
-        os.replace(folder / "corpus.parquet.part", path)
+    path = corpus_snapshot(_store(cfg, read_only=True), run_id, folder)
     cfg.save(folder / "config.toml")
     return str(path)
 
 
 @task(name="embed", retries=2, retry_delay_seconds=5, retry_condition_fn=_transient, cache_policy=NO_CACHE)
-def embed_step(config: dict, run_id: str, corpus_path: str) -> str:
-    """Embed the corpus texts through the store's cache and record the model; returns its fingerprint."""
-    from embeddings.cache import embed_texts
+def embed_step(cfg: RunConfig, run_id: str, corpus_path: str) -> str:
+    """Embed the corpus texts through the store's cache (``embeddings.runs.embed_run``); returns the fingerprint."""
     from embeddings.encoders import load_encoder
-    cfg = RunConfig.from_dict(config)
-    texts = pd.read_parquet(corpus_path, columns=["text"])["text"].tolist()
-    encoder = load_encoder(cfg.model, kind=cfg.encoder_kind, pooling=cfg.pooling, layer=cfg.layer,
-                           device=cfg.device)
-    store = _store(cfg)
-    _, stats = embed_texts(encoder, texts, store, batch_size=cfg.batch_size, progress=True)
-    model = {"name": encoder.name, "kind": encoder.kind, "dim": encoder.dim, "fingerprint": encoder.fingerprint}
-    store.update_run(run_id, info={"model": model, "embeddings": {**model, "n_texts": len(texts), **stats}})
-    store.mark_step(run_id, "embed")
-    return encoder.fingerprint
+    from embeddings.runs import embed_run
+    return embed_run(_store(cfg), run_id, corpus_path, load_encoder(cfg.model, **cfg.encoder_options()), cfg.batch_size)
 
 
 @task(name="reduce", cache_policy=NO_CACHE)
-def reduce_step(config: dict, run_id: str, corpus_path: str, fingerprint: str) -> None:
-    """Fit the reduction on the training split, project every point, store points and reduction."""
-    from embeddings.cache import text_hash
+def reduce_step(cfg: RunConfig, run_id: str, corpus_path: str, fingerprint: str) -> None:
+    """Fit the reduction on the training split and store every point (``embeddings.runs.reduce_run``)."""
     from embeddings.reduce import Reduction
-    cfg = RunConfig.from_dict(config)
-    store = _store(cfg)
-    frame = pd.read_parquet(corpus_path)
-    hashes = [text_hash(t) for t in frame["text"]]
-    cached = store.get_embeddings(fingerprint, hashes)
-    if len(cached) < len(set(hashes)):
-        raise RuntimeError(f"run {run_id}: {len(set(hashes)) - len(cached)} embeddings are missing from the cache "
-                           f"(fingerprint {fingerprint})")
-    vectors = np.stack([cached[h] for h in hashes])
-    train = (frame["split"] == "train").to_numpy()
-    reduction = Reduction(cfg.reduction, n_components=cfg.n_components, standardize=cfg.standardize,
-                          random_state=cfg.seed).fit(vectors[train], frame["target"].to_numpy(float)[train])
-    store.put_points(run_id, frame.assign(idx=np.arange(len(frame)), coords=reduction.transform(vectors).tolist()))
-    params = reduction.to_dict()
-    store.put_reduction(run_id, params)
-    store.update_run(run_id, info={"reduction": {k: v for k, v in params.items()
-                                                  if np.ndim(v) == 0 or k == "explained_variance_ratio"}})
-    store.mark_step(run_id, "reduce")
-
-
-def _points(cfg: RunConfig, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(X, y, train mask)`` of a reduced run."""
-    pts = _store(cfg).get_points(run_id)
-    return np.array(pts["coords"].tolist(), dtype=float), pts["target"].to_numpy(float), \
-        (pts["split"] == "train").to_numpy()
+    from embeddings.runs import reduce_run
+    reduce_run(_store(cfg), run_id, corpus_path, fingerprint, Reduction(**cfg.reduction_options()))
 
 
 @task(name="fit", cache_policy=NO_CACHE)
-def fit_step(config: dict, run_id: str, depth: int) -> float:
-    """Fit the Lasso of ``depth`` over the beta path on the training points; returns the objective."""
-    from analysis import ReflectionLasso
-    from analysis.records import FitResult, fit_metrics
+def fit_step(cfg: RunConfig, run_id: str, depth: int) -> float:
+    """Fit the Lasso of ``depth`` over the beta path (``analysis.runs.fit_run``), on the run's Dask cluster if any;
+    returns the objective."""
+    from analysis.runs import fit_run
 
     from .cluster import pricing_cluster
-    cfg = RunConfig.from_dict(config)
-    X, y, train = _points(cfg, run_id)
-    store = _store(cfg)
-    classes = store.get_run(run_id)["info"]["corpus"].get("task") == "classification"
-    model = ReflectionLasso(depth=depth, beta=cfg.beta, bias=cfg.bias, candidates=cfg.candidates,
-                            n_betas=cfg.n_betas, beta_min_ratio=cfg.beta_min_ratio, random_state=cfg.seed,
-                            n_jobs=cfg.n_jobs,
-                            **({} if cfg.max_candidates is None else {"max_candidates": cfg.max_candidates}))
-    start = time.perf_counter()
-    with pricing_cluster(cfg.dask_address, use_dask=cfg.dask):   # on the run's Dask cluster, if any
-        model.fit(X[train], y[train])
-    wall = time.perf_counter() - start
-    result = FitResult.from_estimator(model, fit_metrics(model, X, y, train, classes), wall)
-    store.put_fit(run_id, depth, result.to_dict(), model.features_, getattr(model, "path_", None))
-    store.update_run(run_id, timings={f"fit:{depth}": wall})
-    store.mark_step(run_id, f"fit:{depth}")
-    logger.info("depth %d: objective %.6g at beta %.4g, %d features (%.1f s); %s", depth, model.objective_,
-                model.beta_, len(model.features_), wall, model.certificate_.get("statement", ""))
-    return float(model.objective_)
-
-
-SYMMETRY_PLANES = 12
+    with pricing_cluster(cfg.dask_address, use_dask=cfg.dask):
+        return fit_run(_store(cfg), run_id, depth, **cfg.lasso_options())
 
 
 @task(name="symmetry", cache_policy=NO_CACHE)
-def symmetry_step(config: dict, run_id: str) -> None:
-    """Score every depth's fitted function about the mirror planes its features predict (the largest of every
-    fit's, nested ones included), on the data support, against random planes through training points and
-    against the shallower depth (analysis.symmetry.symmetry_table); record the target signal the reduction
-    keeps (a linear probe on the full embeddings vs the reduced points, run info ``signal``)."""
-    from analysis.records import FitResult
-    from analysis.symmetry import fit_symmetry
-    from embeddings.cache import text_hash
-    from embeddings.reduce import signal_kept
-    cfg = RunConfig.from_dict(config)
-    X, y, train = _points(cfg, run_id)
-    store = _store(cfg)
-    hashes = [text_hash(t) for t in store.get_points(run_id)["text"]]
-    cached = store.get_embeddings(store.get_run(run_id)["info"]["model"]["fingerprint"], hashes)
-    if len(cached) == len(set(hashes)) and (~train).sum() >= 2:   # the target signal the reduction keeps
-        store.update_run(run_id, info={"signal": signal_kept(np.stack([cached[h] for h in hashes]), y, train, X)})
-    fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
-    symmetry = fit_symmetry(fits, X[train], SYMMETRY_PLANES, random_state=cfg.seed)
-    if not symmetry:
-        logger.info("symmetry: no mirror plane of a fold feature has enough training points mirrored near data")
-        return
-    for depth, fit in fits.items():
-        result = FitResult.from_dict(fit)
-        result.extra["symmetry"] = symmetry[depth]
-        store.put_fit(run_id, depth, result.to_dict(), fit["features"], fit["path"])
-    store.mark_step(run_id, "symmetry")
+def symmetry_step(cfg: RunConfig, run_id: str) -> None:
+    """Score every depth's fit about its mirror planes (``analysis.runs.symmetry_run``)."""
+    from analysis.runs import symmetry_run
+    symmetry_run(_store(cfg), run_id, random_state=cfg.seed)
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train_step(config: dict, run_id: str, depth: int) -> None:
-    """Train the networks of ``depth`` at the fit's beta and compare them with its Lasso objective."""
-    from analysis.records import FitResult
-    from analysis.training import compare_with_lasso
-    cfg = RunConfig.from_dict(config)
-    X, y, train = _points(cfg, run_id)
-    store = _store(cfg)
-    stored = next(f for f in store.get_fits(run_id) if int(f["depth"]) == depth)
-    fit = FitResult.from_dict(stored)
-    start = time.perf_counter()
-    result = compare_with_lasso(X[train], y[train], depth, fit.beta, fit.objective,
-                                lower_bound=fit.certificate.get("lower_bound"), widths=cfg.widths,
-                                features=stored["features"], seeds=cfg.network_seeds, max_epochs=cfg.epochs,
-                                bias=cfg.bias, lasso_time_s=fit.timings.get("wall_s"), device=cfg.device,
-                                progress=False)
-    store.put_network(run_id, depth, result.to_dict())
-    store.update_run(run_id, timings={f"train:{depth}": time.perf_counter() - start})
-    store.mark_step(run_id, f"train:{depth}")
+def train_step(cfg: RunConfig, run_id: str, depth: int) -> None:
+    """Train the networks of ``depth`` against the fit (``analysis.runs.train_run``)."""
+    from analysis.runs import train_run
+    train_run(_store(cfg), run_id, depth, **cfg.training_options())
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_step(config: dict, run_id: str, completed: bool = False) -> str:
-    """Write the run's HTML report and the workspace index (then, for a completed run, mark the "report"
-    step: the run shows "completed" from then on); returns the report path."""
+def report_step(cfg: RunConfig, run_id: str) -> str:
+    """Write the run's HTML report and the workspace index (``reports.publish``); returns the report path."""
     from reports import publish
-    cfg = RunConfig.from_dict(config)
-    path = publish(_store(cfg, read_only=True), reports_dir(cfg.workspace), [run_id])[run_id]
-    if completed:
-        _store(cfg).mark_step(run_id, "report")
-    return str(Path(path).resolve())
+    return str(Path(publish(_store(cfg, read_only=True), reports_dir(cfg.workspace), [run_id])[run_id]).resolve())
 
 
 def _artifact(run_id: str, report: str, status: str, error: str | None) -> None:
@@ -263,8 +157,7 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
     Steps: load (creates the run) -> embed -> reduce -> fit each depth -> symmetry -> train -> report.
     """
     from data.store import halt_writes, run_process
-    cfg = RunConfig.from_dict(config)
-    config = cfg.to_dict()
+    cfg = RunConfig.from_dict(config)          # parsed once per flow run; the tasks get this object
     run_id = run_id or new_run_id()
     prefect = _flow_run()
     done = _completed_steps(cfg, run_id)
@@ -272,28 +165,28 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
         logger.info("run %s: new, workspace %s", run_id, Path(cfg.workspace).resolve())
         if (Path(cfg.workspace) / "lookingglass.duckdb").exists():
             _store(cfg).backup()
-        corpus_path = load_step(config, run_id, prefect)
+        load_step(cfg, run_id, prefect)
         done = {"corpus"}
     else:
         logger.info("run %s: resuming, steps done: %s", run_id, ", ".join(sorted(done)) or "none")
         store = _store(cfg)
         store.backup()
         store.update_run(run_id, status="running", info={"prefect": prefect, "process": run_process()})
-        corpus_path = _corpus_file(cfg, run_id)
+    corpus_path = _corpus_file(cfg, run_id)
     try:
         if "embed" in done:
             fingerprint = _store(cfg, read_only=True).get_run(run_id)["info"]["model"]["fingerprint"]
         else:
-            fingerprint = embed_step(config, run_id, corpus_path)
+            fingerprint = embed_step(cfg, run_id, corpus_path)
         if "reduce" not in done:
-            reduce_step(config, run_id, corpus_path, fingerprint)
-        fits = {d: fit_step.submit(config, run_id, d) for d in cfg.depths if f"fit:{d}" not in done}
-        trains = [train_step.submit(config, run_id, d, wait_for=[fits[d]] if d in fits else [])
+            reduce_step(cfg, run_id, corpus_path, fingerprint)
+        fits = {d: fit_step.submit(cfg, run_id, d) for d in cfg.depths if f"fit:{d}" not in done}
+        trains = [train_step.submit(cfg, run_id, d, wait_for=[fits[d]] if d in fits else [])
                   for d in cfg.depths if cfg.networks and f"train:{d}" not in done]
         for future in fits.values():
             future.result()
         if "symmetry" not in done:
-            symmetry_step(config, run_id)
+            symmetry_step(cfg, run_id)
         for future in trains:
             future.result()
     except BaseException as err:
@@ -304,7 +197,7 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
         logger.error("run %s %s: %s", run_id, "stopped" if interrupted else "failed", message)
         _store(cfg).update_run(run_id, status="interrupted" if interrupted else "failed", error=message)
         try:
-            report = report_step(config, run_id)
+            report = report_step(cfg, run_id)
             _artifact(run_id, report, "interrupted" if interrupted else "failed", message)
         except Exception as report_err:  # noqa: BLE001 - the run's own error is the one raised
             report = None
@@ -313,7 +206,8 @@ def pipeline(config: dict, run_id: str | None = None) -> str:
             _on_interrupt(run_id, report, err)
         raise
     _store(cfg).update_run(run_id, status="completed")
-    report = report_step(config, run_id, completed=True)
+    report = report_step(cfg, run_id)
+    _store(cfg).mark_step(run_id, "report")        # from here on the run shows "completed"
     _artifact(run_id, report, "completed", None)
     logger.info("run %s completed; report %s", run_id, report)
     return report

@@ -48,13 +48,18 @@ def train_points(bundle):
     return np.array(pts["coords"].tolist())[train], pts["target"].to_numpy()[train]
 
 
-def test_run_lands_in_the_store_with_fits_networks_and_a_report(config):
+def test_run_lands_in_the_store_with_fits_networks_and_a_report(config, monkeypatch):
     from analysis import ReflectionLasso
     from embeddings import load_encoder
+    parsed, post_init = [], RunConfig.__post_init__
+    monkeypatch.setattr(RunConfig, "__post_init__", lambda self: (parsed.append(1), post_init(self))[1])
     outcome = run(config)
     assert outcome.error is None, outcome.error
+    assert len(parsed) == 1                     # the flow parses its config once; every task gets that object
+    monkeypatch.undo()
     bundle = Store(config.workspace, read_only=True).load_run(outcome.run_id)
     assert bundle["run"]["status"] == "completed"
+    assert set(bundle["run"]["info"]["signal"]) == {"full_r2", "reduced_r2", "kept"}   # 6 test points: probed
     assert RunConfig.from_dict(bundle["run"]["config"]) == config
     assert RunConfig.load(os.path.join(config.workspace, "runs", outcome.run_id, "config.toml")) == config
     pts = bundle["points"]

@@ -1,0 +1,85 @@
+"""The analysis steps of a pipeline run, against a store passed in (``data.store.Store``'s methods).
+
+Each reads the run's reduced points (and fits), computes, writes its record (``analysis.records``) and marks
+its step: ``fit_run`` (the Lasso of one depth over its beta path), ``symmetry_run`` (each fit about its
+mirror planes) and ``train_run`` (the networks of one depth against the fit). No Prefect and no DuckDB here:
+``flows.pipeline`` wraps each function in one Prefect task and owns the store.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+SYMMETRY_PLANES = 12      # mirror planes scored per run: the largest of every fit's
+
+
+def run_points(store, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, y, train mask)`` of a reduced run."""
+    pts = store.get_points(run_id)
+    return np.array(pts["coords"].tolist(), dtype=float), pts["target"].to_numpy(float), \
+        (pts["split"] == "train").to_numpy()
+
+
+def fit_run(store, run_id: str, depth: int, **lasso) -> float:
+    """Fit ``ReflectionLasso(depth=depth, **lasso)`` on the training points, store its ``FitResult`` (with train
+    and test metrics), features and path, record its wall time, mark step ``fit:<depth>``; returns the objective."""
+    from .estimator import ReflectionLasso
+    from .records import FitResult, fit_metrics
+
+    X, y, train = run_points(store, run_id)
+    classes = store.get_run(run_id)["info"]["corpus"].get("task") == "classification"
+    model = ReflectionLasso(depth=depth, **lasso)
+    start = time.perf_counter()
+    model.fit(X[train], y[train])
+    wall = time.perf_counter() - start
+    result = FitResult.from_estimator(model, fit_metrics(model, X, y, train, classes), wall)
+    store.put_fit(run_id, depth, result.to_dict(), model.features_, getattr(model, "path_", None))
+    store.update_run(run_id, timings={f"fit:{depth}": wall})
+    store.mark_step(run_id, f"fit:{depth}")
+    logger.info("depth %d: objective %.6g at beta %.4g, %d features (%.1f s); %s", depth, model.objective_,
+                model.beta_, len(model.features_), wall, model.certificate_.get("statement", ""))
+    return float(model.objective_)
+
+
+def symmetry_run(store, run_id: str, n_planes: int = SYMMETRY_PLANES, random_state=None) -> None:
+    """Score every depth's fitted function about the mirror planes its features predict (the ``n_planes`` largest
+    of every fit's, nested ones included) on the training points, against random planes through training points
+    and against the shallower depth (``analysis.symmetry.fit_symmetry``); rewrite each fit with its ``symmetry``
+    entry and mark step "symmetry" (left unmarked when no plane qualifies)."""
+    from .records import FitResult
+    from .symmetry import fit_symmetry
+
+    X, _, train = run_points(store, run_id)
+    fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
+    symmetry = fit_symmetry(fits, X[train], n_planes, random_state=random_state)
+    if not symmetry:
+        logger.info("symmetry: no mirror plane of a fold feature has enough training points mirrored near data")
+        return
+    for depth, fit in fits.items():
+        result = FitResult.from_dict(fit)
+        result.extra["symmetry"] = symmetry[depth]
+        store.put_fit(run_id, depth, result.to_dict(), fit["features"], fit["path"])
+    store.mark_step(run_id, "symmetry")
+
+
+def train_run(store, run_id: str, depth: int, **training) -> None:
+    """Train the networks of ``depth`` at the stored fit's beta and compare them with its objective
+    (``analysis.training.compare_with_lasso(..., **training)``); store the ``TrainingResult``, record the wall
+    time, mark step ``train:<depth>``."""
+    from .records import FitResult
+    from .training import compare_with_lasso
+
+    X, y, train = run_points(store, run_id)
+    stored = next(f for f in store.get_fits(run_id) if int(f["depth"]) == depth)
+    fit = FitResult.from_dict(stored)
+    start = time.perf_counter()
+    result = compare_with_lasso(X[train], y[train], depth, fit.beta, fit.objective,
+                                lower_bound=fit.certificate.get("lower_bound"), features=stored["features"],
+                                lasso_time_s=fit.timings.get("wall_s"), progress=False, **training)
+    store.put_network(run_id, depth, result.to_dict())
+    store.update_run(run_id, timings={f"train:{depth}": time.perf_counter() - start})
+    store.mark_step(run_id, f"train:{depth}")
