@@ -245,3 +245,4 @@ def test_corrupted_store_is_reported_and_left_untouched(config):
     before = store_state(config.workspace)
     assert_input_error(cli_run(config), "lookingglass.duckdb", "corrupted")
     assert store_state(config.workspace) == before
+
