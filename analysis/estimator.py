@@ -140,11 +140,9 @@ class _ReflectionLassoBase(BaseEstimator):
         if self.candidates != "sampled":
             raise ValueError(f"{name}: init_neurons needs candidates='sampled', got candidates={self.candidates!r}")
         shapes = "(W, b, C) with W of shape (k, n_features), b of length k and C k rows of depth-2 offsets"
-        neurons = self.init_neurons
+        given = self.init_neurons
         try:
-            if not isinstance(neurons, FoldFeatures):
-                W, b, C = neurons
-                neurons = FoldFeatures.of(W, b, C)
+            neurons = given if isinstance(given, FoldFeatures) else FoldFeatures.of(*given)
             ok = (neurons.dim == self.n_features_in_ and neurons.depth <= self.depth
                   and all(np.isfinite(a).all() for a in (neurons.W, neurons.b, neurons.C)))
         except (TypeError, ValueError):

@@ -99,3 +99,16 @@ def test_seeded_sampled_lasso_is_never_worse_than_the_trained_network():
     searched = est.certificate_["searched"]
     assert searched["trained_neurons"] == 16 and searched["random_draws_per_round"] == 200
     assert "sampled" in est.certificate_["statement"]
+
+
+def test_init_neurons_as_arrays_or_fold_features_seed_the_same_fit():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(12, 2))
+    y = np.abs(X[:, 0] - 0.2) + 0.05 * rng.normal(size=12)
+    W, b, C = np.array([[1.0, 0.0], [0.6, 0.8]]), np.array([-0.2, 0.1]), [(0.3,), ()]
+    fits = [ReflectionLasso(depth=3, beta=0.05, candidates="sampled", n_samples=200, random_state=0,
+                            init_neurons=seeds).fit(X, y)
+            for seeds in ((W, b, C), [W, b, C], FoldFeatures.of(W, b, C))]
+    assert fits[0].certificate_["searched"]["trained_neurons"] == 2
+    assert fits[0].objective_ == fits[1].objective_ == fits[2].objective_
+    assert fits[0].features_["id"].tolist() == fits[2].features_["id"].tolist()
