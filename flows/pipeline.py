@@ -161,6 +161,7 @@ def fit_step(config: dict, run_id: str, depth: int) -> float:
 
 
 SYMMETRY_PLANES = 12
+STABILITY_RESAMPLES = 8
 
 
 @task(name="symmetry", cache_policy=NO_CACHE)
@@ -168,8 +169,10 @@ def symmetry_step(config: dict, run_id: str) -> None:
     """Score every depth's fitted function about the mirror planes its features predict (the largest of every
     fit's, nested ones included), on the data support, against random planes through training points and
     against the shallower depth (analysis.symmetry.symmetry_table); record the target signal the reduction
-    keeps (a linear probe on the full embeddings vs the reduced points, run info ``signal``)."""
+    keeps (a linear probe on the full embeddings vs the reduced points, run info ``signal``); refit every depth on
+    subsamples to measure how stable its planes and their defining texts are (analysis.stability)."""
     from analysis.records import FitResult
+    from analysis.stability import fit_stability
     from analysis.symmetry import fit_symmetry
     from embeddings.cache import text_hash
     from embeddings.reduce import signal_kept
@@ -184,10 +187,12 @@ def symmetry_step(config: dict, run_id: str) -> None:
     symmetry = fit_symmetry(fits, X[train], SYMMETRY_PLANES, random_state=cfg.seed)
     if not symmetry:
         logger.info("symmetry: no mirror plane of a fold feature has enough training points mirrored near data")
-        return
+    params = {"bias": cfg.bias, "candidates": cfg.candidates, "random_state": cfg.seed, "n_jobs": cfg.n_jobs,
+              **({} if cfg.max_candidates is None else {"max_candidates": cfg.max_candidates})}   # as fit_step's
+    stability = fit_stability(fits, X[train], y[train], params, STABILITY_RESAMPLES, random_state=cfg.seed)
     for depth, fit in fits.items():
         result = FitResult.from_dict(fit)
-        result.extra["symmetry"] = symmetry[depth]
+        result.extra.update({k: v[depth] for k, v in (("symmetry", symmetry), ("stability", stability)) if depth in v})
         store.put_fit(run_id, depth, result.to_dict(), fit["features"], fit["path"])
     store.mark_step(run_id, "symmetry")
 
