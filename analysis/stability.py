@@ -145,6 +145,19 @@ def mean_shares(out: dict) -> dict:
             "texts": float(np.mean(texts)) if texts else None}
 
 
+def pooled_same(out: dict) -> dict | None:
+    """The (plane, subsample) pairs that kept a plane's defining points: ``k`` of ``n`` reselect them, the
+    share with its Wilson interval (pooled over planes, so somewhat optimistic), and the permuted target's mean
+    share; None when no pair kept its points."""
+    k = sum(f["same_points"] or 0 for f in out["features"])
+    n = sum(f["same_points_of"] for f in out["features"])
+    if not n:
+        return None
+    lo, hi = wilson(k, n)
+    return {"k": int(k), "n": int(n), "planes": len(out["features"]), "share": k / n, "lo": lo, "hi": hi,
+            "permuted": (out.get("permuted") or {}).get("same_points")}
+
+
 def fit_stability(fits: dict, X, y, params: dict, n_resamples: int = 8, random_state=0) -> dict[int, dict]:
     """The ``stability`` entry of each depth's stored fit (``features``, ``beta``): ``plane_stability`` of
     ``ReflectionLasso(depth, **params)`` on the points ``(X, y)`` the fit saw; fits without features are left out."""

@@ -451,21 +451,17 @@ def findings(fits: list[dict], networks: list[TrainingResult], baseline: dict | 
 
 
 def stability_pooled(stab, depth: int) -> dict | None:
-    """The finding on a depth's stability: (plane, resample) pairs that kept the plane's texts, the share
-    reselecting them with a Wilson interval, against a permuted target's mean share."""
-    if not isinstance(stab, dict) or not stab.get("features"):
+    """The finding on a depth's stability (``analysis.stability.pooled_same``): the share of (plane, resample)
+    pairs reselecting the plane's defining texts, against a permuted target's mean share."""
+    from analysis.stability import pooled_same
+    p = pooled_same(stab) if isinstance(stab, dict) and stab.get("features") else None
+    if p is None:
         return None
-    from analysis.stability import wilson
-    k = sum(e["same_points"] or 0 for e in stab["features"])
-    n = sum(e["same_points_of"] for e in stab["features"])
-    ref = (stab.get("permuted") or {}).get("same_points")
-    if not n:
-        return None
-    lo, hi = wilson(k, n)
+    ref = p["permuted"]
     return {"claim": f"Depth {depth}'s planes are defined by the same texts across resamples",
-            "verdict": _verdict(lo, hi, ref) if ref is not None else "fact",
-            "evidence": f"the same defining texts in {k} of {n} (plane, resample) pairs that kept them, "
-                        f"{_ci(k / n, lo, hi)} (Wilson, pooled over {len(stab['features'])} planes, so somewhat "
+            "verdict": _verdict(p["lo"], p["hi"], ref) if ref is not None else "fact",
+            "evidence": f"the same defining texts in {p['k']} of {p['n']} (plane, resample) pairs that kept them, "
+                        f"{_ci(p['share'], p['lo'], p['hi'])} (Wilson, pooled over {p['planes']} planes, so somewhat "
                         f"optimistic)" + (f", against {fmt(ref, 2)} for a randomly permuted target" if ref is not None
                                           else "")}
 
