@@ -160,8 +160,17 @@ def pooled_same(out: dict) -> dict | None:
 
 def fit_stability(fits: dict, X, y, params: dict, n_resamples: int = 8, random_state=0) -> dict[int, dict]:
     """The ``stability`` entry of each depth's stored fit (``features``, ``beta``): ``plane_stability`` of
-    ``ReflectionLasso(depth, **params)`` on the points ``(X, y)`` the fit saw; fits without features are left out."""
+    ``ReflectionLasso(depth, **params)`` on the points ``(X, y)`` the fit saw. Fits without features are left out,
+    and so is a depth whose refits the estimator rejects (e.g. a subsample too small for its features), with a
+    warning: the measure is then missing, the run goes on."""
     from .estimator import ReflectionLasso
-    return {int(depth): plane_stability(ReflectionLasso(depth=int(depth), **params), X, y, fit["features"],
-                                        fit["beta"], n_resamples=n_resamples, random_state=random_state)
-            for depth, fit in sorted(fits.items()) if fit.get("beta") is not None and len(fit["features"])}
+    out = {}
+    for depth, fit in sorted(fits.items()):
+        if fit.get("beta") is None or not len(fit["features"]):
+            continue
+        try:
+            out[int(depth)] = plane_stability(ReflectionLasso(depth=int(depth), **params), X, y, fit["features"],
+                                              fit["beta"], n_resamples=n_resamples, random_state=random_state)
+        except ValueError as err:
+            logger.warning("stability of depth %s left out: %s", depth, err)
+    return out

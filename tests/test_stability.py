@@ -104,6 +104,14 @@ def test_fit_stability_refits_each_stored_depth_with_its_beta():
         assert all(len(r["rows"]) == 20 and len(set(r["rows"])) == 20 for r in out[depth]["resamples"])
 
 
+def test_a_depth_whose_subsamples_are_too_small_is_left_out():
+    X = np.array([[0.0, 0.0], [1.0, 0.1], [0.2, 1.0], [1.1, 1.3]])
+    y = np.array([0.0, 1.0, 0.5, 2.0])
+    est = ReflectionLasso(depth=4, beta=1e-3, random_state=0).fit(X, y)     # 4 points fix a depth-4 feature
+    assert len(est.features_)
+    assert fit_stability({4: {"features": est.features_, "beta": est.beta_}}, X, y, {}, n_resamples=2) == {}
+
+
 def test_bad_settings_are_rejected():
     X = RNG.normal(size=(10, 1))
     est = ReflectionLasso(depth=2)
