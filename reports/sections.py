@@ -175,7 +175,7 @@ def stability_texts(entry: dict | None, stab: dict) -> dict:
         same = ""
     elif entry["same_points_of"]:
         same = (f"defined by the same texts in {_share(entry['same_points'], entry['same_points_of'])} resamples"
-                + (f" that kept them ({entry['dropped']} dropped one)" if entry["dropped"] else ""))
+                + (f" that kept them ({entry['dropped']} others dropped one of them)" if entry["dropped"] else ""))
     else:
         same = f"each of the {n} resamples dropped one of its texts"
     near = (f"a plane within {fmt(stab.get('angle_tol'), 2)}° and {fmt(stab.get('offset_tol'), 2)} in "
@@ -458,7 +458,8 @@ def stability_pooled(stab, depth: int) -> dict | None:
     if p is None:
         return None
     ref = p["permuted"]
-    return {"claim": f"Depth {depth}'s planes are defined by the same texts across resamples",
+    return {"claim": f"Depth {depth}'s planes are defined by the same texts across resamples, more often than for "
+                     "a permuted target",
             "verdict": _verdict(p["lo"], p["hi"], ref) if ref is not None else "fact",
             "evidence": f"the same defining texts in {p['k']} of {p['n']} (plane, resample) pairs that kept them, "
                         f"{_ci(p['share'], p['lo'], p['hi'])} (Wilson, pooled over {p['planes']} planes, so somewhat "
