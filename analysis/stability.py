@@ -124,9 +124,9 @@ def plane_stability(estimator, X, y, features: pd.DataFrame, beta: float, n_resa
     logger.info("stability of %d features over %d subsamples of %d/%d points (angle %.3g deg, offset %.3g)",
                 len(out), n_resamples, m, N, angle_tol, offset_tol)
     result = {"n_resamples": int(n_resamples), "fraction": float(fraction), "n_kept": m, "n_points": N,
-            "beta": float(beta) * m / N, "angle_tol": float(angle_tol), "offset_tol": offset_tol,
-            "chance_text": chance_text, "features": out,
-            "resamples": [{k: v for k, v in r.items() if k != "planes"} for r in resamples]}
+              "beta": float(beta) * m / N, "angle_tol": float(angle_tol), "offset_tol": offset_tol,
+              "chance_text": chance_text, "features": out,
+              "resamples": [{k: v for k, v in r.items() if k != "planes"} for r in resamples]}
     if permuted:
         yp = rng.permutation(y)
         ref = plane_stability(estimator, X, yp, clone(model).set_params(beta=float(beta)).fit(X, yp).features_, beta,
