@@ -121,7 +121,7 @@ class TrainingRun:
 class TrainingResult:
     """The networks of one depth trained at the Lasso's ``beta`` on ``n_points`` points of dimension ``dim``,
     against the Lasso (``lasso``: its ``objective``, ``wall_time_s``, ``lower_bound``); ``status`` "ok" when a
-    run converged; ``emergence`` and ``symmetry`` of the best parallel network; ``extra`` the rest."""
+    run converged; ``emergence`` of the best parallel network; ``extra`` the rest."""
 
     depth: int
     status: str
@@ -132,7 +132,6 @@ class TrainingResult:
     bias: bool | None = None
     lasso: dict = field(default_factory=dict)
     emergence: dict | None = None
-    symmetry: float | dict | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -143,7 +142,8 @@ class TrainingResult:
     @classmethod
     def from_dict(cls, d: dict) -> TrainingResult:
         """The result of a ``to_dict`` form or of an older stored shape: a flat result (one run's keys at the top,
-        ``lasso_objective``), ``rel_gap`` or ``curve`` in its runs."""
+        ``lasso_objective``), ``rel_gap`` or ``curve`` in its runs, a whole-function ``symmetry`` score (dropped:
+        issue 13 found it measured extrapolation)."""
         runs = [TrainingRun.from_dict(r) for r in d.get("runs") or [] if isinstance(r, dict)]
         flat = not runs and "best_objective" in d
         if flat:
@@ -159,7 +159,6 @@ class TrainingResult:
         return cls(depth=int(d["depth"]), status=str(status), runs=runs, beta=_optional(d.get("beta"), float),
                    n_points=_optional(d.get("n_points"), int), dim=_optional(d.get("dim"), int),
                    bias=_optional(d.get("bias"), bool), lasso=lasso, emergence=d.get("emergence"),
-                   symmetry=d.get("symmetry"),
                    extra={k: v for k, v in d.items() if k not in top and not (flat and k in run_keys)})
 
     def best_run(self) -> TrainingRun | None:

@@ -14,6 +14,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+STABILITY_RESAMPLES = 8    # subsample refits per fit for the stability of its planes
 SYMMETRY_PLANES = 12      # mirror planes scored per run: the largest of every fit's
 
 
@@ -45,23 +46,28 @@ def fit_run(store, run_id: str, depth: int, **lasso) -> float:
     return float(model.objective_)
 
 
-def symmetry_run(store, run_id: str, n_planes: int = SYMMETRY_PLANES, random_state=None) -> None:
+def symmetry_run(store, run_id: str, n_planes: int = SYMMETRY_PLANES, random_state=None, refit: dict | None = None,
+                 n_resamples: int = STABILITY_RESAMPLES) -> None:
     """Score every depth's fitted function about the mirror planes its features predict (the ``n_planes`` largest
     of every fit's, nested ones included) on the training points, against random planes through training points
-    and against the shallower depth (``analysis.symmetry.fit_symmetry``); rewrite each fit with its ``symmetry``
-    entry and mark step "symmetry" (left unmarked when no plane qualifies)."""
+    and against the shallower depth (``analysis.symmetry.fit_symmetry``); refit each depth's estimator
+    (``ReflectionLasso(depth, **refit)`` at the fit's beta) on ``n_resamples`` subsamples to measure how stable its
+    planes and their defining texts are (``analysis.stability.fit_stability``); rewrite each fit with its
+    ``symmetry`` and ``stability`` entries and mark step "symmetry"."""
     from .records import FitResult
+    from .stability import fit_stability
     from .symmetry import fit_symmetry
 
-    X, _, train = run_points(store, run_id)
+    X, y, train = run_points(store, run_id)
     fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
     symmetry = fit_symmetry(fits, X[train], n_planes, random_state=random_state)
     if not symmetry:
         logger.info("symmetry: no mirror plane of a fold feature has enough training points mirrored near data")
-        return
+    params = {k: v for k, v in (refit or {}).items() if k not in ("beta", "n_betas", "beta_min_ratio", "betas")}
+    stability = fit_stability(fits, X[train], y[train], params, n_resamples, random_state=random_state)
     for depth, fit in fits.items():
         result = FitResult.from_dict(fit)
-        result.extra["symmetry"] = symmetry[depth]
+        result.extra.update({k: v[depth] for k, v in (("symmetry", symmetry), ("stability", stability)) if depth in v})
         store.put_fit(run_id, depth, result.to_dict(), fit["features"], fit["path"])
     store.mark_step(run_id, "symmetry")
 

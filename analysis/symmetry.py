@@ -97,7 +97,7 @@ def mirror_planes(features, source_depth: int | None = None, max_planes: int | N
     out = []
     for j, r in enumerate(rows[:max_planes]):
         w, b, c = np.asarray(r.w, dtype=float), float(r.b), np.asarray(r.offsets, dtype=float)
-        base = {"feature": j, "source_depth": source_depth, "coef": float(r.coef)}
+        base = {"feature": j, "id": str(getattr(r, "id", j)), "source_depth": source_depth, "coef": float(r.coef)}
         out.append({**base, "w": w, "b": b, "level": 1, "within": None})
         if len(c) >= 2 and c[0] > 0 and c[1] > 0:
             out += [{**base, "w": w, "b": b - s * c[0], "level": 2, "within": (w, b, s)} for s in (1.0, -1.0)]
@@ -147,7 +147,8 @@ def symmetry_table(fits: dict, X, planes: list[dict], radius: float | None = Non
             score = _score(v, vr)
             boot = np.array([_score(v[k], vr[k]) for k in draws])
             nl = null[depth]
-            row = {"depth": depth, "plane": i, "feature": pl.get("feature"), "source_depth": pl.get("source_depth"),
+            row = {"depth": depth, "plane": i, "feature": pl.get("feature"), "id": pl.get("id"),
+                   "source_depth": pl.get("source_depth"),
                    "level": pl.get("level", 1), "coef": pl.get("coef"), "w": np.asarray(pl["w"]).tolist(),
                    "b": float(pl["b"]), "n_support": int(idx.size), "score": score,
                    "lo": float(np.quantile(boot, 0.025)), "hi": float(np.quantile(boot, 0.975)),

@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 from .emergence import emergence
 from .network import AbsNet, FCAbsNet, ParallelAbsNet, _check_beta
 from .records import TrainingResult, TrainingRun
-from .symmetry import fold_planes, symmetry_score
 
 logger = logging.getLogger(__name__)
 
@@ -277,8 +276,7 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
     time until within 1% of the Lasso objective, the
     objective curve of each seed, and ``status`` ("ok" or "diverged": no objective then). With
     ``features`` (the Lasso's ``features_`` table) also each run's ``emergence`` summary and, at the
-    top, the best parallel run's ``emergence`` and ``symmetry`` (mean score of its function about
-    the Lasso's fold planes). Raises ``BelowGlobalOptimum`` when the parallel network ends below a
+    top, the best parallel run's ``emergence``. Raises ``BelowGlobalOptimum`` when the parallel network ends below a
     proven bound by more than ``tol`` (relative): the 1-D Lasso objective, or ``lower_bound``.
     """
     X, y = _check_data(X, y)
@@ -342,7 +340,4 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
                          runs=[TrainingRun.from_dict(r) for r in runs])
     if features is not None and best is not None:
         out.emergence = emergence(best.net, X, features).summary
-        planes = fold_planes(features)
-        out.symmetry = (float(np.mean([symmetry_score(best.net.predict, X, w, b) for w, b, _ in planes]))
-                        if planes else None)
     return out

@@ -100,9 +100,9 @@ def fit_step(cfg: RunConfig, run_id: str, depth: int) -> float:
 
 @task(name="symmetry", cache_policy=NO_CACHE)
 def symmetry_step(cfg: RunConfig, run_id: str) -> None:
-    """Score every depth's fit about its mirror planes (``analysis.runs.symmetry_run``)."""
+    """Score every depth's fit about its mirror planes and refit it on subsamples (``analysis.runs.symmetry_run``)."""
     from analysis.runs import symmetry_run
-    symmetry_run(_store(cfg), run_id, random_state=cfg.seed)
+    symmetry_run(_store(cfg), run_id, random_state=cfg.seed, refit=cfg.lasso_options())
 
 
 @task(name="train", cache_policy=NO_CACHE)

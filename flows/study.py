@@ -4,7 +4,8 @@ A grid over corpora x models x reductions x seeds; each cell is one mapped task 
 runner spreads them): reduce (fitted on the training split), measure the target signal kept (a
 linear probe on the full vectors vs the reduced points), fit the Lasso of every depth, score
 symmetry about the fits' own mirror planes against chance and against the shallower depth
-(``analysis.symmetry``), train networks of every depth and compare their neurons with the Lasso's
+(``analysis.symmetry``), refit every depth on subsamples to measure how stable its planes' defining texts are
+(``analysis.stability``), train networks of every depth and compare their neurons with the Lasso's
 planes and with chance (``analysis.emergence``). Reductions: ``pca``, ``pls`` (supervised, d =
 ``n_components``) and ``pls1``, the exact track: a 1-D PLS projection, where every depth's Lasso
 is the proven network optimum (docs/MATH.md section 4), fitted at ``exact_depths``. A model may name
@@ -52,6 +53,7 @@ class StudyConfig:
     epochs: int = 1500
     n_boot: int = 200
     n_null: int = 200
+    stability_resamples: int = 8
     workspace: str = "workspace"
     dask: bool = False
 
@@ -106,6 +108,7 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
     from analysis import ReflectionLasso, evaluate_features
     from analysis.emergence import emergence
     from analysis.network import ParallelAbsNet
+    from analysis.stability import plane_stability, pooled_same
     from analysis.symmetry import mirror_planes, summarize, symmetry_table
     from analysis.training import relative_gap
     from analysis.training import train as train_net
@@ -130,6 +133,9 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
             "n_fold": int(sum(np.any(np.asarray(c, dtype=float) > 0) for c in est.features_["offsets"])),
             "exact": bool(est.certificate_.get("exact")),
             "test_r2": float(r2_score(y[~train], est.predict(Z[~train])))}
+        if c.stability_resamples and len(est.features_):
+            stab = plane_stability(est, X, yt, est.features_, est.beta_, c.stability_resamples, random_state=seed)
+            out["depths"][int(depth)]["stability"] = pooled_same(stab)
     planes = [p for depth, est in fits.items() for p in mirror_planes(est.features_, depth, 12)]
     if planes:
         funcs = {d: (lambda P, e=e: evaluate_features(e.features_, e.intercept_, P)) for d, e in fits.items()}
@@ -214,6 +220,12 @@ def claims(cells: list[dict]) -> list[dict]:
         [(r["emergence"]["weighted_share_on_predicted"] - r["emergence"]["chance_on_predicted"],
           tuple(v - r["emergence"]["chance_on_predicted"] for v in r["emergence"]["weighted_share_on_predicted_ci"]))
          for _, _, r in rows if np.isfinite(r.get("emergence", {}).get("weighted_share_on_predicted", np.nan))])
+    add("The Lasso's planes are defined by the same texts across resamples, more often than for a permuted target",
+        "share of (plane, subsample) pairs, among those that kept the plane's defining texts, whose refit selects a "
+        "plane of the same texts, minus that share for a randomly permuted target (Wilson interval)",
+        [(r["stability"]["share"] - r["stability"]["permuted"],
+          (r["stability"]["lo"] - r["stability"]["permuted"], r["stability"]["hi"] - r["stability"]["permuted"]))
+         for _, _, r in rows if (r.get("stability") or {}).get("permuted") is not None])
     for exact, name in ((True, "Where the Lasso is the proven network optimum (1-D, or certified), no trained network "
                                "beats it"),
                         (False, "Where the dictionary Lasso is a restriction (d >= 2), it is at least as good as "

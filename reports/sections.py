@@ -162,9 +162,51 @@ def normalise_fit(fit: dict) -> dict:
     return {**fit, "features": features.reset_index(drop=True)}
 
 
+def _share(k, n) -> str:
+    return f"{k} of {n}"
+
+
+def stability_texts(entry: dict | None, stab: dict) -> dict:
+    """Plain words of one feature's ``analysis.stability`` entry: the same texts, a nearby plane, each text."""
+    if not isinstance(entry, dict):
+        return {"same": "", "near": "", "texts": {}}
+    n = stab.get("n_resamples")
+    if not entry.get("points"):
+        same = ""
+    elif entry["same_points_of"]:
+        same = (f"defined by the same texts in {_share(entry['same_points'], entry['same_points_of'])} resamples"
+                + (f" that kept them ({entry['dropped']} others dropped one of them)" if entry["dropped"] else ""))
+    else:
+        same = f"each of the {n} resamples dropped one of its texts"
+    near = (f"a plane within {fmt(stab.get('angle_tol'), 2)}° and {fmt(stab.get('offset_tol'), 2)} in "
+            f"{_share(entry['near_plane'], entry['near_plane_of'])} (chance {fmt(entry.get('chance_near_plane'), 2)})")
+    texts = {int(t["point"]): f"defines a plane in {_share(t['defines'], t['of'])}" for t in entry.get("texts", [])}
+    return {"same": same, "near": near, "texts": texts}
+
+
+def stability_summary(stab) -> str | None:
+    """One sentence: how the resamples were drawn and what a permuted target gets."""
+    if not isinstance(stab, dict) or not stab.get("n_resamples"):
+        return None
+    ref = stab.get("permuted") or {}
+    text = (f"Refitted on {stab['n_resamples']} random subsamples of {stab['n_kept']} of the {stab['n_points']} "
+            f"training texts (beta {fmt(stab.get('beta'), 4)}, scaled to the subsample). A random kept text "
+            f"defines a plane in {fmt(stab.get('chance_text'), 2)} of them.")
+    if ref.get("features"):
+        text += (f" A randomly permuted target (no link to the texts) gets, on average: the same texts in "
+                 f"{fmt(ref.get('same_points'), 2)}, a nearby plane in {fmt(ref.get('near_plane'), 2)}, each "
+                 f"defining text again in {fmt(ref.get('texts'), 2)} of the resamples; stability means well "
+                 "above these, as subsamples share most of their texts.")
+    elif "features" in ref:
+        text += " A randomly permuted target selects no feature at this beta."
+    return text
+
+
 def feature_rows(fit: dict, pts: Points | None) -> list[dict]:
-    """One table row per selected feature: kind, coefficient, planes, defining points, mirrors."""
+    """One table row per selected feature: kind, coefficient, planes, defining points, mirrors, stability."""
     rows = []
+    stab = fit.get("stability") if isinstance(fit.get("stability"), dict) else {}
+    by_id = {e["id"]: e for e in stab.get("features", [])}
     for rank, f in fit["features"].iterrows():
         labels = tuple(f["labels"]) if isinstance(f.get("labels"), (list, tuple, np.ndarray)) else ()
         points = [int(p) for p in f["points"]]
@@ -175,9 +217,10 @@ def feature_rows(fit: dict, pts: Points | None) -> list[dict]:
                "offsets": fmt(list(offsets), 3) if offsets else "",
                "equivalents": (len(f["equivalents"])
                                if isinstance(f.get("equivalents"), (list, tuple, np.ndarray)) else 0),
-               "points": [], "mirrors": []}
+               "points": [], "mirrors": [], "stability": stability_texts(by_id.get(str(f["id"])), stab)}
         if pts is not None:
-            row["points"] = [pts.describe(p, labels[i] if i < len(labels) else "") for i, p in enumerate(points)]
+            row["points"] = [{**pts.describe(p, labels[i] if i < len(labels) else ""),
+                              "stab": row["stability"]["texts"].get(p, "")} for i, p in enumerate(points)]
             if offsets and all(0 <= p < len(pts.train_rows) for p in points):
                 for m in mirror_pairs(f["w"], f["b"], labels, points, pts.X_train):
                     m["source_xy"] = pts.X_train[m["source"], :2]
@@ -377,6 +420,10 @@ def findings(fits: list[dict], networks: list[TrainingResult], baseline: dict | 
                         "evidence": f"mean score {_ci(nested['mean'], nested['lo'], nested['hi'])} over "
                                     f"{nested['planes']} nested planes, each scored within its side; chance "
                                     f"(95th percentile) {fmt(nested['null_q95'], 3)}"})
+    for fit in fits:
+        pooled = stability_pooled(fit.get("stability"), int(fit["depth"]))
+        if pooled:
+            out.append(pooled)
     for net in networks:
         depth, em = net.depth, net.emergence or {}
         if isinstance(em, dict) and "share_through_point" in em:
@@ -403,21 +450,44 @@ def findings(fits: list[dict], networks: list[TrainingResult], baseline: dict | 
     return out
 
 
+def stability_pooled(stab, depth: int) -> dict | None:
+    """The finding on a depth's stability (``analysis.stability.pooled_same``): the share of (plane, resample)
+    pairs reselecting the plane's defining texts, against a permuted target's mean share."""
+    from analysis.stability import pooled_same
+    p = pooled_same(stab) if isinstance(stab, dict) and stab.get("features") else None
+    if p is None:
+        return None
+    ref = p["permuted"]
+    return {"claim": f"Depth {depth}'s planes are defined by the same texts across resamples, more often than for "
+                     "a permuted target",
+            "verdict": _verdict(p["lo"], p["hi"], ref) if ref is not None else "fact",
+            "evidence": f"the same defining texts in {p['k']} of {p['n']} (plane, resample) pairs that kept them, "
+                        f"{_ci(p['share'], p['lo'], p['hi'])} (Wilson, pooled over {p['planes']} planes, so somewhat "
+                        f"optimistic)" + (f", against {fmt(ref, 2)} for a randomly permuted target" if ref is not None
+                                          else "")}
+
+
 def _verdict(lo, hi, chance) -> str:
     from analysis.symmetry import verdict
     return verdict(lo, hi, chance)
 
 
 def plane_rows(fit: dict, pts: Points | None, nearest: int = 2) -> list[dict]:
-    """The depth's own mirror planes: texts on each side, the texts nearest the plane on both sides, and the
-    fit's symmetry about it on the data support against random planes (from the symmetry step's table)."""
+    """The depth's own mirror planes: texts on each side, the texts nearest the plane on both sides, the
+    fit's symmetry about it on the data support against random planes (from the symmetry step's table), and
+    how stable its feature is across resamples (the stability step's entry; numbered as the features table)."""
     table = (fit.get("symmetry") or {}).get("table") or []
     depth = int(fit["depth"])
+    stab = fit.get("stability") if isinstance(fit.get("stability"), dict) else {}
+    by_id = {e["id"]: e for e in stab.get("features", [])}
+    ranks = {str(i): k + 1 for k, i in enumerate(fit["features"]["id"])} if len(fit["features"]) else {}
     rows = []
     for r in table:
         if r.get("source_depth") != depth or int(r.get("depth", -1)) != depth:
             continue
-        row = {"feature": (r.get("feature") or 0) + 1, "level": r.get("level", 1),
+        words = stability_texts(by_id.get(r.get("id")), stab)
+        row = {"feature": ranks.get(r.get("id"), (r.get("feature") or 0) + 1), "level": r.get("level", 1),
+               "stability": "; ".join(t for t in (words["same"], words["near"]) if t) or "—",
                "score": _ci(r["score"], r["lo"], r["hi"]),
                "null": fmt(r.get("null_q95"), 3), "p": fmt(r.get("p_value"), 2), "support": fmt(r.get("n_support")),
                "left": [], "right": [], "n_left": "—", "n_right": "—"}
@@ -503,7 +573,7 @@ def report_context(bundle: dict, max_planes: int = 12) -> tuple[dict, dict]:
                              ("objective", fmt(fit.get("objective"), 6)), ("intercept", fmt(fit.get("intercept"))),
                              ("selected features", fmt(len(rows))), ("candidates", fmt(fit.get("n_candidates")))],
                 "kinds": {k: int(v) for k, v in fit["features"]["kind"].value_counts().items()} if len(rows) else {},
-                "planes": plane_rows(fit, pts),
+                "planes": plane_rows(fit, pts), "stability": stability_summary(fit.get("stability")),
                 "timings": scalars(fit.get("timings"))}
         path = fit.get("path")
         if isinstance(path, pd.DataFrame) and len(path) and {"beta", "objective", "n_features"} <= set(path.columns):

@@ -17,13 +17,20 @@ def _ci(block: dict | None, key: str = "mean", lo: str = "lo", hi: str = "hi") -
     return f"{fmt(block[key], 3)} [{fmt(block.get(lo), 3)}, {fmt(block.get(hi), 3)}]"
 
 
+def _stability(p: dict | None) -> str:
+    if not isinstance(p, dict):
+        return "—"
+    return (f"{p['k']} of {p['n']}: {fmt(p['share'], 2)} [{fmt(p['lo'], 2)}, {fmt(p['hi'], 2)}]"
+            f" vs {fmt(p.get('permuted'), 2)}")
+
+
 def cell_rows(cells: list[dict]) -> list[list[str]]:
     """One row per (cell, depth): data and reduction, signal kept, the fit, symmetry, trained networks."""
     rows = []
     for c in cells:
         head = [c["corpus"], c["model"], c["reduction"], str(c["seed"])]
         if "error" in c:
-            rows.append([*head, "—", "—", "—", c["error"], *["" for _ in range(8)]])
+            rows.append([*head, "—", "—", "—", c["error"], *["" for _ in range(9)]])
             continue
         sig = c["signal"]
         for depth, r in sorted(c["depths"].items(), key=lambda t: int(t[0])):
@@ -41,14 +48,15 @@ def cell_rows(cells: list[dict]) -> list[list[str]]:
                               "hi": (em.get("share_through_point_ci") or [None, None])[1]}, "m"),
                          f"{weighted}"
                          f" vs {fmt(em.get('chance_on_predicted'), 2)}",
-                         f"{fmt(100 * r['training_gap'], 3)} %" if r.get("training_gap") is not None else "—"])
+                         f"{fmt(100 * r['training_gap'], 3)} %" if r.get("training_gap") is not None else "—",
+                         _stability(r.get("stability"))])
     return rows
 
 
 COLUMNS = ["corpus", "model", "reduction", "seed", "d", "linear probe R² full / reduced", "depth", "Lasso",
            "test R²", "symmetry own planes [95 %]", "chance q95", "gain over shallower [95 %]",
            "nested planes [95 %]", "neurons through points [95 %] (chance 0.05)", "neurons on Lasso planes [95 %]",
-           "training above Lasso"]
+           "training above Lasso", "same texts across resamples [95 %] vs permuted target"]
 
 
 def build_study_report(result: dict, out_path) -> Path:

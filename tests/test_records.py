@@ -54,7 +54,7 @@ def _result():
             TrainingRun(status="diverged", architecture="fc", width=8, optimizer="adam")]
     return TrainingResult(depth=3, status="ok", runs=runs, beta=0.1, n_points=20, dim=2, bias=True,
                           lasso={"objective": 0.25, "wall_time_s": 1.0, "lower_bound": 0.2},
-                          emergence={"share_on_predicted": 0.5}, symmetry=0.7)
+                          emergence={"share_on_predicted": 0.5})
 
 
 def test_training_record_round_trips_through_the_store(store):
@@ -81,7 +81,8 @@ def test_older_network_shapes_still_read(store):
         {"architecture": "fc", "width": 8, "best_objective": None}]})
     two, three = map(TrainingResult.from_dict, store.load_run(run_id)["networks"])
     assert len(three.runs) == 1 and three.runs[0].relative_gap == 0.02 and three.runs[0].seeds == [0, 1]
-    assert three.lasso == {"objective": 0.33} and three.symmetry == {"score": 0.3} and three.extra == {}
+    assert three.lasso == {"objective": 0.33} and three.extra == {}   # the old whole-function symmetry is dropped
+    assert "symmetry" not in three.to_dict() and "symmetry" not in three.runs[0].to_dict()
     assert three.emergence == {"share": 0.5} and "emergence" not in three.runs[0].to_dict()
     assert [r.status for r in two.runs] == ["ok", "diverged"] and two.status == "ok"
     assert two.runs[0].curves == [[0.9, 0.51]] and two.best_run().relative_gap == 0.03

@@ -1,6 +1,6 @@
 """Reports in a real browser: headless Chromium over the DevTools protocol (on a pipe), checking
 console errors, that every plot rendered, that tables show texts, that untrusted texts run
-nothing, and the load time of a 2,000-point report."""
+nothing, and that a 2,000-point report opens with its content (its load time: benchmarks/bench_report.py)."""
 import re
 import time
 
@@ -72,16 +72,19 @@ def test_log_axes_label_every_tick_with_its_full_value(browser, tmp_path):
 
 
 @pytest.mark.slow
-def test_large_report_opens_in_under_5_seconds(browser, tmp_path):
-    page = build_report(make_bundle(n=2000, d=5, n_features=100, seed=4), tmp_path / "big.html")
-    seconds = browser.open(page)
-    print(f"2,000 points, 2 x 100 features: {page.stat().st_size / 1e6:.1f} MB, rendered in {seconds:.2f} s")
-    assert seconds < 5
+def test_large_report_opens_and_shows_its_content(browser, tmp_path):
+    """Functional only; its load time against a small report is benchmarks/bench_report.py."""
+    bundle = make_bundle(n=2000, d=5, n_features=100, seed=4)
+    page = build_report(bundle, tmp_path / "big.html")
+    browser.open(page, timeout=120)
     assert browser.problems() == []
     plots = browser.evaluate(PLOTS)
     assert plots["drawn"] == plots["plots"] == 7
     assert plots["points"][0] == 2000
-    browser.screenshot(tmp_path / "big.png", height=2400)
+    rows = browser.evaluate("[...document.querySelectorAll('table.features')].map(t => t.tBodies[0].rows.length)")
+    assert rows == [len(f["features"]) for f in bundle["fits"]] == [100, 100]
+    ids = browser.evaluate("[...document.querySelectorAll('table.features .fid')].map(e => e.textContent)")
+    assert sorted(ids) == sorted(i for f in bundle["fits"] for i in f["features"]["id"])
 
 
 def test_the_checks_see_alerts_errors_and_failed_loads(browser, tmp_path):

@@ -450,3 +450,50 @@ def test_findings_and_mirror_planes_from_the_symmetry_step(tmp_path):
     raw = build_report(bundle, tmp_path / "r.html").read_text()
     assert 'id="findings"' in raw and raw.index('id="findings"') < raw.index('id="summary"')
     assert "Mirror planes of this fit" in raw and "<details class=\"provenance\">" in raw
+
+
+def test_stability_of_real_fits_in_words_in_the_feature_and_plane_tables(tmp_path):
+    """Real fits of depths 2 and 3 with their stability entries: each feature's words recount the stored
+    subsamples, each mirror plane is numbered as its feature in the features table, the finding pools the pairs."""
+    from analysis import ReflectionLasso
+    from analysis.stability import fit_stability, wilson
+    from analysis.symmetry import fit_symmetry
+    bundle = make_bundle(n=50, seed=4, networks=False)
+    pts = bundle["points"]
+    train = (pts["split"] == "train").to_numpy()
+    Xt, yt = np.array(pts["coords"].tolist())[train], pts["target"].to_numpy(float)[train]
+    for f in bundle["fits"]:
+        est = ReflectionLasso(depth=f["depth"], n_betas=3, beta_min_ratio=0.1, random_state=0).fit(Xt, yt)
+        f.update(features=est.features_, beta=est.beta_, intercept=est.intercept_)
+    fits = {f["depth"]: f for f in bundle["fits"]}
+    stability, symmetry = fit_stability(fits, Xt, yt, {"random_state": 0}, n_resamples=4), fit_symmetry(fits, Xt, 6)
+    for f in bundle["fits"]:
+        f.update(stability=stability[f["depth"]], symmetry=symmetry.get(f["depth"], {}))
+    context, _ = report_context(bundle)
+    for view, fit in zip(context["depths"], bundle["fits"]):
+        stab = fit["stability"]
+        for row, pts_ in zip(view["features"], fit["features"]["points"]):
+            pts_ = sorted(int(p) for p in pts_)
+            kept = [r for r in stab["resamples"] if set(pts_) <= set(r["rows"])]
+            k = sum(pts_ in r["points"] for r in kept)
+            if kept:
+                assert row["stability"]["same"].startswith(f"defined by the same texts in {k} of {len(kept)} resamples")
+            for p in row["points"]:
+                having = [r for r in stab["resamples"] if p["row"] in r["rows"]]
+                n_def = sum(any(p["row"] in q for q in r["points"]) for r in having)
+                assert p["stab"] == f"defines a plane in {n_def} of {len(having)}"
+        own = [r for r in (fit["symmetry"] or {}).get("table", []) if r["source_depth"] == r["depth"] == fit["depth"]]
+        assert len(view["planes"]) == len(own) and (fit["depth"] == 2 or own)
+        for plane, r in zip(view["planes"], own):
+            feature = fit["features"].iloc[int(plane["feature"]) - 1]       # numbered as the features table
+            assert np.allclose(feature["w"], r["w"]) and feature["b"] == pytest.approx(r["b"])
+            assert plane["stability"].startswith(view["features"][int(plane["feature"]) - 1]["stability"]["same"])
+        k = sum(e["same_points"] or 0 for e in stab["features"])
+        n = sum(e["same_points_of"] for e in stab["features"])
+        finding = next(x for x in context["findings"] if x["claim"].startswith(f"Depth {fit['depth']}'s planes"))
+        lo, _ = wilson(k, n)
+        assert f"in {k} of {n} (plane, resample) pairs" in finding["evidence"]
+        if stab["permuted"]["same_points"] is not None:
+            assert (finding["verdict"] == "supported") == (lo > stab["permuted"]["same_points"])
+    raw = build_report(bundle, tmp_path / "r.html").read_text()
+    assert "across resamples" in raw and "defined by the same texts in" in raw

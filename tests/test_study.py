@@ -8,10 +8,12 @@ import pytest
 from tests._tiny_bert import WORDS
 
 
-def _cell(diff, lo, hi, share=0.5, ci=(0.3, 0.7), gap=0.02, reduction="pca"):
+def _cell(diff, lo, hi, share=0.5, ci=(0.3, 0.7), gap=0.02, reduction="pca", stable=(6, 8, 0.4, 0.9, 0.3)):
+    k, n, s_lo, s_hi, permuted = stable
     return {"corpus": "c", "model": "m", "reduction": reduction, "seed": 0, "d": 2,
             "signal": {"full_r2": 0.5, "reduced_r2": 0.3, "kept": 0.6},
             "depths": {3: {"exact": False, "n_features": 3, "test_r2": 0.1, "training_gap": gap,
+                           "stability": {"k": k, "n": n, "share": k / n, "lo": s_lo, "hi": s_hi, "permuted": permuted},
                            "symmetry_all": {"diff": diff, "diff_lo": lo, "diff_hi": hi},
                            "emergence": {"share_through_point": share, "share_through_point_ci": list(ci)}}}}
 
@@ -20,7 +22,7 @@ def test_pooled_verdicts_match_a_hand_computation():
     from flows.study import claims
     cells = [_cell(0.2, 0.1, 0.3), _cell(0.4, 0.2, 0.6, gap=-0.05), {"corpus": "c", "model": "m", "reduction": "pls",
                                                                       "seed": 1, "error": "ValueError: x"}]
-    deeper, own, nested, through, on_planes, exact, convex = claims(cells)
+    deeper, own, nested, through, on_planes, stable, exact, convex = claims(cells)
     half = 1.96 * np.sqrt((0.2 / 3.92) ** 2 + (0.4 / 3.92) ** 2) / 2
     assert deeper["n"] == 2 and deeper["effect"] == pytest.approx(0.3)
     assert deeper["lo"] == pytest.approx(0.3 - half) and deeper["verdict"] == "supported"
@@ -29,6 +31,9 @@ def test_pooled_verdicts_match_a_hand_computation():
     assert through["verdict"] == "supported"
     assert convex["verdict"] == "not supported" and convex["lo"] == -0.05 and convex["effect"] == pytest.approx(-0.015)
     assert exact["verdict"] == "cannot tell" and exact["n"] == 0
+    assert stable["effect"] == pytest.approx(0.75 - 0.3) and stable["verdict"] == "supported"
+    assert stable["lo"] == pytest.approx(0.45 - 1.96 * np.sqrt(2 * (0.5 / 3.92) ** 2) / 2)
+    assert claims([_cell(0.1, 0, 0.2, stable=(3, 8, 0.1, 0.7, 0.5))])[5]["verdict"] == "cannot tell"
     flat = claims([_cell(0.1, -0.2, 0.4), _cell(-0.1, -0.4, 0.2)])[0]
     assert flat["verdict"] == "cannot tell"
     assert claims([_cell(-0.3, -0.5, -0.1)])[0]["verdict"] == "not supported"
@@ -59,6 +64,8 @@ def test_one_cell_on_the_exact_1d_track():
     for r in out["depths"].values():
         assert r["exact"] and r["training_gap"] >= -1e-6
         assert 0 <= r["emergence"]["share_through_point"] <= 1
+        st = r["stability"]
+        assert 0 <= st["k"] <= st["n"] and st["lo"] <= st["share"] == st["k"] / st["n"] <= st["hi"]
     json.dumps(out)
 
 
