@@ -365,13 +365,99 @@ def _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, p, w):
     return True, b, 1.0 / nw
 
 
+U32 = 2.0 ** -24            # unit roundoff of float32
+TINY32 = 2.0 ** -120       # per-operation absolute error allowance for float32 underflow (64 x FLT_MIN)
+PAD32 = 64                 # float32 point arrays padded to a multiple of this (the vector loop's step)
+BIG32 = 1e15               # float32 evaluation only below this magnitude of |x|, |b|, c (no overflow)
+
+
+@njit(cache=True, fastmath=True, inline='always')
+def _column_dot32(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m):
+    """``sum_i r_i phi_i`` in float32 (all arguments float32; d <= 3, m <= 2 fold offsets)."""
+    acc = np.float32(0.0)
+    n_pts = r.shape[0]
+    if d == 1:
+        for i in range(n_pts):
+            acc += r[i] * _fold2(b + w0 * x0[i], m, c0, c1)
+    elif d == 2:
+        for i in range(n_pts):
+            acc += r[i] * _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
+    else:
+        for i in range(n_pts):
+            acc += r[i] * _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+    return acc
+
+
+@njit(cache=True, fastmath=True, inline='always')
+def _moments32(x0, x1, x2, w0, w1, w2, b, c0, c1, d, m, n_pts):
+    """``(sum_i phi_i, sum_i phi_i^2)`` over the first ``n_pts`` points in float32 (as ``_column_dot32``)."""
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    for i in range(n_pts):
+        a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+        s1 += a
+        s2 += a * a
+    return s1, s2
+
+
+@njit(cache=True, inline='always')
+def _gamma32(n):
+    """``gamma_n = n u / (1 - n u)``, Higham's bound of ``n`` float32 roundings."""
+    return n * U32 / (1.0 - n * U32)
+
+
+@njit(cache=True, inline='always')
+def _bound32(w, b, c, R, Q, xmax, n_pts):
+    """Rigorous bound of ``|float32 sum - exact sum|`` for one column (``_column_dot32`` on data cast to
+    float32), and ``e_phi, hmax``: bounds of ``|phi_i(float32) - phi_i|`` and of ``h_i`` (all points).
+
+    With ``h_i = |b| + sum_t |w_t x_ti| + sum_l c_l`` (a bound of every intermediate of ``phi_i``) and any
+    evaluation order: the casts, ``b + w.x`` and the folds cost ``gamma_(2d+2m+6) h_i``, the products and the
+    sum ``gamma_N sum |r_i| h_i``; so ``2 gamma_(N+2d+2m+8) (R (|b| + sum c) + sum_t |w_t| Q_t)`` with
+    ``R = sum |r_i|``, ``Q_t = sum |r_i x_ti|`` (factor 2: safety, and the float64 rounding), plus underflow
+    (``TINY32`` per operation, ``|r_i| <= 1``).
+    """
+    d = w.shape[0]
+    m = c.shape[0]
+    off = abs(b)
+    for l in range(m):
+        off += c[l]
+    s = R * off
+    hmax = off
+    xs = 0.0
+    for t in range(d):
+        s += abs(w[t]) * Q[t]
+        hmax += abs(w[t]) * xmax[t]
+        xs += xmax[t]
+    ops = 2 * d + 2 * m + 8
+    tiny = TINY32 * (ops + hmax + xs)
+    err = 2.0 * (_gamma32(n_pts + ops) * s + tiny * n_pts)
+    return err, 2.0 * _gamma32(ops) * hmax + tiny, hmax
+
+
+@njit(cache=True, inline='always')
+def _norm_bound32(s1, s2, e_phi, n_pts):
+    """Upper bound of the centred norm ``||phi - mean phi||`` from float32 moments (``_moments32``):
+    ``||phi - mean|| <= ||phi32 - mean32|| + ||phi32 - phi||``, the first from ``s2 - s1^2 / n`` with the
+    sums' relative errors (``gamma_(n+1)``, doubled) taken against it."""
+    g = 2.0 * _gamma32(n_pts + 1)
+    var = s2 / (1.0 - g) - s1 * s1 / ((1.0 + g) * (1.0 + g) * n_pts)
+    return np.sqrt(max(var, 0.0)) + np.sqrt(n_pts) * e_phi
+
+
 @njit(parallel=True, cache=True, fastmath=True)
-def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
+def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
     """``|A_j . r|`` for the columns of combinations ``start .. start+count-1`` and every labeling.
 
     Returns ``scores`` (count, n_lab), -1 where the point set is degenerate, -3 where repeated points
-    make it exactly so, -2 where its signs give a negative fold offset (no feature), and with ``want_norms``
-    the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise).
+    make it exactly so, -2 where its signs give a negative fold offset (no feature); with ``want_norms``
+    the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise); and the largest score.
+
+    ``floor`` (not NaN, d <= 3, at most two fold offsets): float32 pre-screen. A column is first scored in
+    float32 with a rigorous error bound (``_bound32``); it is scored again in float64 (the same value as
+    without ``floor``) when its upper bound reaches ``floor`` or the largest float64 score met so far in its
+    chunk, else its entry is that upper bound (and its norm an upper bound, ``_norm_bound32``). So every
+    score ``>= floor`` and the maximum are exact, and every entry is at least the column's score.
     """
     n_pts, d = X.shape
     XT = np.ascontiguousarray(X.T)
@@ -380,6 +466,28 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
     scores = np.empty((count, n_lab))
     norms = np.zeros((count, n_lab))
     n_chunks = min(count, 64)
+    best = np.zeros(max(n_chunks, 1))
+    # float32 pre-screen: r scaled by a power of two to max |r| <= 1 (exact), sums for the error bound
+    rmax = np.abs(r).max() if n_pts else 0.0
+    xmax = np.zeros(d)
+    for t in range(d):
+        xmax[t] = np.abs(XT[t]).max() if n_pts else 0.0
+    f32 = (not np.isnan(floor) and d <= 3 and m <= 2 and n_pts > 0 and rmax > 0.0
+           and xmax.max() < BIG32 and np.isfinite(rmax))
+    scale = 2.0 ** -np.ceil(np.log2(rmax)) if f32 else 1.0
+    rs = r * scale
+    R = np.abs(rs).sum()
+    Q = np.zeros(d)
+    for t in range(d):
+        Q[t] = (np.abs(rs) * np.abs(XT[t])).sum()
+    n_pad = -(-n_pts // PAD32) * PAD32 if f32 else 0   # zero-padded points (r = 0): no scalar remainder loop
+    r32 = np.zeros(n_pad, dtype=np.float32)
+    r32[:n_pts] = rs[:n_pad]
+    XT32 = np.zeros((d, n_pad), dtype=np.float32)
+    XT32[:, :n_pts] = XT[:, :n_pad]
+    x0 = XT32[0]
+    x1 = XT32[1] if d > 1 else XT32[0]
+    x2 = XT32[2] if d > 2 else XT32[0]
     for ch in prange(n_chunks):
         lo = count * ch // n_chunks
         hi = count * (ch + 1) // n_chunks
@@ -400,6 +508,7 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
         rn0 = np.empty(k)
         rn1 = np.empty(k)
         single = m == 1 and k == d + (1 if bias else 0)
+        top = 0.0
         for j in range(lo, hi):
             if single:
                 det = _single_fold_setup(X, pts, bias, M, piv, Finv, rn0, rn1)
@@ -413,8 +522,26 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
                 if status != VALID:
                     scores[j, lab] = -1.0 if status == DEGENERATE else -3.0 if status == REPEATED else -2.0
                     continue
+                if f32 and abs(b) + c.sum() < BIG32:
+                    w0 = np.float32(w[0])
+                    w1 = np.float32(w[1]) if d > 1 else np.float32(0.0)
+                    w2 = np.float32(w[2]) if d > 2 else np.float32(0.0)
+                    c0f = np.float32(c[0]) if m > 0 else np.float32(0.0)
+                    c1f = np.float32(c[1]) if m > 1 else np.float32(0.0)
+                    b32 = np.float32(b)
+                    dot32 = _column_dot32(x0, x1, x2, r32, w0, w1, w2, b32, c0f, c1f, d, m)
+                    err, e_phi, hmax = _bound32(w, b, c, R, Q, xmax, n_pad)
+                    upper = (abs(np.float64(dot32)) + err) / scale
+                    if upper < floor and upper < top:
+                        scores[j, lab] = upper
+                        if want_norms:
+                            s1, s2 = _moments32(x0, x1, x2, w0, w1, w2, b32, c0f, c1f, d, m, n_pts)
+                            norms[j, lab] = _norm_bound32(np.float64(s1), np.float64(s2), e_phi, n_pts)
+                        continue
                 dot, nrm = _column_dot(XT, r, w, b, c, u, want_norms)
                 scores[j, lab] = abs(dot)
                 norms[j, lab] = nrm
+                top = max(top, abs(dot))
             _next_comb(pts, n_pts, k)
-    return scores, norms
+        best[ch] = top
+    return scores, norms, best.max()
