@@ -142,6 +142,7 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
     bounds elsewhere) unless every score is needed (no ``keep`` and ``top_k > 1``)."""
     keep = threshold if keep is None else keep
     floor = np.nan if not prescreen else keep if keep is not None else np.inf if top_k <= 1 else np.nan
+    _kernels.start_threads()
     for (fi, start, count), wn in zip(blocks, want_norms):
         f = D.families[fi]
         s, norms, best = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
