@@ -7,6 +7,8 @@ is the numpy twin used for the reference tests).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from numba import njit, prange
 
@@ -335,43 +337,128 @@ def _single_fold_setup(X, pts, bias, F, piv, Finv, rn0, rn1):
 
 
 @njit(cache=True, inline='always')
-def _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, p, w):
-    """Depth-3 column ``w.x_i + b = s_i c``: ``(w, b) = F^-1 s / ||.||``, ``c = 1 / ||.||``.
+def _single_fold_batch(Finv, det, rn0, rn1, S, d, bias, tol, H, P, W, B, C, ok):
+    """Depth-3 columns ``w.x_i + b = s_i c`` of one point set, for every labeling ``s`` (``S[:, lab]``) at
+    once, labelings innermost so the loops vectorise: ``(w, b) = F^-1 s / ||.||``, ``c = 1 / ||.||``.
 
-    The cross product of the lifted points is ``det F (F^-1 s, 1)``, so the degeneracy test
-    is the one of ``_lifted_params``. Returns ``(valid, b, c)``; not valid: ask ``_lifted_params``
-    (``F`` singular, e.g. a repeated point, can still give a feature with ``c = 0``).
+    The cross product of the lifted points is ``det F (F^-1 s, 1)``, so the degeneracy test is the one of
+    ``_lifted_params``. ``ok[lab]`` False: ask ``_lifted_params`` (``F`` singular, e.g. a repeated point,
+    can still give a feature with ``c = 0``).
     """
-    k = rn0.shape[0]
-    if det == 0.0:
-        return False, 0.0, 0.0
-    hadamard = 1.0
+    k, n_lab = S.shape
+    for lab in range(n_lab):
+        H[lab] = 1.0
+        C[lab] = 0.0
     for i in range(k):
-        hadamard *= rn0[i] if labels[lab, i, 0] == 0.0 else rn1[i]
+        for lab in range(n_lab):
+            H[lab] *= rn0[i] if S[i, lab] == 0.0 else rn1[i]
     for t in range(k):
-        acc = 0.0
+        for lab in range(n_lab):
+            P[t, lab] = 0.0
         for i in range(k):
-            acc += Finv[t, i] * labels[lab, i, 0]
-        p[t] = acc
-    nw = 0.0
+            f = Finv[t, i]
+            for lab in range(n_lab):
+                P[t, lab] += f * S[i, lab]
     for t in range(d):
-        nw += p[t] * p[t]
-    nw = np.sqrt(nw)
-    if not abs(det) * nw > tol * hadamard:
-        return False, 0.0, 0.0
+        for lab in range(n_lab):
+            C[lab] += P[t, lab] * P[t, lab]
+    for lab in range(n_lab):
+        nw = np.sqrt(C[lab])
+        ok[lab] = det != 0.0 and abs(det) * nw > tol * H[lab]
+        H[lab] = nw if ok[lab] else 1.0                 # the norm from here on
+        C[lab] = 1.0 / H[lab]
+        B[lab] = P[d, lab] / H[lab] if bias else 0.0
     for t in range(d):
-        w[t] = p[t] / nw
-    b = p[d] / nw if bias else 0.0
-    return True, b, 1.0 / nw
+        for lab in range(n_lab):
+            W[t, lab] = P[t, lab] / H[lab]
+
+
+U32 = 2.0 ** -24            # unit roundoff of float32
+TINY32 = 2.0 ** -120       # per-operation absolute error allowance for float32 underflow (64 x FLT_MIN)
+PAD32 = 64                 # float32 point arrays padded to a multiple of this (the vector loop's step)
+BIG32 = 1e15               # float32 evaluation only below this magnitude of |x|, |b|, c (no overflow)
+
+
+@njit(cache=True, fastmath=True, inline='always')
+def _column_dot32(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m):
+    """``sum_i r_i phi_i`` in float32 (all arguments float32; d <= 3, m <= 2 fold offsets)."""
+    acc = np.float32(0.0)
+    n_pts = r.shape[0]
+    if d == 1:
+        for i in range(n_pts):
+            acc += r[i] * _fold2(b + w0 * x0[i], m, c0, c1)
+    elif d == 2:
+        for i in range(n_pts):
+            acc += r[i] * _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
+    else:
+        for i in range(n_pts):
+            acc += r[i] * _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+    return acc
+
+
+@njit(cache=True, fastmath=True, inline='always')
+def _moments32(x0, x1, x2, w0, w1, w2, b, c0, c1, d, m, n_pts):
+    """``(sum_i phi_i, sum_i phi_i^2)`` over the first ``n_pts`` points in float32 (as ``_column_dot32``)."""
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    for i in range(n_pts):
+        a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+        s1 += a
+        s2 += a * a
+    return s1, s2
+
+
+@njit(cache=True, inline='always')
+def _gamma32(n):
+    """``gamma_n = n u / (1 - n u)``, Higham's bound of ``n`` float32 roundings."""
+    return n * U32 / (1.0 - n * U32)
+
+
+@njit(cache=True, inline='always')
+def _bound32(w, b, c, R, Q, xmax, g_sum, tiny):
+    """Rigorous bound of ``|float32 sum - exact sum|`` for one column (``_column_dot32`` on data cast to
+    float32), and ``max_i h_i``.
+
+    With ``h_i = |b| + sum_t |w_t x_ti| + sum_l c_l`` (a bound of every intermediate of ``phi_i``) and any
+    evaluation order: the casts, ``b + w.x`` and the folds cost ``gamma_(2d+2m+6) h_i``, the products and the
+    sum ``gamma_N sum |r_i| h_i``; so ``g_sum (R (|b| + sum c) + sum_t |w_t| Q_t)`` with ``R = sum |r_i|``,
+    ``Q_t = sum |r_i x_ti|`` and ``g_sum = 2 gamma_(N+2d+2m+8)`` (factor 2: safety, and the float64
+    rounding), plus underflow: ``tiny (2d+2m+8 + max h + sum_t max |x_t|)`` per point (``|r_i| <= 1``).
+    """
+    off = abs(b)
+    for l in range(c.shape[0]):
+        off += c[l]
+    s = R * off
+    hmax = off
+    for t in range(w.shape[0]):
+        s += abs(w[t]) * Q[t]
+        hmax += abs(w[t]) * xmax[t]
+    return g_sum * s + tiny * hmax, hmax
+
+
+@njit(cache=True, inline='always')
+def _norm_bound32(s1, s2, e_phi, n_pts):
+    """Upper bound of the centred norm ``||phi - mean phi||`` from float32 moments (``_moments32``):
+    ``||phi - mean|| <= ||phi32 - mean32|| + ||phi32 - phi||``, the first from ``s2 - s1^2 / n`` with the
+    sums' relative errors (``gamma_(n+1)``, doubled) taken against it."""
+    g = 2.0 * _gamma32(n_pts + 1)
+    var = s2 / (1.0 - g) - s1 * s1 / ((1.0 + g) * (1.0 + g) * n_pts) + TINY32 * n_pts     # (+ underflow)
+    return np.sqrt(max(var, 0.0)) + np.sqrt(n_pts) * e_phi
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
+def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
     """``|A_j . r|`` for the columns of combinations ``start .. start+count-1`` and every labeling.
 
     Returns ``scores`` (count, n_lab), -1 where the point set is degenerate, -3 where repeated points
-    make it exactly so, -2 where its signs give a negative fold offset (no feature), and with ``want_norms``
-    the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise).
+    make it exactly so, -2 where its signs give a negative fold offset (no feature); with ``want_norms``
+    the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise); and the largest score.
+
+    ``floor`` (not NaN, d <= 3, at most two fold offsets): float32 pre-screen. A column is first scored in
+    float32 with a rigorous error bound (``_bound32``); it is scored again in float64 (the same value as
+    without ``floor``) when its upper bound reaches ``floor`` or the largest float64 score met so far in its
+    chunk, else its entry is that upper bound (and its norm an upper bound, ``_norm_bound32``). So every
+    score ``>= floor`` and the maximum are exact, and every entry is at least the column's score.
     """
     n_pts, d = X.shape
     XT = np.ascontiguousarray(X.T)
@@ -380,6 +467,35 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
     scores = np.empty((count, n_lab))
     norms = np.zeros((count, n_lab))
     n_chunks = min(count, 64)
+    best = np.zeros(max(n_chunks, 1))
+    # float32 pre-screen: r scaled by a power of two to max |r| <= 1 (exact), sums for the error bound
+    rmax = np.abs(r).max() if n_pts else 0.0
+    xmax = np.zeros(d)
+    for t in range(d):
+        xmax[t] = np.abs(XT[t]).max() if n_pts else 0.0
+    f32 = (not np.isnan(floor) and d <= 3 and m <= 2 and n_pts > 0 and rmax > 0.0
+           and xmax.max() < BIG32 and np.isfinite(rmax))
+    scale = 2.0 ** -np.ceil(np.log2(rmax)) if f32 else 1.0
+    rs = r * scale
+    R = np.abs(rs).sum()
+    Q = np.zeros(d)
+    for t in range(d):
+        Q[t] = (np.abs(rs) * np.abs(XT[t])).sum()
+    n_pad = -(-n_pts // PAD32) * PAD32 if f32 else 0   # zero-padded points (r = 0): no scalar remainder loop
+    ops = 2 * d + 2 * m + 8                            # roundings of one point's term, and the casts
+    g_sum = 2.0 * _gamma32(n_pad + ops)
+    g_phi = 2.0 * _gamma32(ops)
+    tiny = 2.0 * TINY32 * max(n_pad, 1)
+    tiny_sum = tiny * (ops + xmax.sum())
+    r32 = np.zeros(n_pad, dtype=np.float32)
+    r32[:n_pts] = rs[:n_pad]
+    XT32 = np.zeros((d, n_pad), dtype=np.float32)
+    XT32[:, :n_pts] = XT[:, :n_pad]
+    x0 = XT32[0]
+    x1 = XT32[1] if d > 1 else XT32[0]
+    x2 = XT32[2] if d > 2 else XT32[0]
+    single = m == 1 and k == d + (1 if bias else 0)
+    S = np.ascontiguousarray(labels[:, :, 0].T) if single else np.zeros((k, n_lab))
     for ch in prange(n_chunks):
         lo = count * ch // n_chunks
         hi = count * (ch + 1) // n_chunks
@@ -399,22 +515,73 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms):
         Finv = np.empty((max(k, 1), max(k, 1)))
         rn0 = np.empty(k)
         rn1 = np.empty(k)
-        single = m == 1 and k == d + (1 if bias else 0)
+        H = np.empty(n_lab)
+        P = np.empty((k, n_lab))
+        Wb = np.empty((d, n_lab))
+        Bb = np.empty(n_lab)
+        Cb = np.empty(n_lab)
+        ok = np.zeros(n_lab, dtype=np.bool_)
+        top = 0.0
         for j in range(lo, hi):
             if single:
                 det = _single_fold_setup(X, pts, bias, M, piv, Finv, rn0, rn1)
+                _single_fold_batch(Finv, det, rn0, rn1, S, d, bias, tol, H, P, Wb, Bb, Cb, ok)
             for lab in range(n_lab):
                 status = VALID
-                if single:
-                    ok, b, c0 = _single_fold_params(Finv, det, rn0, rn1, labels, lab, d, bias, tol, v, w)
-                    c[0] = c0
-                if not single or not ok:
+                if single and ok[lab]:
+                    for t in range(d):
+                        w[t] = Wb[t, lab]
+                    b = Bb[lab]
+                    c[0] = Cb[lab]
+                else:
                     status, b = _lifted_params(X, pts, labels, lab, bias, tol, Ml, minor, piv2, v, w, c)
                 if status != VALID:
                     scores[j, lab] = -1.0 if status == DEGENERATE else -3.0 if status == REPEATED else -2.0
                     continue
+                if f32 and abs(b) + c.sum() < BIG32:
+                    w0 = np.float32(w[0])
+                    w1 = np.float32(w[1]) if d > 1 else np.float32(0.0)
+                    w2 = np.float32(w[2]) if d > 2 else np.float32(0.0)
+                    c0f = np.float32(c[0]) if m > 0 else np.float32(0.0)
+                    c1f = np.float32(c[1]) if m > 1 else np.float32(0.0)
+                    b32 = np.float32(b)
+                    dot32 = _column_dot32(x0, x1, x2, r32, w0, w1, w2, b32, c0f, c1f, d, m)
+                    err, hmax = _bound32(w, b, c, R, Q, xmax, g_sum, tiny)
+                    err += tiny_sum
+                    upper = (abs(np.float64(dot32)) + err) / scale
+                    if upper < floor and upper < top:
+                        scores[j, lab] = upper
+                        if want_norms:
+                            s1, s2 = _moments32(x0, x1, x2, w0, w1, w2, b32, c0f, c1f, d, m, n_pts)
+                            e_phi = g_phi * hmax + TINY32 * (ops + hmax + xmax.sum())    # |phi32 - phi|
+                            norms[j, lab] = _norm_bound32(np.float64(s1), np.float64(s2), e_phi, n_pts)
+                        continue
                 dot, nrm = _column_dot(XT, r, w, b, c, u, want_norms)
                 scores[j, lab] = abs(dot)
                 norms[j, lab] = nrm
+                top = max(top, abs(dot))
             _next_comb(pts, n_pts, k)
-    return scores, norms
+        best[ch] = top
+    return scores, norms, best.max()
+
+
+_started = []
+
+
+def start_threads() -> None:
+    """Start numba's thread pool (on the first call only) with ``OMP_WAIT_POLICY=PASSIVE`` unless the user set
+    it: GNU OpenMP reads it when numba loads it, and its default spinning threads took the cores of a shared
+    machine from the working ones (2 threads 5x slower per CPU second than 1 at load 6, measured). The variable
+    is set only while the pool starts, so OpenMP runtimes loaded later (torch's) keep their default."""
+    if _started:
+        return
+    unset = "OMP_WAIT_POLICY" not in os.environ
+    if unset:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        X = np.zeros((1, 1))
+        score_block(X, np.zeros(1), np.zeros((1, 1, 0)), True, 1, 0, 1, binomial_table(1, 1), 1e-9, False)
+    finally:
+        if unset:
+            del os.environ["OMP_WAIT_POLICY"]
+    _started.append(True)

@@ -32,7 +32,7 @@ MAX_RUNS = 2048               # at most about this many separate runs of needed 
 
 @dataclass
 class Screen:
-    """Per-cell state kept between pricing passes: best score at a reference residual, the
+    """Per-cell state kept between pricing passes: a bound of the best score at a reference residual, the
     largest centred column norm, and which stored residual was the reference."""
 
     block_max: np.ndarray
@@ -115,10 +115,11 @@ def _merge_top(ids, scores, new_ids, new_scores, top_k):
 
 
 class Block(NamedTuple):
-    """Summary of one scored block, all ``price`` merges: the best score and (when asked) the largest
-    centred column norm of each point set, the counts of valid, degenerate (of which exactly dependent
-    through repeated points) and negative-offset columns, the columns above the threshold, and the ids
-    and scores of the best ``top_k`` columns above ``keep``."""
+    """Summary of one scored block, all ``price`` merges: per point set, an upper bound of its best score
+    (exact when above ``keep``) and (when asked) of its largest centred column norm; the counts of valid,
+    degenerate (of which exactly dependent through repeated points) and negative-offset columns, the
+    columns above the threshold, the ids and exact scores of the best ``top_k`` columns above ``keep``, and
+    the exact best score of the block."""
 
     set_max: np.ndarray
     set_norm: np.ndarray
@@ -129,17 +130,23 @@ class Block(NamedTuple):
     n_found: int
     ids: np.ndarray
     scores: np.ndarray
+    best: float
 
 
 def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
-                 keep: float | None = None, top_k: int = 256):
+                 keep: float | None = None, top_k: int = 256, prescreen: bool = True):
     """``Block`` summaries of blocks ``(family, first set, count)`` of ``D`` against ``r``, in this process:
     scores ``|A_j . r|`` by ``_kernels.score_block`` (codes -1 degenerate, -3 repeated points, -2 negative
-    offset), reduced to what ``price`` merges; ``keep`` (default ``threshold``) selects the returned columns."""
+    offset), reduced to what ``price`` merges; ``keep`` (default ``threshold``) selects the returned columns.
+    With ``prescreen``, the kernel's float32 pre-screen (exact scores above ``keep``, exact maximum, upper
+    bounds elsewhere) unless every score is needed (no ``keep`` and ``top_k > 1``)."""
     keep = threshold if keep is None else keep
+    floor = np.nan if not prescreen else keep if keep is not None else np.inf if top_k <= 1 else np.nan
+    _kernels.start_threads()
     for (fi, start, count), wn in zip(blocks, want_norms):
         f = D.families[fi]
-        s, norms = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol, bool(wn))
+        s, norms, best = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
+                                              bool(wn), floor)
         set_max = s.max(axis=1, initial=0.0)
         s = s.ravel()
         ok = s >= 0
@@ -150,7 +157,7 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
         n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
         yield Block(set_max, norms.max(axis=1, initial=0.0) if wn else np.empty(0), int(ok.sum()),
                     int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found, f.offset + start * f.n_labelings + pick,
-                    s[pick])
+                    s[pick], float(best))
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -235,7 +242,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             n_repeat += b.n_repeated
             n_negative += b.n_negative
             n_eval += b.n_valid
-            best = float(b.set_max.max(initial=0.0))
+            best = b.best
             max_score = max(max_score, best)
             bound = max(bound, best)
             n_found += b.n_found

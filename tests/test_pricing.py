@@ -70,3 +70,62 @@ def test_pricing_rejects_wrong_residual_shape():
     D, *_ = _setup(1, 2)
     with pytest.raises(ValueError, match="residual"):
         price(D, np.zeros(3))
+
+
+def _raw(d, depth, scale, shift, r_scale, N=14, seed=0):
+    """Raw (uncentred) data at a scale and offset, and a raw residual of another scale."""
+    rng = np.random.default_rng(seed)
+    X = shift + scale * rng.normal(size=(N, d))
+    return Dictionary(X, depth), r_scale * rng.normal(size=N)
+
+
+@pytest.mark.parametrize("scale,shift,r_scale", [(1e-6, 0.0, 1e-30), (1.0, 0.0, 1.0), (1e6, 0.0, 1e30), (1.0, 1e4, 1.0),
+                                                 (1e-3, 1e3, 1e3), (1e3, -1e6, 1e-3), (1e-2, 0.0, 1e-6)])
+@pytest.mark.parametrize("d,depth", [(1, 3), (2, 3), (1, 4), (3, 2)])
+def test_float32_prescreen_is_exact_above_the_floor_and_an_upper_bound_below(d, depth, scale, shift, r_scale):
+    """Against the float64 kernel (itself checked against the materialised dictionary above). At extreme
+    scales the raw data's columns may all be degenerate (the tolerance is not scale-free; the solver prices
+    in a centred, scaled frame), and far from the origin the bound is too loose to spare any column."""
+    from analysis._kernels import score_block
+    D, r = _raw(d, depth, scale, shift, r_scale, N={1: 40, 2: 14, 3: 20}[d] if depth < 4 else 10)
+    looser = n_valid = 0
+    for f in D.families:
+        args = (D.X, r, f.labels, D.bias, f.k, 0, f.n_sets, D.binom, D.tol, True)
+        ref, ref_norms, ref_best = score_block(*args)
+        valid = ref >= 0
+        n_valid += valid.sum()
+        for floor in (np.inf, np.quantile(ref[valid], 0.9) if valid.any() else 0.0):
+            got, norms, best = score_block(*args, floor)
+            assert best == ref_best                                   # the maximum is the float64 one
+            assert np.array_equal(got < 0, ~valid) and np.array_equal(got[~valid], ref[~valid])
+            assert np.all(got[valid] >= ref[valid])                   # upper bounds ...
+            assert np.all(norms[valid] >= ref_norms[valid])
+            above = valid & (got >= floor)
+            assert np.array_equal(got[above], ref[above])             # ... and exact where it matters
+            assert np.all(got[valid & (ref >= floor)] == ref[valid & (ref >= floor)])
+            looser += np.count_nonzero(got[valid] > ref[valid])
+            if shift == 0.0 and valid.any():                         # the bound is tight enough to screen
+                assert np.median((got - ref)[valid]) <= 1e-4 * ref[valid].max()
+                assert np.median((norms - ref_norms)[valid]) <= 1e-2 * ref_norms[valid].max()
+    assert looser > 0 or shift != 0.0 or n_valid < 1000             # the float32 path did run
+
+
+@pytest.mark.parametrize("scale,shift,r_scale", [(1e-2, 0.0, 1e-6), (1.0, 1e4, 1.0), (1e2, 0.0, 1e6)])
+def test_prescreened_pricing_equals_float64_pricing_and_brute_force(scale, shift, r_scale):
+    from functools import partial
+
+    from analysis.pricing import score_blocks
+    D, r = _raw(2, 3, scale, shift, r_scale, N=16, seed=2)
+    A, ids = D.materialize()
+    brute = np.abs(A.T @ r)
+    top = np.sort(brute)[::-1]
+    f64 = partial(score_blocks, prescreen=False)
+    for t, top_k in ((None, 1), ((top[30] + top[31]) / 2, 10**6), ((top[3] + top[4]) / 2, 2)):
+        a, b = price(D, r, top_k=top_k, threshold=t), price(D, r, top_k=top_k, threshold=t, scorer=f64)
+        assert a.max_score == b.max_score and a.bound == b.bound
+        assert np.array_equal(a.ids, b.ids) and np.array_equal(a.scores, b.scores)
+        assert np.isclose(a.max_score, brute.max(), rtol=1e-12)
+        if t is not None:
+            assert set(a.ids.tolist()) <= set(ids[brute > t].tolist()) and len(a.ids) == min(top_k, (brute > t).sum())
+        pos = {c: i for i, c in enumerate(ids)}
+        assert np.allclose(brute[[pos[c] for c in a.ids]], a.scores, rtol=1e-12)
