@@ -248,10 +248,9 @@ class _ReflectionLassoBase(BaseEstimator):
             scorer = parallel_scorer(D, self.n_jobs)         # None: price in this process
             probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
             floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
-            res = price(D, rc, top_k=BATCH, threshold=floor, progress=self.verbose,   # floor <= beta_max
-                        scorer=scorer)
+            self._source = lasso.DictionaryPricing(D, progress=self.verbose, scorer=scorer)
+            res = self._source.first_pass(rc, floor, BATCH)                # floor <= beta_max
             lasso.add_dictionary_columns(ws, D, res.ids)
-            self._source = lasso.DictionaryPricing(D, res.screen, progress=self.verbose, scorer=scorer)
             self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
             self.beta_max_ = float(res.max_score)
         timings["beta_max_s"] = time.perf_counter() - t0
