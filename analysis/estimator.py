@@ -348,7 +348,7 @@ class _ReflectionLassoBase(BaseEstimator):
             sol.bound = self._dictionary_bound(sol)
             return sol
         return lasso.column_generation(self._source, y, beta, ws, z0, tol=self.tol, max_iter=self.max_iter,
-                                       progress=self.verbose, subsets=self.candidates != "sampled")
+                                       progress=self.verbose)
 
     def _dictionary_bound(self, sol) -> float:
         """``max_j |A_j . r|`` over the dictionary at the residual of ``sol`` (one complete pricing pass)."""
@@ -363,7 +363,7 @@ class _ReflectionLassoBase(BaseEstimator):
             return sol, continuum_oracle(X, sol.residual, self.bias, random_state=self._seed())
         source = ContinuumSource(X, self.bias, BATCH, random_state=self._seed())
         cont = lasso.column_generation(source, y, self._beta_int, ws, sol.coef, tol=self.tol,
-                                       max_iter=self.max_iter, progress=self.verbose, subsets=False)
+                                       max_iter=self.max_iter, progress=self.verbose)
         cont.n_passes += sol.n_passes - 1                # its first pass re-solves the dictionary's solution
         cont.bound = self._dictionary_bound(cont)
         self._continuum_info = source.info

@@ -547,16 +547,16 @@ class DictionaryPricing:
 
 
 def column_generation(source, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 64,
-                      max_iter: int = 200, progress: bool = False, subsets: bool = True) -> Solution:
+                      max_iter: int = 200, progress: bool = False) -> Solution:
     """Lasso over every candidate of ``source``: re-solve on the atoms of ``ws`` and add the violating columns
     the source proposes until its complete bound gives ``max_j |A_j . r| <= beta (1 + tol)`` (or it adds none,
     or ``max_iter`` passes).
 
     ``source.propose(ws, r, beta, threshold, partial) -> Proposal`` adds columns to ``ws`` (``DictionaryPricing``,
     ``sampling.SampledSource``, ``certificate.ContinuumSource``); passes are partial while columns keep entering.
-    ``ws`` caches the distinct columns met; the restricted problem over all of it is solved exactly, with
-    ``subsets`` by an inner loop on a working subset, the support plus the strongest violating atoms, ``max(2
-    |support|, batch)`` atoms in all (celer's rule): atoms at zero drop out, near-duplicates enter one per round.
+    ``ws`` caches the distinct columns met; the restricted problem over all of it is solved exactly by an inner
+    loop on a working subset, the support plus the strongest violating atoms, ``max(2 |support|, batch)`` atoms
+    in all (celer's rule): atoms at zero drop out, near-duplicates enter one per round (every source).
     """
     with _BLAS.limit(limits=1, user_api="blas"):
         y = np.asarray(y, dtype=float)
@@ -567,8 +567,7 @@ def column_generation(source, y, beta: float, ws: WorkingSet, z0=None, tol: floa
         partial = True
         for it in range(1, max_iter + 1):
             t0 = time.perf_counter()
-            sol, work, rounds = (_solve_cache(ws, y, beta, threshold, z, batch) if subsets else
-                                 (solve_working_set(ws, y, beta, z if len(z) else None), np.arange(len(ws)), 1))
+            sol, work, rounds = _solve_cache(ws, y, beta, threshold, z, batch)
             z = sol.coef
             t1 = time.perf_counter()
             step = source.propose(ws, sol.residual, beta, threshold, partial)
