@@ -31,6 +31,9 @@ SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one c
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
 CACHE_FLOOR = 0.3        # complete passes cache their best columns above this fraction of beta (NearCache)
 CACHE_RATIO = 2.0        # partial passes re-score the cache when the last complete pass scored <= this x beta
+CACHE_TOP_K = 4096       # violators a partial pass over the cache adds, at most
+HOT = 0.5                # after the first pass over the cache at a beta, later ones score only its entries above
+                         # this x the threshold at that first pass (the violators that follow are near-violators)
 _BLAS = ThreadpoolController()   # small dense algebra runs on one BLAS thread: threads that spin while
                                  # numba prices, or on a shared machine, made it 10-100x slower
 
@@ -406,7 +409,7 @@ class Proposal:
     stats: dict = field(default_factory=dict)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _scores_of(X, r, W, b, C):
     """``|A_j . r|`` of the columns with parameters ``(W, b, C)`` (``r`` centred), by the pricing kernel's dot."""
     XT = np.ascontiguousarray(X.T)
@@ -437,8 +440,10 @@ class NearCache:
     def __len__(self) -> int:
         return self.ids.size
 
-    def scores(self, r) -> np.ndarray:
-        return _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float), self.W, self.b, self.C)
+    def scores(self, r, where=None) -> np.ndarray:
+        """``|A_j . r|`` of the cached columns (or of those at positions ``where``)."""
+        W, b, C = (self.W, self.b, self.C) if where is None else (self.W[where], self.b[where], self.C[where])
+        return _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float), W, b, C)
 
     def collect(self, scorer):
         """A scorer like ``scorer`` that also keeps, while ``floor`` is set, the columns above it."""
@@ -510,6 +515,7 @@ class DictionaryPricing:
         self.cache = NearCache(D, cache_size or min(max(65536, D.n_candidates // 8), 1 << 23))
         self.scorer = self.cache.collect(score_blocks if scorer is None else scorer)
         self._last = (None, np.inf)        # residual and bound of the last complete pass
+        self._hot = (None, None)           # beta and cache entries above HOT x its threshold at its first cache pass
 
     def first_pass(self, residual, threshold: float, top_k: int):
         """A complete pass at ``residual`` (no screening state yet) that fills the cache: ``price``'s result."""
@@ -524,6 +530,7 @@ class DictionaryPricing:
             self.cache.floor = None
         self.screen = res.screen
         if res.complete:
+            self._hot = (None, None)
             self.cache.refill(residual)
             self._last = (np.array(residual, dtype=float), res.bound)
         else:
@@ -535,10 +542,16 @@ class DictionaryPricing:
         if last_bound <= threshold and np.array_equal(residual, last_r):     # certified by the last pass
             return Proposal(0, last_bound, True, {"evaluated": 0, "cells_skipped": 0, "cache_violators": 0})
         if partial and len(self.cache) and last_bound <= CACHE_RATIO * beta:
-            s = self.cache.scores(residual)
+            if self._hot[0] != beta:                     # a new beta: the whole cache, then its hot part
+                self._hot = (beta, None)
+            where = self._hot[1]
+            s = self.cache.scores(residual, where)
+            if where is None:
+                where = np.flatnonzero(s > HOT * threshold)
+                self._hot, s = (beta, where), s[where]
             viol = np.flatnonzero(s > threshold)
-            ids = [int(i) for i in self.cache.ids[viol[np.argsort(-s[viol], kind="stable")]] if int(i) not in ws]
-            added = add_dictionary_columns(ws, self.D, ids[: self.top_k])
+            ids = [int(i) for i in self.cache.ids[where[viol[np.argsort(-s[viol], kind="stable")]]] if int(i) not in ws]
+            added = add_dictionary_columns(ws, self.D, ids[: CACHE_TOP_K])
             if added:
                 return Proposal(added, np.inf, False, {"evaluated": 0, "cells_skipped": 0, "cache_violators": len(ids)})
         res = self._price(residual, threshold, self.top_k, CACHE_FLOOR * beta, self.top_k if partial else None)
