@@ -490,10 +490,11 @@ class NearCache:
         old = self.ids[pos] == ids if self.ids.size else np.zeros(ids.size, dtype=bool)
         W, b, C = np.empty((ids.size, self.D.dim)), np.empty(ids.size), np.empty((ids.size, self.D.depth - 2))
         W[old], b[old], C[old] = self.W[pos[old]], self.b[pos[old]], self.C[pos[old]]
-        Wn, bn, Cn, valid = self.D.params(ids[~old])
-        W[~old], b[~old], C[~old] = Wn, bn, Cn
         keep = np.ones(ids.size, dtype=bool)
-        keep[~old] = valid
+        new = np.flatnonzero(~old)
+        for lo in range(0, new.size, 1 << 20):           # in chunks: parameters of millions of columns
+            at = new[lo: lo + (1 << 20)]
+            W[at], b[at], C[at], keep[at] = self.D.params(ids[at])
         self.ids, self.W, self.b, self.C = ids[keep], W[keep], b[keep], C[keep]
 
 
