@@ -501,12 +501,13 @@ class NearCache:
 class DictionaryPricing:
     """Candidate source: the dictionary ``D`` priced by ``pricing.price``, screening warm-started across calls.
 
-    Every pass adds at most ``top_k`` violators, strongest first. A complete pass also refills a ``NearCache``
-    of the best-scoring columns (``cache_size``; default an eighth of the dictionary, 65,536 to 8.4M). While
-    columns keep entering, passes are partial: when the last complete pass scored at most ``CACHE_RATIO`` x
-    beta (along a path: the previous beta's certifying pass), the cache is re-scored; once it holds no
-    violator, or when the residual is still far (a single small beta), a partial pass over the dictionary
-    stops after ``top_k`` violators (it is complete when it meets fewer). A residual already priced by a
+    A pass adds violators, strongest first. A complete pass also refills a ``NearCache`` of the best-scoring
+    columns (``cache_size``; default an eighth of the dictionary, 65,536 to 8.4M). While columns keep entering,
+    passes are partial: when the last complete pass scored at most ``CACHE_RATIO`` x beta (along a path: the
+    previous beta's certifying pass), the cache is re-scored (its hot part after the first time at a beta) and
+    up to ``CACHE_TOP_K`` of its violators enter; once it holds no violator, or when the residual is still far
+    (a single small beta), a partial pass over the dictionary adds ``top_k`` violators in the order of the
+    screening bounds (it is complete, and certifies, when it meets fewer). A residual already priced by a
     complete pass is certified without pricing again (beta_max). ``scorer`` evaluates the blocks
     (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster)."""
 
