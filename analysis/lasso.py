@@ -20,15 +20,20 @@ from numba import njit
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
+from ._kernels import _column_dot
 from .features import FoldFeatures
-from .pricing import price
+from .pricing import COLUMNS_PER_BLOCK, price, score_blocks
 
 log = logging.getLogger(__name__)
 
 KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
 SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
-NEAR_VIOLATION = 0.03        # pricing passes also cache the columns they meet within this fraction of beta
+CACHE_FLOOR = 0.3        # complete passes cache their best columns above this fraction of beta (NearCache)
+CACHE_RATIO = 2.0        # partial passes re-score the cache when the last complete pass scored <= this x beta
+CACHE_TOP_K = 4096       # violators a partial pass over the cache adds, at most
+HOT = 0.5                # after the first pass over the cache at a beta, later ones score only its entries above
+                         # this x the threshold at that first pass (the violators that follow are near-violators)
 _BLAS = ThreadpoolController()   # small dense algebra runs on one BLAS thread: threads that spin while
                                  # numba prices, or on a shared machine, made it 10-100x slower
 
@@ -403,37 +408,170 @@ class Proposal:
     stats: dict = field(default_factory=dict)
 
 
+@njit(cache=True, fastmath=True)
+def _scores_of(X, r, W, b, C):
+    """``|A_j . r|`` of the columns with parameters ``(W, b, C)`` (``r`` centred), by the pricing kernel's dot."""
+    XT = np.ascontiguousarray(X.T)
+    u = np.empty(X.shape[0])
+    out = np.empty(W.shape[0])
+    for j in range(W.shape[0]):
+        out[j] = abs(_column_dot(XT, r, W[j], b[j], C[j], u, False)[0])
+    return out
+
+
+class NearCache:
+    """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it), kept
+    as ids and parameters: re-scoring them costs one dot per column, a few percent of a complete pass.
+
+    ``collect`` wraps a ``pricing.price`` scorer so that one pass also hands over, per block, up to ``cap``
+    columns above ``floor`` (set only around complete passes); ``refill`` keeps the best ``size`` of those and
+    of the old cache at the pass's residual."""
+
+    def __init__(self, D, size: int):
+        self.D, self.size = D, int(size)
+        self.cap = max(256, -(-8 * self.size * COLUMNS_PER_BLOCK // max(D.n_candidates, 1)))
+        self.ids = np.empty(0, dtype=np.int64)
+        self.W, self.b, self.C = np.empty((0, D.dim)), np.empty(0), np.empty((0, D.depth - 2))
+        self.floor: float | None = None
+        self._parts: list = []
+        self._held = 0
+
+    def __len__(self) -> int:
+        return self.ids.size
+
+    def scores(self, r, where=None) -> np.ndarray:
+        """``|A_j . r|`` of the cached columns (or of those at positions ``where``)."""
+        W, b, C = (self.W, self.b, self.C) if where is None else (self.W[where], self.b[where], self.C[where])
+        return _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float), W, b, C)
+
+    def collect(self, scorer):
+        """A scorer like ``scorer`` that also keeps, while ``floor`` is set, the columns above it."""
+        def wrapped(D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256):
+            if self.floor is None:
+                yield from scorer(D, r, blocks, want_norms, threshold, keep, top_k)
+                return
+            low = self.floor if keep is None else min(self.floor, keep)
+            for blk in scorer(D, r, blocks, want_norms, threshold, low, max(top_k, self.cap)):
+                above = blk.scores > self.floor
+                self._hold(blk.ids[above], blk.scores[above])
+                sel = np.flatnonzero(blk.scores > keep) if keep is not None else np.arange(blk.ids.size)
+                if sel.size > top_k:
+                    sel = sel[np.argpartition(-blk.scores[sel], top_k - 1)[:top_k]]
+                yield blk._replace(ids=blk.ids[sel], scores=blk.scores[sel])
+        wrapped.batch = getattr(scorer, "batch", 1)
+        return wrapped
+
+    def _hold(self, ids, scores) -> None:
+        self._parts.append((ids, scores))
+        self._held += ids.size
+        if self._held > 2 * self.size:
+            self._parts = [self._best(*map(np.concatenate, zip(*self._parts)))]
+            self._held = self._parts[0][0].size
+
+    def _best(self, ids, scores):
+        if ids.size > self.size:
+            keep = np.argpartition(-scores, self.size - 1)[: self.size]
+            ids, scores = ids[keep], scores[keep]
+        return ids, scores
+
+    def drop_collected(self) -> None:
+        self._parts, self._held = [], 0
+
+    def refill(self, r) -> None:
+        """The new cache: the best ``size`` of the columns collected by the pass at ``r`` and of the old cache."""
+        parts, self._parts, self._held = self._parts, [], 0
+        ids = np.concatenate([p[0] for p in parts] + [self.ids])
+        scores = np.concatenate([p[1] for p in parts] + [self.scores(r)])
+        ids, first = np.unique(ids, return_index=True)
+        ids = self._best(ids, scores[first])[0]
+        ids.sort()
+        pos = np.minimum(np.searchsorted(self.ids, ids), max(self.ids.size - 1, 0))
+        old = self.ids[pos] == ids if self.ids.size else np.zeros(ids.size, dtype=bool)
+        W, b, C = np.empty((ids.size, self.D.dim)), np.empty(ids.size), np.empty((ids.size, self.D.depth - 2))
+        W[old], b[old], C[old] = self.W[pos[old]], self.b[pos[old]], self.C[pos[old]]
+        keep = np.ones(ids.size, dtype=bool)
+        new = np.flatnonzero(~old)
+        for lo in range(0, new.size, 1 << 20):           # in chunks: parameters of millions of columns
+            at = new[lo: lo + (1 << 20)]
+            features, keep[at] = self.D.params(ids[at])
+            W[at], b[at], C[at] = features.W, features.b, features.C
+        self.ids, self.W, self.b, self.C = ids[keep], W[keep], b[keep], C[keep]
+
+
 class DictionaryPricing:
     """Candidate source: the dictionary ``D`` priced by ``pricing.price``, screening warm-started across calls.
 
-    A pass adds up to ``top_k`` columns: the strongest violators, then those within ``NEAR_VIOLATION * beta``
-    of violating (they tend to violate once the new ones enter; caching them saved a complete pass). A partial
-    pass visits cells by decreasing screening bound and stops after ``top_k`` violators. ``scorer`` evaluates
-    the blocks (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster)."""
+    A pass adds violators, strongest first. A complete pass also refills a ``NearCache`` of the best-scoring
+    columns (``cache_size``; default an eighth of the dictionary, 65,536 to 8.4M). While columns keep entering,
+    passes are partial: when the last complete pass scored at most ``CACHE_RATIO`` x beta (along a path: the
+    previous beta's certifying pass), the cache is re-scored (its hot part after the first time at a beta) and
+    up to ``CACHE_TOP_K`` of its violators enter; once it holds no violator, or when the residual is still far
+    (a single small beta), a partial pass over the dictionary adds ``top_k`` violators in the order of the
+    screening bounds (it is complete, and certifies, when it meets fewer). A residual already priced by a
+    complete pass is certified without pricing again (beta_max). ``scorer`` evaluates the blocks
+    (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster)."""
 
-    def __init__(self, D, screen=None, top_k: int = 1024, progress: bool = False, scorer=None):
-        self.D, self.screen, self.top_k, self.progress, self.scorer = D, screen, top_k, progress, scorer
+    def __init__(self, D, screen=None, top_k: int = 1024, progress: bool = False, scorer=None,
+                 cache_size: int | None = None):
+        self.D, self.screen, self.top_k, self.progress = D, screen, top_k, progress
+        self.cache = NearCache(D, cache_size or min(max(65536, D.n_candidates // 8), 1 << 23))
+        self.scorer = self.cache.collect(score_blocks if scorer is None else scorer)
+        self._last = (None, np.inf)        # residual and bound of the last complete pass
+        self._hot = (None, None)           # beta and cache entries above HOT x its threshold at its first cache pass
+
+    def first_pass(self, residual, threshold: float, top_k: int):
+        """A complete pass at ``residual`` (no screening state yet) that fills the cache: ``price``'s result."""
+        return self._price(residual, threshold, top_k, 0.0, None)
+
+    def _price(self, residual, threshold, top_k, floor, stop_after):
+        self.cache.floor = floor
+        try:
+            res = price(self.D, residual, top_k=top_k, threshold=threshold, screen=self.screen, stop_after=stop_after,
+                        progress=self.progress and stop_after is None, scorer=self.scorer)
+        finally:
+            self.cache.floor = None
+        self.screen = res.screen
+        if res.complete:
+            self._hot = (None, None)
+            self.cache.refill(residual)
+            self._last = (np.array(residual, dtype=float), res.bound)
+        else:
+            self.cache.drop_collected()
+        return res
 
     def propose(self, ws: WorkingSet, residual, beta: float, threshold: float, partial: bool) -> Proposal:
-        res = price(self.D, residual, top_k=self.top_k, threshold=threshold, screen=self.screen,
-                    stop_after=self.top_k if partial else None, progress=self.progress and not partial,
-                    collect=beta * (1 - NEAR_VIOLATION), scorer=self.scorer)
-        self.screen = res.screen
+        last_r, last_bound = self._last
+        if last_bound <= threshold and np.array_equal(residual, last_r):     # certified by the last pass
+            return Proposal(0, last_bound, True, {"evaluated": 0, "cells_skipped": 0, "cache_violators": 0})
+        if partial and len(self.cache) and last_bound <= CACHE_RATIO * beta:
+            if self._hot[0] != beta:                     # a new beta: the whole cache, then its hot part
+                self._hot = (beta, None)
+            where = self._hot[1]
+            s = self.cache.scores(residual, where)
+            if where is None:
+                where = np.flatnonzero(s > HOT * threshold)
+                self._hot, s = (beta, where), s[where]
+            viol = np.flatnonzero(s > threshold)
+            ids = [int(i) for i in self.cache.ids[where[viol[np.argsort(-s[viol], kind="stable")]]] if int(i) not in ws]
+            added = add_dictionary_columns(ws, self.D, ids[: CACHE_TOP_K])
+            if added:
+                return Proposal(added, np.inf, False, {"evaluated": 0, "cells_skipped": 0, "cache_violators": len(ids)})
+        res = self._price(residual, threshold, self.top_k, CACHE_FLOOR * beta, self.top_k if partial else None)
         return Proposal(add_dictionary_columns(ws, self.D, res.ids), res.bound, res.complete,
-                        {"evaluated": res.n_evaluated, "cells_skipped": res.n_blocks_skipped})
+                        {"evaluated": res.n_evaluated, "cells_skipped": res.n_blocks_skipped, "cache_violators": 0})
 
 
 def column_generation(source, y, beta: float, ws: WorkingSet, z0=None, tol: float = 1e-6, batch: int = 64,
-                      max_iter: int = 200, progress: bool = False, subsets: bool = True) -> Solution:
+                      max_iter: int = 200, progress: bool = False) -> Solution:
     """Lasso over every candidate of ``source``: re-solve on the atoms of ``ws`` and add the violating columns
     the source proposes until its complete bound gives ``max_j |A_j . r| <= beta (1 + tol)`` (or it adds none,
     or ``max_iter`` passes).
 
     ``source.propose(ws, r, beta, threshold, partial) -> Proposal`` adds columns to ``ws`` (``DictionaryPricing``,
     ``sampling.SampledSource``, ``certificate.ContinuumSource``); passes are partial while columns keep entering.
-    ``ws`` caches the distinct columns met; the restricted problem over all of it is solved exactly, with
-    ``subsets`` by an inner loop on a working subset, the support plus the strongest violating atoms, ``max(2
-    |support|, batch)`` atoms in all (celer's rule): atoms at zero drop out, near-duplicates enter one per round.
+    ``ws`` caches the distinct columns met; the restricted problem over all of it is solved exactly by an inner
+    loop on a working subset, the support plus the strongest violating atoms, ``max(2 |support|, batch)`` atoms
+    in all (celer's rule): atoms at zero drop out, near-duplicates enter one per round (every source).
     """
     with _BLAS.limit(limits=1, user_api="blas"):
         y = np.asarray(y, dtype=float)
@@ -444,8 +582,7 @@ def column_generation(source, y, beta: float, ws: WorkingSet, z0=None, tol: floa
         partial = True
         for it in range(1, max_iter + 1):
             t0 = time.perf_counter()
-            sol, work, rounds = (_solve_cache(ws, y, beta, threshold, z, batch) if subsets else
-                                 (solve_working_set(ws, y, beta, z if len(z) else None), np.arange(len(ws)), 1))
+            sol, work, rounds = _solve_cache(ws, y, beta, threshold, z, batch)
             z = sol.coef
             t1 = time.perf_counter()
             step = source.propose(ws, sol.residual, beta, threshold, partial)

@@ -105,3 +105,23 @@ def test_beta_above_beta_max_selects_nothing():
     big = ReflectionLasso(depth=2, beta=1.01 * model.beta_max_).fit(X, y)
     assert len(big.features_) == 0 and np.isclose(big.intercept_, y.mean())
     assert np.isclose(big.objective_, 0.5 * np.sum((y - y.mean()) ** 2))
+
+
+def test_near_cache_keeps_the_best_columns_of_a_complete_pass_and_scores_them_exactly():
+    """A complete pass refills the cache with its ``size`` best columns above the floor (brute force on the
+    materialised dictionary); re-scoring the cache at another residual gives ``|A_j . r|`` exactly."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(13, 2))
+    D = Dictionary(X, 3)
+    A, ids = D.materialize()
+    r = rng.normal(size=13)
+    r -= r.mean()
+    src = DictionaryPricing(D, cache_size=500)
+    src.first_pass(r, 0.0, 8)
+    brute = np.abs(A.T @ r)
+    assert len(src.cache) == 500
+    assert set(src.cache.ids.tolist()) == set(ids[np.argsort(-brute, kind="stable")[:500]].tolist())
+    r2 = rng.normal(size=13)
+    r2 -= r2.mean()
+    pos = np.searchsorted(ids, src.cache.ids)
+    assert np.allclose(src.cache.scores(r2), np.abs(A[:, pos].T @ r2), rtol=1e-12, atol=1e-12)

@@ -71,3 +71,23 @@ def test_pricing_collects_near_violators_and_screens_per_point_set(monkeypatch):
     again = price(D, r2, top_k=10**6, threshold=t, screen=first.screen)
     assert set(again.ids.tolist()) == set(ids[brute2 > t].tolist())
     assert again.bound >= brute2.max() - 1e-12 and again.n_evaluated < 0.5 * len(ids)
+
+
+def test_a_fine_path_prices_the_whole_dictionary_about_once_per_beta():
+    """Issue 9: along a fine path (consecutive betas within NearCache's reach) the columns a beta needs come
+    from the cache of the previous complete pass, so most betas take one complete pass, the certifying one;
+    beta_max is certified by the beta_max pass itself. Two betas checked against cvxpy, one below 1e-2."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-2, 2, size=(22, 2))
+    y = np.sign(X[:, 0] * X[:, 1]) + 0.1 * rng.normal(size=22)
+    model = ReflectionLasso(depth=3, n_betas=14, beta_min_ratio=3e-3).fit(X, y)
+    h, path = model.history_, model.path_
+    priced = h[h["complete"].astype(bool) & (h["evaluated"] > 0)].groupby("beta").size()
+    first = h[h["beta"] == path["beta"].iloc[0]]
+    assert len(first) == 1 and first["evaluated"].iloc[0] == 0 and first["complete"].iloc[0]
+    assert priced.sum() <= len(path) and priced.max() <= 2        # 18 complete passes before the cache
+    assert np.all(path["dictionary_ratio"] <= 1 + 1e-6)
+    A, _ = Dictionary(X, 3).materialize()
+    for row in path.iloc[[6, -1]].itertuples():
+        z, xi = cvxpy_lasso(A, y, row.beta)
+        assert _rel(row.objective, objective(A, z, xi, y, row.beta)) < 1e-7, row.beta
