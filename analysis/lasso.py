@@ -502,7 +502,7 @@ class DictionaryPricing:
     """Candidate source: the dictionary ``D`` priced by ``pricing.price``, screening warm-started across calls.
 
     A pass adds violators, strongest first. A complete pass also refills a ``NearCache`` of the best-scoring
-    columns (``cache_size``; default an eighth of the dictionary, 65,536 to 8.4M). While columns keep entering,
+    columns (``cache_size``; default an eighth of the dictionary, 4,096 to 8.4M). While columns keep entering,
     passes are partial: when the last complete pass scored at most ``CACHE_RATIO`` x beta (along a path: the
     previous beta's certifying pass), the cache is re-scored (its hot part after the first time at a beta) and
     up to ``CACHE_TOP_K`` of its violators enter; once it holds no violator, or when the residual is still far
@@ -514,7 +514,7 @@ class DictionaryPricing:
     def __init__(self, D, screen=None, top_k: int = 1024, progress: bool = False, scorer=None,
                  cache_size: int | None = None):
         self.D, self.screen, self.top_k, self.progress = D, screen, top_k, progress
-        self.cache = NearCache(D, cache_size or min(max(65536, D.n_candidates // 8), 1 << 23))
+        self.cache = NearCache(D, cache_size or min(max(4096, D.n_candidates // 8), 1 << 23))
         self.scorer = self.cache.collect(score_blocks if scorer is None else scorer)
         self._last = (None, np.inf)        # residual and bound of the last complete pass
         self._hot = (None, None)           # beta and cache entries above HOT x its threshold at its first cache pass
