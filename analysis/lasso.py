@@ -421,8 +421,9 @@ def _scores_of(X, r, W, b, C):
 
 
 class NearCache:
-    """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it), kept
-    as ids and parameters: re-scoring them costs one dot per column, a few percent of a complete pass.
+    """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it, when it
+    was used), kept as ids; their parameters are computed on first use (a fit that certifies at that pass never
+    pays for them). Re-scoring them costs one dot per column, like the pricing kernel's.
 
     ``collect`` wraps a ``pricing.price`` scorer so that one pass also hands over, per block, up to ``cap``
     columns above ``floor`` (set only around complete passes); ``refill`` keeps the best ``size`` of those and
@@ -432,7 +433,7 @@ class NearCache:
         self.D, self.size = D, int(size)
         self.cap = max(256, -(-8 * self.size * COLUMNS_PER_BLOCK // max(D.n_candidates, 1)))
         self.ids = np.empty(0, dtype=np.int64)
-        self.W, self.b, self.C = np.empty((0, D.dim)), np.empty(0), np.empty((0, D.depth - 2))
+        self._made = None                  # (ids, W, b, C) of the last cache whose parameters were computed
         self.floor: float | None = None
         self._parts: list = []
         self._held = 0
@@ -440,9 +441,32 @@ class NearCache:
     def __len__(self) -> int:
         return self.ids.size
 
+    def _params(self):
+        """``(W, b, C)`` of ``ids`` (invalid columns dropped), reusing those of the last cache computed."""
+        if self._made is not None and self._made[0] is self.ids:
+            return self._made[1:]
+        ids, D = self.ids, self.D
+        W, b, C = np.empty((ids.size, D.dim)), np.empty(ids.size), np.empty((ids.size, D.depth - 2))
+        keep = np.ones(ids.size, dtype=bool)
+        new = np.arange(ids.size)
+        if self._made is not None and self._made[0].size:
+            before = self._made[0]
+            pos = np.minimum(np.searchsorted(before, ids), before.size - 1)
+            old = before[pos] == ids
+            W[old], b[old], C[old] = (a[pos[old]] for a in self._made[1:])
+            new = np.flatnonzero(~old)
+        for lo in range(0, new.size, 1 << 20):           # in chunks: parameters of millions of columns
+            at = new[lo: lo + (1 << 20)]
+            W[at], b[at], C[at], keep[at] = D.params(ids[at])
+        self.ids = ids[keep]
+        self._made = (self.ids, W[keep], b[keep], C[keep])
+        return self._made[1:]
+
     def scores(self, r, where=None) -> np.ndarray:
         """``|A_j . r|`` of the cached columns (or of those at positions ``where``)."""
-        W, b, C = (self.W, self.b, self.C) if where is None else (self.W[where], self.b[where], self.C[where])
+        W, b, C = self._params()
+        if where is not None:
+            W, b, C = W[where], b[where], C[where]
         return _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float), W, b, C)
 
     def collect(self, scorer):
@@ -479,23 +503,14 @@ class NearCache:
         self._parts, self._held = [], 0
 
     def refill(self, r) -> None:
-        """The new cache: the best ``size`` of the columns collected by the pass at ``r`` and of the old cache."""
+        """The new cache: the best ``size`` of the columns collected by the pass at ``r`` and, when it was used
+        (its parameters computed), of the old cache re-scored at ``r``."""
         parts, self._parts, self._held = self._parts, [], 0
-        ids = np.concatenate([p[0] for p in parts] + [self.ids])
-        scores = np.concatenate([p[1] for p in parts] + [self.scores(r)])
+        used = self._made is not None and self._made[0] is self.ids and self.ids.size
+        ids = np.concatenate([p[0] for p in parts] + ([self.ids] if used else []))
+        scores = np.concatenate([p[1] for p in parts] + ([self.scores(r)] if used else []))
         ids, first = np.unique(ids, return_index=True)
-        ids = self._best(ids, scores[first])[0]
-        ids.sort()
-        pos = np.minimum(np.searchsorted(self.ids, ids), max(self.ids.size - 1, 0))
-        old = self.ids[pos] == ids if self.ids.size else np.zeros(ids.size, dtype=bool)
-        W, b, C = np.empty((ids.size, self.D.dim)), np.empty(ids.size), np.empty((ids.size, self.D.depth - 2))
-        W[old], b[old], C[old] = self.W[pos[old]], self.b[pos[old]], self.C[pos[old]]
-        keep = np.ones(ids.size, dtype=bool)
-        new = np.flatnonzero(~old)
-        for lo in range(0, new.size, 1 << 20):           # in chunks: parameters of millions of columns
-            at = new[lo: lo + (1 << 20)]
-            W[at], b[at], C[at], keep[at] = self.D.params(ids[at])
-        self.ids, self.W, self.b, self.C = ids[keep], W[keep], b[keep], C[keep]
+        self.ids = np.sort(self._best(ids, scores[first])[0])
 
 
 class DictionaryPricing:
