@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
 SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
+NEAR_VIOLATION = 0.03    # pricing passes also add the columns they meet within this fraction of beta
 CACHE_FLOOR = 0.3        # complete passes cache their best columns above this fraction of beta (NearCache)
 CACHE_RATIO = 2.0        # partial passes re-score the cache when the last complete pass scored <= this x beta
 CACHE_TOP_K = 4096       # violators a partial pass over the cache adds, at most
@@ -523,12 +524,13 @@ class DictionaryPricing:
     up to ``CACHE_TOP_K`` of its violators enter; once it holds no violator, or when the residual is still far
     (a single small beta), a partial pass over the dictionary adds ``top_k`` violators in the order of the
     screening bounds (it is complete, and certifies, when it meets fewer). A residual already priced by a
-    complete pass is certified without pricing again (beta_max). ``scorer`` evaluates the blocks
+    complete pass is certified without pricing again (beta_max). Without ``cache`` (a single beta, where
+    collecting it cost more than it saved: N=300 at 0.1 beta_max) nothing is collected. ``scorer`` evaluates the blocks
     (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster)."""
 
     def __init__(self, D, screen=None, top_k: int = 1024, progress: bool = False, scorer=None,
-                 cache_size: int | None = None):
-        self.D, self.screen, self.top_k, self.progress = D, screen, top_k, progress
+                 cache_size: int | None = None, cache: bool = True):
+        self.D, self.screen, self.top_k, self.progress, self.use_cache = D, screen, top_k, progress, cache
         self.cache = NearCache(D, cache_size or min(max(4096, D.n_candidates // 8), 1 << 23))
         self.scorer = self.cache.collect(score_blocks if scorer is None else scorer)
         self._last = (None, np.inf)        # residual and bound of the last complete pass
@@ -538,17 +540,18 @@ class DictionaryPricing:
         """A complete pass at ``residual`` (no screening state yet) that fills the cache: ``price``'s result."""
         return self._price(residual, threshold, top_k, 0.0, None)
 
-    def _price(self, residual, threshold, top_k, floor, stop_after):
-        self.cache.floor = floor
+    def _price(self, residual, threshold, top_k, floor, stop_after, collect=None):
+        self.cache.floor = floor if self.use_cache else None
         try:
             res = price(self.D, residual, top_k=top_k, threshold=threshold, screen=self.screen, stop_after=stop_after,
-                        progress=self.progress and stop_after is None, scorer=self.scorer)
+                        progress=self.progress and stop_after is None, scorer=self.scorer, collect=collect)
         finally:
             self.cache.floor = None
         self.screen = res.screen
         if res.complete:
             self._hot = (None, None)
-            self.cache.refill(residual)
+            if self.use_cache:
+                self.cache.refill(residual)
             self._last = (np.array(residual, dtype=float), res.bound)
         else:
             self.cache.drop_collected()
@@ -571,7 +574,8 @@ class DictionaryPricing:
             added = add_dictionary_columns(ws, self.D, ids[: CACHE_TOP_K])
             if added:
                 return Proposal(added, np.inf, False, {"evaluated": 0, "cells_skipped": 0, "cache_violators": len(ids)})
-        res = self._price(residual, threshold, self.top_k, CACHE_FLOOR * beta, self.top_k if partial else None)
+        res = self._price(residual, threshold, self.top_k, CACHE_FLOOR * beta, self.top_k if partial else None,
+                          beta * (1 - NEAR_VIOLATION))
         return Proposal(add_dictionary_columns(ws, self.D, res.ids), res.bound, res.complete,
                         {"evaluated": res.n_evaluated, "cells_skipped": res.n_blocks_skipped, "cache_violators": 0})
 
