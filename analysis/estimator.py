@@ -249,7 +249,9 @@ class _ReflectionLassoBase(BaseEstimator):
             scorer = parallel_scorer(D, self.n_jobs)         # None: price in this process
             probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
             floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
-            self._source = lasso.DictionaryPricing(D, progress=self.verbose, scorer=scorer)
+            n_betas, _, betas = self._path_spec
+            self._source = lasso.DictionaryPricing(D, progress=self.verbose, scorer=scorer,   # a cache along paths
+                                                   cache=n_betas > 1 or (betas is not None and len(betas) > 1))
             res = self._source.first_pass(rc, floor, BATCH)                # floor <= beta_max
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
 SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
+NEAR_VIOLATION = 0.03    # pricing passes also add the columns they meet within this fraction of beta
 CACHE_FLOOR = 0.3        # complete passes cache their best columns above this fraction of beta (NearCache)
 CACHE_RATIO = 2.0        # partial passes re-score the cache when the last complete pass scored <= this x beta
 CACHE_TOP_K = 4096       # violators a partial pass over the cache adds, at most
@@ -420,8 +421,9 @@ def _scores_of(X, r, W, b, C):
 
 
 class NearCache:
-    """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it), kept
-    as ids and parameters: re-scoring them costs one dot per column, a few percent of a complete pass.
+    """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it, when it
+    was used), kept as ids; their parameters are computed on first use (a fit that certifies at that pass never
+    pays for them). Re-scoring them costs one dot per column, like the pricing kernel's.
 
     ``collect`` wraps a ``pricing.price`` scorer so that one pass also hands over, per block, up to ``cap``
     columns above ``floor`` (set only around complete passes); ``refill`` keeps the best ``size`` of those and
@@ -431,7 +433,7 @@ class NearCache:
         self.D, self.size = D, int(size)
         self.cap = max(256, -(-8 * self.size * COLUMNS_PER_BLOCK // max(D.n_candidates, 1)))
         self.ids = np.empty(0, dtype=np.int64)
-        self.W, self.b, self.C = np.empty((0, D.dim)), np.empty(0), np.empty((0, D.depth - 2))
+        self._made = None                  # (ids, W, b, C) of the last cache whose parameters were computed
         self.floor: float | None = None
         self._parts: list = []
         self._held = 0
@@ -439,9 +441,33 @@ class NearCache:
     def __len__(self) -> int:
         return self.ids.size
 
+    def _params(self):
+        """``(W, b, C)`` of ``ids`` (invalid columns dropped), reusing those of the last cache computed."""
+        if self._made is not None and self._made[0] is self.ids:
+            return self._made[1:]
+        ids, D = self.ids, self.D
+        W, b, C = np.empty((ids.size, D.dim)), np.empty(ids.size), np.empty((ids.size, D.depth - 2))
+        keep = np.ones(ids.size, dtype=bool)
+        new = np.arange(ids.size)
+        if self._made is not None and self._made[0].size:
+            before = self._made[0]
+            pos = np.minimum(np.searchsorted(before, ids), before.size - 1)
+            old = before[pos] == ids
+            W[old], b[old], C[old] = (a[pos[old]] for a in self._made[1:])
+            new = np.flatnonzero(~old)
+        for lo in range(0, new.size, 1 << 20):           # in chunks: parameters of millions of columns
+            at = new[lo: lo + (1 << 20)]
+            features, keep[at] = D.params(ids[at])
+            W[at], b[at], C[at] = features.W, features.b, features.C
+        self.ids = ids[keep]
+        self._made = (self.ids, W[keep], b[keep], C[keep])
+        return self._made[1:]
+
     def scores(self, r, where=None) -> np.ndarray:
         """``|A_j . r|`` of the cached columns (or of those at positions ``where``)."""
-        W, b, C = (self.W, self.b, self.C) if where is None else (self.W[where], self.b[where], self.C[where])
+        W, b, C = self._params()
+        if where is not None:
+            W, b, C = W[where], b[where], C[where]
         return _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float), W, b, C)
 
     def collect(self, scorer):
@@ -478,43 +504,34 @@ class NearCache:
         self._parts, self._held = [], 0
 
     def refill(self, r) -> None:
-        """The new cache: the best ``size`` of the columns collected by the pass at ``r`` and of the old cache."""
+        """The new cache: the best ``size`` of the columns collected by the pass at ``r`` and, when it was used
+        (its parameters computed), of the old cache re-scored at ``r``."""
         parts, self._parts, self._held = self._parts, [], 0
-        ids = np.concatenate([p[0] for p in parts] + [self.ids])
-        scores = np.concatenate([p[1] for p in parts] + [self.scores(r)])
+        used = self._made is not None and self._made[0] is self.ids and self.ids.size
+        ids = np.concatenate([p[0] for p in parts] + ([self.ids] if used else []))
+        scores = np.concatenate([p[1] for p in parts] + ([self.scores(r)] if used else []))
         ids, first = np.unique(ids, return_index=True)
-        ids = self._best(ids, scores[first])[0]
-        ids.sort()
-        pos = np.minimum(np.searchsorted(self.ids, ids), max(self.ids.size - 1, 0))
-        old = self.ids[pos] == ids if self.ids.size else np.zeros(ids.size, dtype=bool)
-        W, b, C = np.empty((ids.size, self.D.dim)), np.empty(ids.size), np.empty((ids.size, self.D.depth - 2))
-        W[old], b[old], C[old] = self.W[pos[old]], self.b[pos[old]], self.C[pos[old]]
-        keep = np.ones(ids.size, dtype=bool)
-        new = np.flatnonzero(~old)
-        for lo in range(0, new.size, 1 << 20):           # in chunks: parameters of millions of columns
-            at = new[lo: lo + (1 << 20)]
-            features, keep[at] = self.D.params(ids[at])
-            W[at], b[at], C[at] = features.W, features.b, features.C
-        self.ids, self.W, self.b, self.C = ids[keep], W[keep], b[keep], C[keep]
+        self.ids = np.sort(self._best(ids, scores[first])[0])
 
 
 class DictionaryPricing:
     """Candidate source: the dictionary ``D`` priced by ``pricing.price``, screening warm-started across calls.
 
     A pass adds violators, strongest first. A complete pass also refills a ``NearCache`` of the best-scoring
-    columns (``cache_size``; default an eighth of the dictionary, 65,536 to 8.4M). While columns keep entering,
+    columns (``cache_size``; default an eighth of the dictionary, 4,096 to 8.4M). While columns keep entering,
     passes are partial: when the last complete pass scored at most ``CACHE_RATIO`` x beta (along a path: the
     previous beta's certifying pass), the cache is re-scored (its hot part after the first time at a beta) and
     up to ``CACHE_TOP_K`` of its violators enter; once it holds no violator, or when the residual is still far
     (a single small beta), a partial pass over the dictionary adds ``top_k`` violators in the order of the
     screening bounds (it is complete, and certifies, when it meets fewer). A residual already priced by a
-    complete pass is certified without pricing again (beta_max). ``scorer`` evaluates the blocks
+    complete pass is certified without pricing again (beta_max). Without ``cache`` (a single beta, where
+    collecting it cost more than it saved: N=300 at 0.1 beta_max) nothing is collected. ``scorer`` evaluates the blocks
     (``price``'s; e.g. ``analysis.parallel.BlockScorer`` on other processes or a cluster)."""
 
     def __init__(self, D, screen=None, top_k: int = 1024, progress: bool = False, scorer=None,
-                 cache_size: int | None = None):
-        self.D, self.screen, self.top_k, self.progress = D, screen, top_k, progress
-        self.cache = NearCache(D, cache_size or min(max(65536, D.n_candidates // 8), 1 << 23))
+                 cache_size: int | None = None, cache: bool = True):
+        self.D, self.screen, self.top_k, self.progress, self.use_cache = D, screen, top_k, progress, cache
+        self.cache = NearCache(D, cache_size or min(max(4096, D.n_candidates // 8), 1 << 23))
         self.scorer = self.cache.collect(score_blocks if scorer is None else scorer)
         self._last = (None, np.inf)        # residual and bound of the last complete pass
         self._hot = (None, None)           # beta and cache entries above HOT x its threshold at its first cache pass
@@ -523,17 +540,18 @@ class DictionaryPricing:
         """A complete pass at ``residual`` (no screening state yet) that fills the cache: ``price``'s result."""
         return self._price(residual, threshold, top_k, 0.0, None)
 
-    def _price(self, residual, threshold, top_k, floor, stop_after):
-        self.cache.floor = floor
+    def _price(self, residual, threshold, top_k, floor, stop_after, collect=None):
+        self.cache.floor = floor if self.use_cache else None
         try:
             res = price(self.D, residual, top_k=top_k, threshold=threshold, screen=self.screen, stop_after=stop_after,
-                        progress=self.progress and stop_after is None, scorer=self.scorer)
+                        progress=self.progress and stop_after is None, scorer=self.scorer, collect=collect)
         finally:
             self.cache.floor = None
         self.screen = res.screen
         if res.complete:
             self._hot = (None, None)
-            self.cache.refill(residual)
+            if self.use_cache:
+                self.cache.refill(residual)
             self._last = (np.array(residual, dtype=float), res.bound)
         else:
             self.cache.drop_collected()
@@ -556,7 +574,8 @@ class DictionaryPricing:
             added = add_dictionary_columns(ws, self.D, ids[: CACHE_TOP_K])
             if added:
                 return Proposal(added, np.inf, False, {"evaluated": 0, "cells_skipped": 0, "cache_violators": len(ids)})
-        res = self._price(residual, threshold, self.top_k, CACHE_FLOOR * beta, self.top_k if partial else None)
+        res = self._price(residual, threshold, self.top_k, CACHE_FLOOR * beta, self.top_k if partial else None,
+                          beta * (1 - NEAR_VIOLATION))
         return Proposal(add_dictionary_columns(ws, self.D, res.ids), res.bound, res.complete,
                         {"evaluated": res.n_evaluated, "cells_skipped": res.n_blocks_skipped, "cache_violators": 0})
 
