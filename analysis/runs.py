@@ -52,7 +52,7 @@ def symmetry_run(store, run_id: str, n_planes: int = SYMMETRY_PLANES, random_sta
     of every fit's, nested ones included) on the training points, against random planes through training points
     and against the shallower depth (``analysis.symmetry.fit_symmetry``); refit each depth's estimator
     (``ReflectionLasso(depth, **refit)`` at the fit's beta) on ``n_resamples`` subsamples to measure how stable its
-    planes and their defining texts are (``analysis.stability.fit_stability``); rewrite each fit with its
+    planes and their defining texts are (``analysis.stability.fit_stability``; none when 0); rewrite each fit with its
     ``symmetry`` and ``stability`` entries and mark step "symmetry"."""
     from .records import FitResult
     from .stability import fit_stability
@@ -64,7 +64,8 @@ def symmetry_run(store, run_id: str, n_planes: int = SYMMETRY_PLANES, random_sta
     if not symmetry:
         logger.info("symmetry: no mirror plane of a fold feature has enough training points mirrored near data")
     params = {k: v for k, v in (refit or {}).items() if k not in ("beta", "n_betas", "beta_min_ratio", "betas")}
-    stability = fit_stability(fits, X[train], y[train], params, n_resamples, random_state=random_state)
+    stability = fit_stability(fits, X[train], y[train], params, n_resamples, random_state=random_state) \
+        if n_resamples else {}
     for depth, fit in fits.items():
         result = FitResult.from_dict(fit)
         result.extra.update({k: v[depth] for k, v in (("symmetry", symmetry), ("stability", stability)) if depth in v})

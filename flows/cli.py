@@ -57,6 +57,7 @@ HELP = {
     "bias": "first-layer biases",
     "candidates": "dictionary, continuum or sampled",
     "max_candidates": "largest dictionary enumerated",
+    "stability_resamples": "subsample refits measuring how stable each fit's planes are (0: none)",
     "networks": "also train the networks in PyTorch",
     "widths": "network widths, comma separated",
     "epochs": "maximum training epochs",

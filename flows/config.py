@@ -50,6 +50,7 @@ class RunConfig:
     bias: bool = True
     candidates: str = "dictionary"
     max_candidates: int | None = None
+    stability_resamples: int = 8
     # networks
     networks: bool = True
     widths: tuple[int, ...] = (16,)
@@ -183,6 +184,8 @@ def _check(c: RunConfig) -> None:
         raise ValueError(f"beta_min_ratio must be in (0, 1], got {c.beta_min_ratio}")
     if c.beta is not None and not (c.beta > 0 and math.isfinite(c.beta)):
         raise ValueError(f"beta must be a positive number, got {c.beta}")
+    if c.stability_resamples < 0:
+        raise ValueError(f"stability_resamples must be >= 0 (0: no stability refits), got {c.stability_resamples}")
     if c.n_jobs == 0:
         raise ValueError("n_jobs must be a non-zero integer (-1: every core), got 0")
     if not c.lock_timeout >= 0:

@@ -102,7 +102,8 @@ def fit_step(cfg: RunConfig, run_id: str, depth: int) -> float:
 def symmetry_step(cfg: RunConfig, run_id: str) -> None:
     """Score every depth's fit about its mirror planes and refit it on subsamples (``analysis.runs.symmetry_run``)."""
     from analysis.runs import symmetry_run
-    symmetry_run(_store(cfg), run_id, random_state=cfg.seed, refit=cfg.lasso_options())
+    symmetry_run(_store(cfg), run_id, random_state=cfg.seed, refit=cfg.lasso_options(),
+                 n_resamples=cfg.stability_resamples)
 
 
 @task(name="train", cache_policy=NO_CACHE)

@@ -34,7 +34,8 @@ def corpus_csv(tmp_path_factory):
 def config(tmp_path, tiny_bert, corpus_csv):
     return RunConfig(corpus=str(corpus_csv), text_column="text", target="score", max_points=30, seed=1,
                      model=str(tiny_bert), device="cpu", depths=(2, 3), n_betas=3, beta_min_ratio=0.2,
-                     widths=(4,), epochs=40, network_seeds=(0,), workspace=str(tmp_path / "ws"), lock_timeout=5)
+                     widths=(4,), epochs=40, network_seeds=(0,), workspace=str(tmp_path / "ws"), lock_timeout=5,
+                     stability_resamples=2)
 
 
 def run(cfg, run_id=None):
@@ -95,9 +96,14 @@ def test_run_lands_in_the_store_with_fits_networks_and_a_report(config, monkeypa
         for fit in bundle["fits"]:
             assert -1 <= fit["symmetry"]["min"] <= fit["symmetry"]["mean"] <= 1
             assert fit["symmetry"]["planes"] == bundle["fits"][0]["symmetry"]["planes"] >= 1
+    # the stability step refits each depth on the configured number of subsamples
+    for fit in bundle["fits"]:
+        if len(fit["features"]):
+            assert fit["stability"]["n_resamples"] == 2 == len(fit["stability"]["resamples"])
 
 
 def test_second_identical_run_takes_embeddings_from_the_cache(config):
+    config = config.replace(stability_resamples=0)
     first, second = run(config), run(config)
     assert first.error is None and second.error is None
     assert first.run_id != second.run_id
@@ -108,6 +114,9 @@ def test_second_identical_run_takes_embeddings_from_the_cache(config):
     assert any("30 distinct texts from the cache, 0 embedded now" in line for line in second.summary)
     coords = [np.array(store.get_points(o.run_id)["coords"].tolist()) for o in (first, second)]
     np.testing.assert_array_equal(coords[0], coords[1])
+    # stability_resamples=0: no subsample refits, and the report says nothing of stability
+    assert not any("stability" in fit for o in (first, second) for fit in store.get_fits(o.run_id))
+    assert "resamples" not in open(first.report, encoding="utf-8").read()
     # the CLI lists both runs and rebuilds a report
     listed = runner.invoke(app, ["runs", "--workspace", config.workspace, "--json"])
     assert listed.exit_code == 0, listed.output
