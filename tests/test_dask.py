@@ -79,6 +79,32 @@ def test_parallel_price_equals_local_price_with_screening_and_partial_passes(cli
     assert a.complete is False and scorer.n_tasks > 0
 
 
+def test_a_partial_pass_sends_few_blocks_and_a_complete_one_all_in_order(client, monkeypatch):
+    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 256)
+    X, y = _data(24, seed=3)
+    D = Dictionary(X, 3)
+    r = y - y.mean()
+    with joblib.parallel_config(backend="dask"):
+        scorer = parallel.parallel_scorer(D)
+    sent, submit = [], scorer._submit
+
+    def counted(*args, **kwargs):
+        sent.append((args[2][0], len(args[2])))
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "_submit", counted)
+    full = price(D, r, top_k=10, scorer=scorer)
+    n_blocks = D.n_candidates // 256
+    firsts = [b for b, _ in sent]
+    assert firsts == sorted(firsts) and sum(n for _, n in sent) >= n_blocks > 50     # every block, once, in order
+    assert [n for _, n in sent[:2]] == [1, 1] and max(n for _, n in sent) <= scorer.blocks_per_task
+    sent.clear()
+    res = price(D, r, top_k=10**6, threshold=0.5 * full.max_score, stop_after=1, scorer=scorer)
+    assert not res.complete
+    # it stopped after two blocks: at most three rounds of tasks were sent (1, 2 and 4 blocks per worker)
+    assert sum(n for _, n in sent) <= 7 * scorer.n_workers
+
+
 def test_cli_fit_prices_on_the_cluster_or_local_processes(client, local_fit, tmp_path):
     import json
 
