@@ -57,13 +57,17 @@ def test_cluster_fit_equals_local_fit_and_runs_on_the_workers(client, local_fit)
     assert {t["worker"] for t in tasks} == workers
 
 
-def test_parallel_price_equals_local_price_with_screening_and_partial_passes(client, monkeypatch):
-    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 512)
+def _small_dictionary_on_the_cluster(monkeypatch, columns_per_block):
+    """A depth-3 dictionary of 24 points in blocks of ``columns_per_block``, a residual, and its cluster scorer."""
+    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", columns_per_block)
     X, y = _data(24, seed=3)
     D = Dictionary(X, 3)
-    r = y - y.mean()
     with joblib.parallel_config(backend="dask"):
-        scorer = parallel.parallel_scorer(D)
+        return D, y - y.mean(), parallel.parallel_scorer(D)
+
+
+def test_parallel_price_equals_local_price_with_screening_and_partial_passes(client, monkeypatch):
+    D, r, scorer = _small_dictionary_on_the_cluster(monkeypatch, 512)
     assert scorer is not None and scorer.client is client
     full, full_p = price(D, r, top_k=40), price(D, r, top_k=40, scorer=scorer)
     assert full_p.max_score == full.max_score and np.array_equal(full_p.scores, full.scores)
@@ -80,12 +84,7 @@ def test_parallel_price_equals_local_price_with_screening_and_partial_passes(cli
 
 
 def test_a_partial_pass_sends_few_blocks_and_a_complete_one_all_in_order(client, monkeypatch):
-    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 256)
-    X, y = _data(24, seed=3)
-    D = Dictionary(X, 3)
-    r = y - y.mean()
-    with joblib.parallel_config(backend="dask"):
-        scorer = parallel.parallel_scorer(D)
+    D, r, scorer = _small_dictionary_on_the_cluster(monkeypatch, 256)
     sent, submit = [], scorer._submit
 
     def counted(*args, **kwargs):
