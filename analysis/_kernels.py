@@ -582,7 +582,8 @@ def start_threads() -> None:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
         X = np.zeros((1, 1))
-        score_block(X, np.zeros(1), np.zeros((1, 1, 0)), True, 1, 0, 1, binomial_table(1, 1), 1e-9, False)
+        # floor passed: numba's cache never matches an omitted NaN default (nan != nan), it would compile again
+        score_block(X, np.zeros(1), np.zeros((1, 1, 0)), True, 1, 0, 1, binomial_table(1, 1), 1e-9, False, np.nan)
     finally:
         if unset:
             del os.environ["OMP_WAIT_POLICY"]

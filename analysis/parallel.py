@@ -4,9 +4,10 @@
 scikit-learn way: ``n_jobs`` loky processes on this machine (joblib's reusable executor), or,
 under ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed.Client``, the workers
 of that cluster. The dictionary (X, labelings, binomial table) is scattered to every Dask worker
-once per fit and each pass scatters its residual once; a task scores consecutive blocks worth
-about ``TASK_WORK`` column-point products (a few tenths of a second on one core, so a task's
-overhead of a few milliseconds stays near 1% of its work) and returns one ``pricing.Block``
+once per fit and each pass scatters its residual once; a task scores consecutive blocks, at most
+``TASK_WORK`` column-point products (a few tenths of a second on one core, so a task's overhead
+of a few milliseconds stays near 1% of its work), fewer in the first tasks of a pass (a partial
+pass often stops after a few blocks) and in its last ones (load balance), and returns one ``pricing.Block``
 summary per block (maximum, centred-norm maximum, counts, the best ids above the threshold),
 never a score array. A task lost with its worker is re-run by Dask; ``price`` checks that the
 columns of a complete pass add up to the whole dictionary.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
+from itertools import islice
 
 import joblib
 import numba
@@ -25,7 +27,8 @@ from joblib.parallel import get_active_backend
 from .pricing import COLUMNS_PER_BLOCK, score_blocks
 
 TASK_WORK = 1e9            # column x point products per task: ~0.1-0.3 s on one core (float32 pre-screen)
-TASKS_PER_WORKER = 4       # a pass has at least this many tasks per worker (load balance)
+GUIDED = 2                 # a task takes at most 1/(GUIDED x workers) of the blocks left (load balance)
+TAIL = 8                   # the last tasks of a pass are at least 1/TAIL of a full one
 IN_FLIGHT_PER_WORKER = 2   # tasks submitted ahead per worker while results stream back
 
 
@@ -80,21 +83,34 @@ class BlockScorer:
         for f in [self._submit(*tiny, worker=[w] if w else None) for w in workers]:
             f.result()
 
+    def _task_ranges(self, n_blocks: int):
+        """Block ranges ``[lo, hi)`` of the tasks of a pass of ``n_blocks``. The first round gives each worker
+        one block and each round doubles that, so a partial pass that stops after a few blocks has not queued
+        (nor, for the tasks already running, paid for) much more than it used; then guided self-scheduling: at
+        most ``blocks_per_task`` and ``1 / (GUIDED * workers)`` of the blocks left, at least ``1 / TAIL`` of a
+        full task, so the last tasks are short and the workers finish a pass together."""
+        lo, size, least = 0, 1, max(1, self.blocks_per_task // TAIL)
+        while lo < n_blocks:
+            for _ in range(self.n_workers):
+                guided = max(least, (n_blocks - lo) // (GUIDED * self.n_workers))
+                hi = min(n_blocks, lo + min(size, self.blocks_per_task, guided))
+                yield lo, hi
+                lo = hi
+                if lo == n_blocks:
+                    return
+            size *= 2
+
     def __call__(self, D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256):
         """``pricing.Block`` summaries of ``blocks`` against ``r``, in order, computed by the workers."""
         if D is not self.dictionary:
             raise ValueError("BlockScorer: priced a different dictionary than the one it was built for")
-        per = max(1, min(self.blocks_per_task, -(-len(blocks) // (TASKS_PER_WORKER * self.n_workers))))
         shared = self.client.scatter(r, broadcast=True, hash=False) if self.client is not None else r
-        starts = iter(range(0, len(blocks), per))
+        ranges = self._task_ranges(len(blocks))
         pending: deque = deque()
         try:
             while True:
-                while len(pending) < IN_FLIGHT_PER_WORKER * self.n_workers:
-                    lo = next(starts, None)
-                    if lo is None:
-                        break
-                    pending.append(self._submit(self._D, shared, blocks[lo: lo + per], want_norms[lo: lo + per],
+                for lo, hi in islice(ranges, IN_FLIGHT_PER_WORKER * self.n_workers - len(pending)):
+                    pending.append(self._submit(self._D, shared, blocks[lo:hi], want_norms[lo:hi],
                                                 threshold, keep, top_k))
                     self.n_tasks += 1
                 if not pending:

@@ -57,13 +57,17 @@ def test_cluster_fit_equals_local_fit_and_runs_on_the_workers(client, local_fit)
     assert {t["worker"] for t in tasks} == workers
 
 
-def test_parallel_price_equals_local_price_with_screening_and_partial_passes(client, monkeypatch):
-    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 512)
+def _small_dictionary_on_the_cluster(monkeypatch, columns_per_block):
+    """A depth-3 dictionary of 24 points in blocks of ``columns_per_block``, a residual, and its cluster scorer."""
+    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", columns_per_block)
     X, y = _data(24, seed=3)
     D = Dictionary(X, 3)
-    r = y - y.mean()
     with joblib.parallel_config(backend="dask"):
-        scorer = parallel.parallel_scorer(D)
+        return D, y - y.mean(), parallel.parallel_scorer(D)
+
+
+def test_parallel_price_equals_local_price_with_screening_and_partial_passes(client, monkeypatch):
+    D, r, scorer = _small_dictionary_on_the_cluster(monkeypatch, 512)
     assert scorer is not None and scorer.client is client
     full, full_p = price(D, r, top_k=40), price(D, r, top_k=40, scorer=scorer)
     assert full_p.max_score == full.max_score and np.array_equal(full_p.scores, full.scores)
@@ -77,6 +81,27 @@ def test_parallel_price_equals_local_price_with_screening_and_partial_passes(cli
         assert (a.complete, a.n_evaluated, a.n_blocks_skipped) == (b.complete, b.n_evaluated, b.n_blocks_skipped)
         assert set(a.ids.tolist()) == set(b.ids.tolist()) and a.bound == b.bound
     assert a.complete is False and scorer.n_tasks > 0
+
+
+def test_a_partial_pass_sends_few_blocks_and_a_complete_one_all_in_order(client, monkeypatch):
+    D, r, scorer = _small_dictionary_on_the_cluster(monkeypatch, 256)
+    sent, submit = [], scorer._submit
+
+    def counted(*args, **kwargs):
+        sent.append((args[2][0], len(args[2])))
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(scorer, "_submit", counted)
+    full = price(D, r, top_k=10, scorer=scorer)
+    n_blocks = D.n_candidates // 256
+    firsts = [b for b, _ in sent]
+    assert firsts == sorted(firsts) and sum(n for _, n in sent) >= n_blocks > 50     # every block, once, in order
+    assert [n for _, n in sent[:2]] == [1, 1] and max(n for _, n in sent) <= scorer.blocks_per_task
+    sent.clear()
+    res = price(D, r, top_k=10**6, threshold=0.5 * full.max_score, stop_after=1, scorer=scorer)
+    assert not res.complete
+    # it stopped after two blocks: at most three rounds of tasks were sent (1, 2 and 4 blocks per worker)
+    assert sum(n for _, n in sent) <= 7 * scorer.n_workers
 
 
 def test_cli_fit_prices_on_the_cluster_or_local_processes(client, local_fit, tmp_path):
