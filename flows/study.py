@@ -123,6 +123,17 @@ def prepare(cfg: dict, corpus: str, model: str, seed: int) -> str:
     return str(path)
 
 
+def _kinds(features, X) -> dict:
+    """``kinds`` (counts per kind) and ``n_fold`` (features with a fold offset), a fold that bends no training
+    point counted as the plane it equals on the data (``analysis.symmetry.bending``): the Lasso's pick between
+    equal columns is decided by rounding, so it is no finding."""
+    from analysis.symmetry import bending
+    bent = bending(features, X).any(axis=1) if len(features) else np.zeros(0, dtype=bool)
+    kinds = np.where(bent, features["kind"].to_numpy(str), "plane") if len(features) else np.zeros(0, dtype=str)
+    names, counts = np.unique(kinds, return_counts=True)
+    return {"kinds": {str(k): int(v) for k, v in zip(names, counts)}, "n_fold": int(bent.sum())}
+
+
 def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> dict:
     """One cell: reduction, signal kept, a Lasso per depth, symmetry against chance and depth, trained networks."""
     import torch
@@ -152,14 +163,13 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
         fits[int(depth)] = est
         out["depths"][int(depth)] = {
             "objective": float(est.objective_), "beta": float(est.beta_), "n_features": int(len(est.features_)),
-            "kinds": est.features_["kind"].value_counts().to_dict(),
-            "n_fold": int(sum(np.any(np.asarray(c, dtype=float) > 0) for c in est.features_["offsets"])),
+            **_kinds(est.features_, X),
             "exact": bool(est.certificate_.get("exact")),
             "test_r2": float(r2_score(y[~train], est.predict(Z[~train])))}
         if c.stability_resamples and len(est.features_):
             stab = plane_stability(est, X, yt, est.features_, est.beta_, c.stability_resamples, random_state=seed)
             out["depths"][int(depth)]["stability"] = pooled_same(stab)
-    planes = [p for depth, est in fits.items() for p in mirror_planes(est.features_, depth, 12)]
+    planes = [p for depth, est in fits.items() for p in mirror_planes(est.features_, depth, 12, X)]
     if planes:
         funcs = {d: (lambda P, e=e: evaluate_features(e.features_, e.intercept_, P)) for d, e in fits.items()}
         table, null = symmetry_table(funcs, X, planes, n_null=c.n_null, n_boot=c.n_boot, random_state=seed)

@@ -4,6 +4,7 @@ import json
 from dataclasses import asdict
 
 import numpy as np
+import pandas as pd
 
 
 def test_study_inputs_do_not_depend_on_what_the_cache_held(tmp_path):
@@ -39,3 +40,29 @@ def test_the_same_cell_twice_gives_the_same_numbers():
     for r in runs:
         r.pop("wall_s")
     assert json.dumps(runs[0], sort_keys=True, default=str) == json.dumps(runs[1], sort_keys=True, default=str)
+
+
+def _parallel(a, b) -> bool:
+    a, b = a - a.mean(), b - b.mean()
+    return np.linalg.matrix_rank(np.column_stack([a, b]), tol=1e-9 * max(np.abs(a).max(), 1.0)) < 2
+
+
+def test_a_fold_that_bends_no_training_point_counts_as_its_plane():
+    """The pls1 case: a reflection whose offset puts its kink on the outermost point equals the plane on the data
+    (checked here against the columns themselves), so it is neither a fold nor a mirror plane."""
+    from analysis.geometry import feature_values
+    from analysis.symmetry import bending, mirror_planes
+    from flows.study import _kinds
+    X = np.linspace(-1.794, 2.016, 30)[:, None]
+    a = 1.85847
+    flat, bent = a - X.min(), 1.0                 # kink on the lowest point; kink inside the data
+    feats = pd.DataFrame({"id": ["f", "g"], "kind": ["reflection", "reflection"], "w": [[-1.0], [-1.0]],
+                          "b": [a, a], "offsets": [(flat,), (bent,)], "coef": [-0.3, 0.2]})
+    plane = feature_values(X, np.array([[1.0]]), np.array([-a]))[:, 0]
+    cols = [feature_values(X, np.array(r.w)[None], np.array([r.b]), np.array([r.offsets]))[:, 0]
+            for r in feats.itertuples()]
+    assert _parallel(cols[0], plane) and not _parallel(cols[1], plane)
+    assert bending(feats, X).tolist() == [[False], [True]]
+    assert _kinds(feats, X) == {"kinds": {"plane": 1, "reflection": 1}, "n_fold": 1}
+    assert [p["id"] for p in mirror_planes(feats, 3, X=X)] == ["g"]
+    assert [p["id"] for p in mirror_planes(feats, 3)] == ["f", "g"]
