@@ -89,17 +89,39 @@ def fold_planes(features) -> list[tuple[np.ndarray, float, float]]:
     return sorted(rows, key=lambda t: -t[2])
 
 
-def mirror_planes(features, source_depth: int | None = None, max_planes: int | None = None) -> list[dict]:
+def bending(features, X) -> np.ndarray:
+    """``(m, n_offsets)``: whether fold level l of feature j bends the training data, i.e. ``|u_{l-1}| - c_l`` (``u_0 =
+    w.x + b``) takes both signs on ``X`` beyond rounding; a level that bends none leaves the feature equal on the data
+    to one with that offset removed (up to sign and a constant), so the Lasso's pick between them is arbitrary."""
+    rows = pd.DataFrame(features)
+    X = np.atleast_2d(np.asarray(X, dtype=float))
+    width = max((len(np.atleast_1d(c)) for c in rows["offsets"]), default=0) if len(rows) else 0
+    out = np.zeros((len(rows), width), dtype=bool)
+    for j, r in enumerate(rows.itertuples()):
+        u = X @ np.asarray(r.w, dtype=float) + float(r.b)
+        for level, c in enumerate(np.atleast_1d(np.asarray(r.offsets, dtype=float))):
+            u = np.abs(u) - c
+            tol = 1e-9 * max(1.0, float(np.abs(u).max()), float(c))
+            out[j, level] = bool(c > 0 and u.max() > tol and u.min() < -tol)
+    return out
+
+
+def mirror_planes(features, source_depth: int | None = None, max_planes: int | None = None, X=None) -> list[dict]:
     """The mirror planes a fit's features predict, largest ``|coef|`` first: level 1, ``w.x + b = 0`` of every
-    feature with ``c_1 > 0``; level 2 (features with ``c_1, c_2 > 0``), ``w.x + b = s c_1`` within the side ``s``."""
-    rows = [r for r in pd.DataFrame(features).itertuples() if np.any(np.asarray(r.offsets, dtype=float) > 0)]
-    rows.sort(key=lambda r: -abs(float(r.coef)))
+    feature with ``c_1 > 0``; level 2 (features with ``c_1, c_2 > 0``), ``w.x + b = s c_1`` within the side ``s``.
+    With the training points ``X``, only folds that bend them (``bending``): level 1 when a level bends, level 2
+    when levels 1 and 2 do."""
+    frame = pd.DataFrame(features)
+    bends = bending(frame, X) if X is not None and len(frame) else None
+    rows = [(r, None if bends is None else bends[i]) for i, r in enumerate(frame.itertuples())
+            if np.any(np.asarray(r.offsets, dtype=float) > 0) and (bends is None or bends[i].any())]
+    rows.sort(key=lambda rb: -abs(float(rb[0].coef)))
     out = []
-    for j, r in enumerate(rows[:max_planes]):
+    for j, (r, bent) in enumerate(rows[:max_planes]):
         w, b, c = np.asarray(r.w, dtype=float), float(r.b), np.asarray(r.offsets, dtype=float)
         base = {"feature": j, "id": str(getattr(r, "id", j)), "source_depth": source_depth, "coef": float(r.coef)}
         out.append({**base, "w": w, "b": b, "level": 1, "within": None})
-        if len(c) >= 2 and c[0] > 0 and c[1] > 0:
+        if len(c) >= 2 and c[0] > 0 and c[1] > 0 and (bent is None or bent[:2].all()):
             out += [{**base, "w": w, "b": b - s * c[0], "level": 2, "within": (w, b, s)} for s in (1.0, -1.0)]
     return out
 
