@@ -288,6 +288,8 @@ class WorkingSet:
         hashes = self._g[1] @ canon
         fresh: list[int] = []
         atom_of: dict[int, int] = {}                      # batch column -> its new atom
+        by_hash = np.argsort(self._hash, kind="stable")   # atoms met so far, by hash
+        sorted_hash = self._hash[by_hash]
         for j in np.argsort(hashes, kind="stable"):       # equal columns meet as neighbours
             key = keys[j]
             if key in self._index:
@@ -296,8 +298,9 @@ class WorkingSet:
                 self._index[key] = -1                     # constant on the data: the intercept's job
                 continue
             tol = SAME_COLUMN_TOL * norms[j]
-            atom = next((i for i in np.flatnonzero(np.abs(self._hash - hashes[j]) <= tol)
-                         if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None)
+            near = by_hash[np.searchsorted(sorted_hash, hashes[j] - tol):
+                           np.searchsorted(sorted_hash, hashes[j] + tol, side="right")]
+            atom = next((i for i in np.sort(near) if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None)
             if atom is None:
                 for i in reversed(fresh):
                     if hashes[j] - hashes[i] > tol:
@@ -317,13 +320,23 @@ class WorkingSet:
             self.keys += [keys[j] for j in fresh]
             self.sources += [source] * len(fresh)
             self._sign = np.concatenate([self._sign, signs[fresh]])
-            self._canon = np.column_stack([self._canon, canon[:, fresh]])
             self._hash = np.concatenate([self._hash, hashes[fresh]])
-            self.A = np.column_stack([self.A, A[:, fresh]])
+            self.A, self._canon = self._grow(self.A, A[:, fresh]), self._grow(self._canon, canon[:, fresh])
             self.W = np.vstack([self.W, features.W[fresh]])
             self.b = np.concatenate([self.b, features.b[fresh]])
             self.C = np.vstack([self.C, features.C[fresh]])
         return len(fresh)
+
+    @staticmethod
+    def _grow(M, new):
+        """``[M, new]`` as a view of a buffer of doubling capacity (appending costs amortised O(new))."""
+        n = M.shape[1] + new.shape[1]
+        base = M.base if M.base is not None and M.base.ndim == 2 else M
+        if base.shape[1] < n:
+            base = np.empty((M.shape[0], max(n, 2 * base.shape[1])))
+            base[:, : M.shape[1]] = M
+        base[:, M.shape[1]: n] = new
+        return base[:, :n]
 
     def locate(self, key) -> tuple[int, float]:
         """``(atom, sign)`` of a column added before (atom -1: constant on the data)."""
@@ -359,8 +372,10 @@ class Solution:
 
 def solution(ws: WorkingSet, y, beta: float, z) -> Solution:
     """The solution with coefficients ``z`` on the atoms of ``ws`` and its best intercept."""
-    xi = float(y.mean() - ws.A.mean(axis=0) @ z) if len(z) else float(y.mean())
-    return Solution(z, xi, beta, objective(ws.A, z, xi, y, beta), y - ws.A @ z - xi)
+    Az = ws.A @ z if len(z) else np.zeros_like(y)
+    xi = float(y.mean() - Az.mean())
+    r = y - Az - xi
+    return Solution(z, xi, beta, 0.5 * float(r @ r) + beta * float(np.abs(z).sum()), r)
 
 
 def solve_working_set(ws: WorkingSet, y, beta: float, z0=None, subset=None) -> Solution:
@@ -594,9 +609,10 @@ class DictionaryPricing:
     def price_many(self, ws: WorkingSet, residuals, thresholds):
         """One complete pass at ``residuals`` (K, N), each divided by its threshold (``pricing.price`` with
         several residuals): ``(bounds, pricing result)``, ``bounds[q]`` the exact maximum of ``|A_j . r_q|``.
-        The cache is refilled by the scores ``max_q |A_j . r_q| / threshold_q``; when some residual violates,
-        the columns above ``1 - NEAR_VIOLATION`` of one of the thresholds (the best ``top_k``) enter ``ws``:
-        ``(bounds, pricing result, atoms added)``."""
+        The cache is refilled by the scores ``max_q |A_j . r_q| / threshold_q``, so it holds every violator;
+        without a cache, when some residual violates, the columns above ``1 - NEAR_VIOLATION`` of one of the
+        thresholds (the best ``top_k``) enter ``ws``: ``(bounds, pricing result, new columns for the failing
+        betas: violators in the cache, or atoms added)``."""
         thresholds = np.asarray(thresholds, dtype=float)
         R = np.asarray(residuals, dtype=float) / thresholds[:, None]
         self.cache.floor = CACHE_FLOOR if self.use_cache else None
@@ -611,8 +627,11 @@ class DictionaryPricing:
         if self.use_cache:
             self.cache.refill(R)
         self._last = (np.array(residuals[-1], dtype=float), bounds[-1])
-        added = add_dictionary_columns(ws, self.D, res.ids) if np.any(bounds > thresholds) else 0
-        return bounds, res, added
+        if not np.any(bounds > thresholds):
+            return bounds, res, 0
+        if self.use_cache:                              # the cache holds them: each failing beta takes its own
+            return bounds, res, int(np.count_nonzero(res.scores > 1.0))
+        return bounds, res, add_dictionary_columns(ws, self.D, res.ids)
 
     def propose(self, ws: WorkingSet, residual, beta: float, threshold: float, partial: bool) -> Proposal:
         last_r, last_bound = self._last
