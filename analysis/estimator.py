@@ -33,7 +33,7 @@ CANDIDATES = ("dictionary", "continuum", "sampled")
 SOLVERS = ("column-generation", "cvxpy")
 BATCH = 256                   # columns added per pricing pass
 CVXPY_MAX_COLUMNS = 300_000
-PATH_GROUP = 8                # betas of a path certified by one complete pricing pass (lasso.path_generation)
+PATH_GROUP = 4                # betas of a path certified by one complete pricing pass (lasso.path_generation)
 FEATURE_COLUMNS = ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source", "equivalents"]
 
 
