@@ -397,6 +397,13 @@ def _column_dot32(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m):
 
 
 @njit(cache=True, fastmath=True, inline='always')
+def _column_values32(x0, x1, x2, w0, w1, w2, b, c0, c1, d, m, u):
+    """``u_i = phi_i`` in float32 for every (padded) point, the values ``_column_dot32`` sums."""
+    for i in range(u.shape[0]):
+        u[i] = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+
+
+@njit(cache=True, fastmath=True, inline='always')
 def _moments32(x0, x1, x2, w0, w1, w2, b, c0, c1, d, m, n_pts):
     """``(sum_i phi_i, sum_i phi_i^2)`` over the first ``n_pts`` points in float32 (as ``_column_dot32``)."""
     s1 = np.float32(0.0)
@@ -415,9 +422,9 @@ def _gamma32(n):
 
 
 @njit(cache=True, inline='always')
-def _bound32(w, b, c, R, Q, xmax, g_sum, tiny):
-    """Rigorous bound of ``|float32 sum - exact sum|`` for one column (``_column_dot32`` on data cast to
-    float32), and ``max_i h_i``.
+def _bound32(w, b, c, R, Q, xmax, g_sum, tiny, err):
+    """Rigorous bounds ``err[k]`` of ``|float32 sum - exact sum|`` for one column and each residual ``k``
+    (``_column_dot32`` or ``_column_values32`` then a dot, on data cast to float32), and ``max_i h_i``.
 
     With ``h_i = |b| + sum_t |w_t x_ti| + sum_l c_l`` (a bound of every intermediate of ``phi_i``) and any
     evaluation order: the casts, ``b + w.x`` and the folds cost ``gamma_(2d+2m+6) h_i``, the products and the
@@ -428,12 +435,15 @@ def _bound32(w, b, c, R, Q, xmax, g_sum, tiny):
     off = abs(b)
     for l in range(c.shape[0]):
         off += c[l]
-    s = R * off
     hmax = off
     for t in range(w.shape[0]):
-        s += abs(w[t]) * Q[t]
         hmax += abs(w[t]) * xmax[t]
-    return g_sum * s + tiny * hmax, hmax
+    for k in range(R.shape[0]):
+        s = R[k] * off
+        for t in range(w.shape[0]):
+            s += abs(w[t]) * Q[k, t]
+        err[k] = g_sum * s + tiny * hmax
+    return hmax
 
 
 @njit(cache=True, inline='always')
@@ -446,49 +456,67 @@ def _norm_bound32(s1, s2, e_phi, n_pts):
     return np.sqrt(max(var, 0.0)) + np.sqrt(n_pts) * e_phi
 
 
-@njit(parallel=True, cache=True, fastmath=True)
 def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
-    """``|A_j . r|`` for the columns of combinations ``start .. start+count-1`` and every labeling.
+    """``score_block_multi`` for one residual ``r``: ``(scores, norms, best)``, ``best`` the largest score."""
+    scores, norms, best = score_block_multi(X, np.ascontiguousarray(r, dtype=np.float64).reshape(1, -1), labels,
+                                            bias, k, start, count, binom, tol, want_norms, floor)
+    return scores, norms, best[0]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
+    """``max_q |A_j . R_q|`` over the residuals ``R`` (K, N) for the columns of combinations ``start ..
+    start+count-1`` and every labeling, each column's parameters computed once for all K residuals.
 
     Returns ``scores`` (count, n_lab), -1 where the point set is degenerate, -3 where repeated points
     make it exactly so, -2 where its signs give a negative fold offset (no feature); with ``want_norms``
-    the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise); and the largest score.
+    the centred column norms ``||A_j - mean(A_j)||`` (zeros otherwise); and the largest score of each
+    residual (K,). With residuals divided by their thresholds, a score <= 1 certifies every one.
 
     ``floor`` (not NaN, d <= 3, at most two fold offsets): float32 pre-screen. A column is first scored in
-    float32 with a rigorous error bound (``_bound32``); it is scored again in float64 (the same value as
-    without ``floor``) when its upper bound reaches ``floor`` or the largest float64 score met so far in its
-    chunk, else its entry is that upper bound (and its norm an upper bound, ``_norm_bound32``). So every
-    score ``>= floor`` and the maximum are exact, and every entry is at least the column's score.
+    float32 with a rigorous error bound per residual (``_bound32``); it is scored again in float64 (for each
+    residual, the same value as alone and without ``floor``) when one residual's upper bound reaches ``floor``
+    or the largest float64 score of that residual met so far in its chunk, else its entry is the largest upper
+    bound (and its norm an upper bound, ``_norm_bound32``). So every score ``>= floor`` and each residual's
+    maximum are exact, and every entry is at least the column's score.
     """
     n_pts, d = X.shape
+    K = R.shape[0]
     XT = np.ascontiguousarray(X.T)
     n_lab = labels.shape[0]
     m = labels.shape[2]
     scores = np.empty((count, n_lab))
     norms = np.zeros((count, n_lab))
     n_chunks = min(count, 64)
-    best = np.zeros(max(n_chunks, 1))
-    # float32 pre-screen: r scaled by a power of two to max |r| <= 1 (exact), sums for the error bound
-    rmax = np.abs(r).max() if n_pts else 0.0
+    best = np.zeros((max(n_chunks, 1), K))
+    # float32 pre-screen: each residual scaled by a power of two to max |r| <= 1 (exact), sums for the bound
+    rmax = np.zeros(K)
+    for q in range(K):
+        rmax[q] = np.abs(R[q]).max() if n_pts else 0.0
     xmax = np.zeros(d)
     for t in range(d):
         xmax[t] = np.abs(XT[t]).max() if n_pts else 0.0
-    f32 = (not np.isnan(floor) and d <= 3 and m <= 2 and n_pts > 0 and rmax > 0.0
-           and xmax.max() < BIG32 and np.isfinite(rmax))
-    scale = 2.0 ** -np.ceil(np.log2(rmax)) if f32 else 1.0
-    rs = r * scale
-    R = np.abs(rs).sum()
-    Q = np.zeros(d)
-    for t in range(d):
-        Q[t] = (np.abs(rs) * np.abs(XT[t])).sum()
+    f32 = (not np.isnan(floor) and d <= 3 and m <= 2 and n_pts > 0 and rmax.max() > 0.0
+           and xmax.max() < BIG32 and np.all(np.isfinite(rmax)))
+    scale = np.ones(K)
+    Rs = np.empty((K, n_pts))
+    Rsum = np.zeros(K)
+    Q = np.zeros((K, d))
+    for q in range(K):
+        if f32 and rmax[q] > 0.0:
+            scale[q] = 2.0 ** -np.ceil(np.log2(rmax[q]))
+        Rs[q] = R[q] * scale[q]
+        Rsum[q] = np.abs(Rs[q]).sum()
+        for t in range(d):
+            Q[q, t] = (np.abs(Rs[q]) * np.abs(XT[t])).sum()
     n_pad = -(-n_pts // PAD32) * PAD32 if f32 else 0   # zero-padded points (r = 0): no scalar remainder loop
     ops = 2 * d + 2 * m + 8                            # roundings of one point's term, and the casts
     g_sum = 2.0 * _gamma32(n_pad + ops)
     g_phi = 2.0 * _gamma32(ops)
     tiny = 2.0 * TINY32 * max(n_pad, 1)
     tiny_sum = tiny * (ops + xmax.sum())
-    r32 = np.zeros(n_pad, dtype=np.float32)
-    r32[:n_pts] = rs[:n_pad]
+    r32 = np.zeros((K, n_pad), dtype=np.float32)
+    r32[:, :n_pts] = Rs[:, :n_pad]
     XT32 = np.zeros((d, n_pad), dtype=np.float32)
     XT32[:, :n_pts] = XT[:, :n_pad]
     x0 = XT32[0]
@@ -509,6 +537,9 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, flo
         w = np.empty(d)
         c = np.empty(m)
         u = np.empty(n_pts)
+        u32 = np.empty(n_pad, dtype=np.float32)
+        err = np.empty(K)
+        upper = np.empty(K)
         piv = np.empty(k, dtype=np.int64)
         Ml = np.empty((max(k, 1), k + 1))
         piv2 = np.empty(max(k, 1), dtype=np.int64)
@@ -521,7 +552,7 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, flo
         Bb = np.empty(n_lab)
         Cb = np.empty(n_lab)
         ok = np.zeros(n_lab, dtype=np.bool_)
-        top = 0.0
+        top = np.zeros(K)
         for j in range(lo, hi):
             if single:
                 det = _single_fold_setup(X, pts, bias, M, piv, Finv, rn0, rn1)
@@ -545,24 +576,44 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, flo
                     c0f = np.float32(c[0]) if m > 0 else np.float32(0.0)
                     c1f = np.float32(c[1]) if m > 1 else np.float32(0.0)
                     b32 = np.float32(b)
-                    dot32 = _column_dot32(x0, x1, x2, r32, w0, w1, w2, b32, c0f, c1f, d, m)
-                    err, hmax = _bound32(w, b, c, R, Q, xmax, g_sum, tiny)
-                    err += tiny_sum
-                    upper = (abs(np.float64(dot32)) + err) / scale
-                    if upper < floor and upper < top:
-                        scores[j, lab] = upper
+                    hmax = _bound32(w, b, c, Rsum, Q, xmax, g_sum, tiny, err)
+                    if K == 1:
+                        dot32 = _column_dot32(x0, x1, x2, r32[0], w0, w1, w2, b32, c0f, c1f, d, m)
+                        upper[0] = (abs(np.float64(dot32)) + (err[0] + tiny_sum)) / scale[0]
+                    else:
+                        _column_values32(x0, x1, x2, w0, w1, w2, b32, c0f, c1f, d, m, u32)
+                        for q in range(K):
+                            acc = np.float32(0.0)
+                            rq = r32[q]
+                            for i in range(n_pad):
+                                acc += rq[i] * u32[i]
+                            upper[q] = (abs(np.float64(acc)) + (err[q] + tiny_sum)) / scale[q]
+                    screened = True
+                    for q in range(K):
+                        if not (upper[q] < floor and upper[q] < top[q]):
+                            screened = False
+                    if screened:
+                        scores[j, lab] = upper.max()
                         if want_norms:
                             s1, s2 = _moments32(x0, x1, x2, w0, w1, w2, b32, c0f, c1f, d, m, n_pts)
                             e_phi = g_phi * hmax + TINY32 * (ops + hmax + xmax.sum())    # |phi32 - phi|
                             norms[j, lab] = _norm_bound32(np.float64(s1), np.float64(s2), e_phi, n_pts)
                         continue
-                dot, nrm = _column_dot(XT, r, w, b, c, u, want_norms)
-                scores[j, lab] = abs(dot)
-                norms[j, lab] = nrm
-                top = max(top, abs(dot))
+                most = 0.0
+                for q in range(K):
+                    dot, nrm = _column_dot(XT, R[q], w, b, c, u, want_norms and q == 0)
+                    if q == 0:
+                        norms[j, lab] = nrm
+                    top[q] = max(top[q], abs(dot))
+                    most = max(most, abs(dot))
+                scores[j, lab] = most
             _next_comb(pts, n_pts, k)
         best[ch] = top
-    return scores, norms, best.max()
+    out = np.zeros(K)
+    for ch in range(best.shape[0]):
+        for q in range(K):
+            out[q] = max(out[q], best[ch, q])
+    return scores, norms, out
 
 
 _started = []

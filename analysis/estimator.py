@@ -33,6 +33,7 @@ CANDIDATES = ("dictionary", "continuum", "sampled")
 SOLVERS = ("column-generation", "cvxpy")
 BATCH = 256                   # columns added per pricing pass
 CVXPY_MAX_COLUMNS = 300_000
+PATH_GROUP = 4                # betas of a path certified by one complete pricing pass (lasso.path_generation)
 FEATURE_COLUMNS = ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source", "equivalents"]
 
 
@@ -267,8 +268,11 @@ class _ReflectionLassoBase(BaseEstimator):
                  len(grid))
         t0 = time.perf_counter()
         rows, history, z, final = [], [], None, None
-        for beta_user, beta in zip(grid, grid / F.scale):
-            sol = self._solve(X, y, beta, ws, z)
+        grouped = len(grid) > 1 and self.solver != "cvxpy" and isinstance(self._source, lasso.DictionaryPricing)
+        sols = lasso.path_generation(self._source, y, grid / F.scale, ws, tol=self.tol, group=PATH_GROUP,
+                                     max_iter=self.max_iter) if grouped else []
+        for i, (beta_user, beta) in enumerate(zip(grid, grid / F.scale)):
+            sol = sols[i] if grouped else self._solve(X, y, beta, ws, z)
             z = sol.coef
             rows.append({"beta": float(beta_user), "objective": sol.objective,
                          "n_features": int(np.count_nonzero(z)), "dictionary_ratio": sol.dictionary_ratio,

@@ -53,6 +53,7 @@ class PricingResult:
     screen: Screen
     complete: bool = True
     n_repeated: int = 0        # of n_degenerate: exactly dependent because points repeat (no column)
+    max_scores: np.ndarray | None = None     # against residuals (K, N): the exact maximum of each
 
 
 @dataclass(frozen=True)
@@ -131,22 +132,25 @@ class Block(NamedTuple):
     ids: np.ndarray
     scores: np.ndarray
     best: float
+    bests: np.ndarray | None = None       # with residuals R (K, N): the exact best score of each
 
 
 def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
                  keep: float | None = None, top_k: int = 256, prescreen: bool = True):
     """``Block`` summaries of blocks ``(family, first set, count)`` of ``D`` against ``r``, in this process:
-    scores ``|A_j . r|`` by ``_kernels.score_block`` (codes -1 degenerate, -3 repeated points, -2 negative
-    offset), reduced to what ``price`` merges; ``keep`` (default ``threshold``) selects the returned columns.
+    scores ``|A_j . r|`` (``max_q |A_j . r_q|`` for residuals ``r`` (K, N)) by ``_kernels.score_block_multi``
+    (codes -1 degenerate, -3 repeated points, -2 negative offset), reduced to what ``price`` merges; ``keep``
+    (default ``threshold``) selects the returned columns.
     With ``prescreen``, the kernel's float32 pre-screen (exact scores above ``keep``, exact maximum, upper
     bounds elsewhere) unless every score is needed (no ``keep`` and ``top_k > 1``)."""
     keep = threshold if keep is None else keep
     floor = np.nan if not prescreen else keep if keep is not None else np.inf if top_k <= 1 else np.nan
     _kernels.start_threads()
+    R = np.ascontiguousarray(r, dtype=float).reshape(-1, D.n_points)
     for (fi, start, count), wn in zip(blocks, want_norms):
         f = D.families[fi]
-        s, norms, best = _kernels.score_block(D.X, r, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
-                                              bool(wn), floor)
+        s, norms, bests = _kernels.score_block_multi(D.X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
+                                                     bool(wn), floor)
         set_max = s.max(axis=1, initial=0.0)
         s = s.ravel()
         ok = s >= 0
@@ -157,7 +161,7 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
         n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
         yield Block(set_max, norms.max(axis=1, initial=0.0) if wn else np.empty(0), int(ok.sum()),
                     int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found, f.offset + start * f.n_labelings + pick,
-                    s[pick], float(best))
+                    s[pick], float(bests.max()), bests if np.ndim(r) == 2 else None)
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -167,6 +171,9 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
 
     Returns the largest scores (only those above ``threshold`` when given), the exact maximum
     over evaluated columns and a rigorous bound over all of them (skipped cells included).
+    Residuals ``r`` (K, N), each divided by its threshold: scores are ``max_q |A_j . r_q|``, ``max_scores``
+    the exact maximum of each residual (column parameters computed once for all), no cell is skipped and
+    ``screen`` is left as it was.
     ``stop_after`` (partial pricing, with ``threshold``): visit blocks by decreasing screening
     bound and stop once that many violating columns are found; the result is then marked
     ``complete=False`` and its ``bound`` is infinite. ``collect`` (below ``threshold``) also returns
@@ -180,21 +187,24 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     and screened columns add up to the whole dictionary.
     """
     r = np.ascontiguousarray(r, dtype=float)
-    if r.shape != (D.n_points,):
-        raise ValueError(f"residual has shape {r.shape}, expected ({D.n_points},)")
+    multi = r.ndim == 2
+    if r.shape[-1:] != (D.n_points,) or r.ndim > 2 or not r.size:
+        raise ValueError(f"residual has shape {r.shape}, expected ({D.n_points},) or (K, {D.n_points})")
     scorer = score_blocks if scorer is None else scorer
     batch = max(1, int(getattr(scorer, "batch", 1)))
     cells = _cells(D)
     nc = cells.start.size
     if screen is None or len(screen.block_max) != nc:
         screen = Screen(np.full(nc, np.inf), np.full(nc, np.inf), np.full(nc, -1, dtype=np.int64))
-    centred = abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
-    dists = np.array([np.linalg.norm(r - ref) for ref in screen.refs] + [0.0])
-    screen.refs.append(r.copy())
+    centred = not multi and abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
+    dists = np.zeros(len(screen.refs) + 1)
+    if not multi:
+        dists = np.array([np.linalg.norm(r - ref) for ref in screen.refs] + [0.0])
+        screen.refs.append(r.copy())
     ref_now = len(screen.refs) - 1
 
     # 1. the plan: cells whose sphere bound cannot exceed the threshold are skipped
-    known = screen.block_ref >= 0
+    known = (screen.block_ref >= 0) & (not multi)
     est = np.full(nc, np.inf)
     est[known] = screen.block_max[known] + screen.block_norm[known] * dists[screen.block_ref[known]]
     skip = np.zeros(nc, dtype=bool)
@@ -214,6 +224,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     ids = np.empty(0, dtype=np.int64)
     scores = np.empty(0)
     max_score = 0.0
+    max_scores = np.zeros(r.shape[0] if multi else 1)
     n_eval = n_degen = n_repeat = n_negative = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
@@ -227,15 +238,16 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         chunk = plan[lo: lo + batch]
         blocks = [(int(cells.family[c0]), int(cells.start[c0]), int(cells.start[c1 - 1] + cells.count[c1 - 1]
                                                                    - cells.start[c0])) for c0, c1 in chunk]
-        want = [bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
+        want = [not multi and bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
         for pos, ((c0, c1), (_, start, _), wn, b) in enumerate(zip(chunk, blocks, want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
                 complete = False
                 break
             cuts = cells.start[c0:c1] - start
-            screen.block_max[c0:c1] = np.maximum.reduceat(b.set_max, cuts)
-            screen.block_ref[c0:c1] = ref_now
+            if not multi:
+                screen.block_max[c0:c1] = np.maximum.reduceat(b.set_max, cuts)
+                screen.block_ref[c0:c1] = ref_now
             if wn:
                 screen.block_norm[c0:c1] = np.maximum.reduceat(b.set_norm, cuts)
             n_degen += b.n_degenerate
@@ -244,6 +256,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             n_eval += b.n_valid
             best = b.best
             max_score = max(max_score, best)
+            max_scores = np.maximum(max_scores, b.bests if multi else best)
             bound = max(bound, best)
             n_found += b.n_found
             if b.ids.size:
@@ -260,4 +273,4 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     rank = np.argsort(-scores, kind="stable")
     log.debug("priced %s columns (%d cells skipped): max %.6g, bound %.6g", f"{n_eval:,}", n_skip, max_score, bound)
     return PricingResult(max_score, bound, ids[rank], scores[rank], n_eval, n_degen, n_skip, screen, complete,
-                         n_repeat)
+                         n_repeat, max_scores if multi else None)

@@ -81,6 +81,9 @@ def _fit_rows(tag: str, model, wall: float, cpu: float, ref: tuple[float, float]
     cert = model.certificate_
     worst = model.path_["dictionary_ratio"].max()
     complete = h[h["complete"].astype(bool) & (h["evaluated"] > 0)]
+    shared = h["shared"].clip(lower=1) if "shared" in h else 1       # betas that one pass of a path priced
+    n_complete = (1.0 / shared[complete.index]).sum() if "shared" in h else len(complete)
+    priced = int((h["evaluated"] / shared).sum()) + model.n_candidates_
     return [(f"{tag}: time to certified s (wall / CPU)", f"{wall:.1f} / {cpu:.1f}"),
             ("  in complete passes of the same run (wall / CPU)", f"{wall / ref[0]:.1f} / {cpu / ref[1]:.1f}"),
             ("  beta_max pass / restricted solves / pricing s",
@@ -88,8 +91,8 @@ def _fit_rows(tag: str, model, wall: float, cpu: float, ref: tuple[float, float]
             ("  certified (dictionary ratio, worst beta)",
              f"{'yes' if worst <= 1 + model.tol else 'NO'} ({worst:.9f})"),
             ("  duality gap", f"{cert['duality_gap']:.2e}"),
-            ("  betas / passes / complete passes that priced", f"{len(model.path_)} / {len(h)} / {len(complete)}"),
-            ("  columns priced (beta_max pass included)", f"{int(h['evaluated'].sum()) + model.n_candidates_:,}"),
+            ("  betas / passes / complete passes that priced", f"{len(model.path_)} / {len(h)} / {n_complete:.0f}"),
+            ("  columns priced (beta_max pass included)", f"{priced:,}"),
             ("  largest working set / support / atoms cached",
              f"{int(h['working_set'].max())} / {int(h['support'].max())} / {int(h['atoms'].max()):,}"),
             ("  features", f"{len(model.features_)}")]

@@ -12,8 +12,10 @@ def _rel(a, b):
     return abs(a - b) / abs(b)
 
 
-@pytest.mark.parametrize("d,depth,N,target", [(1, 3, 16, "smooth"), (2, 2, 16, "sign"), (2, 3, 12, "noise")])
-def test_path_to_small_beta_matches_cvxpy_at_every_beta(d, depth, N, target):
+@pytest.mark.parametrize("d,depth,N,target,group", [(1, 3, 16, "smooth", 8), (2, 2, 16, "sign", 2),
+                                                   (2, 3, 12, "noise", 4)])
+def test_path_to_small_beta_matches_cvxpy_at_every_beta(d, depth, N, target, group, monkeypatch):
+    monkeypatch.setattr("analysis.estimator.PATH_GROUP", group)
     rng = np.random.default_rng(100 * d + 10 * depth + N)
     X = rng.uniform(-1, 1, size=(N, d))
     noise = rng.normal(size=N)
@@ -82,12 +84,53 @@ def test_a_fine_path_prices_the_whole_dictionary_about_once_per_beta():
     y = np.sign(X[:, 0] * X[:, 1]) + 0.1 * rng.normal(size=22)
     model = ReflectionLasso(depth=3, n_betas=14, beta_min_ratio=3e-3).fit(X, y)
     h, path = model.history_, model.path_
-    priced = h[h["complete"].astype(bool) & (h["evaluated"] > 0)].groupby("beta").size()
+    priced = h[h["complete"].astype(bool) & (h["evaluated"] > 0)]
     first = h[h["beta"] == path["beta"].iloc[0]]
     assert len(first) == 1 and first["evaluated"].iloc[0] == 0 and first["complete"].iloc[0]
-    assert priced.sum() <= len(path) and priced.max() <= 2        # 18 complete passes before the cache
+    assert first["certified_by"].iloc[0] == 0                     # by the beta_max pass
+    n_passes = (1.0 / priced["shared"]).sum()                      # complete passes, each shared by its betas
+    assert n_passes <= len(path) / 2                               # one per beta before passes were shared
+    certified = h[h["certified_by"] >= 0]
+    assert sorted(certified["beta"]) == sorted(path["beta"])       # every beta certified once, by a known pass
     assert np.all(path["dictionary_ratio"] <= 1 + 1e-6)
     A, _ = Dictionary(X, 3).materialize()
     for row in path.iloc[[6, -1]].itertuples():
         z, xi = cvxpy_lasso(A, y, row.beta)
         assert _rel(row.objective, objective(A, z, xi, y, row.beta)) < 1e-7, row.beta
+
+
+@pytest.mark.parametrize("cache,group,stale", [(False, 3, False), (True, 5, False), (True, 4, True)])
+def test_a_beta_is_certified_only_when_no_column_of_the_dictionary_violates(cache, group, stale):
+    """``path_generation`` directly, against the materialised dictionary: a beta's reported bound is the
+    brute-force maximum of ``|A_j . r|`` at its residual, it is certified only when that is <= beta (1 + tol),
+    and betas a shared pass did not certify (many without the cache, or with a cache never refilled, where
+    ``column_generation`` finishes them) are certified by a later one."""
+    from analysis.lasso import DictionaryPricing, WorkingSet, add_dictionary_columns, beta_grid, path_generation
+    rng = np.random.default_rng(11)
+    X = rng.uniform(-2, 2, size=(18, 2))
+    y = np.sign(X[:, 0] * X[:, 1]) + 0.1 * rng.normal(size=18)
+    D = Dictionary(X, 3)
+    A, _ = Dictionary(X, 3).materialize()
+    Ac = A - A.mean(axis=0)
+    source = DictionaryPricing(D, cache=cache)
+    first = source.first_pass(y - y.mean(), 0.0, 64)
+    if stale:
+        source.cache.refill = lambda r: source.cache.drop_collected()
+    ws = WorkingSet(18, 2, 1)
+    add_dictionary_columns(ws, D, first.ids)
+    betas = beta_grid(first.max_score, 2e-3 * first.max_score, 9)
+    tol = 1e-6
+    sols = path_generation(source, y, betas, ws, tol=tol, group=group)
+    failed = 0
+    for beta, sol in zip(betas, sols):
+        brute = np.abs(Ac.T @ sol.residual).max()
+        assert np.isclose(sol.bound, brute, rtol=1e-9, atol=1e-12 * beta)
+        assert brute <= beta * (1 + tol) * (1 + 1e-12)
+        rows = sol.history
+        assert [r["certified_by"] >= 0 for r in rows] == [False] * (len(rows) - 1) + [True]
+        failed += len(rows) - 1
+        z, xi = cvxpy_lasso(A, y, beta)
+        assert _rel(sol.objective, objective(A, z, xi, y, beta)) < 1e-7
+    assert failed > 0 or (cache and not stale)                    # the retry of uncertified betas ran
+    if stale:
+        assert any(h.get("shared") == 1 for sol in sols for h in sol.history)    # column_generation finished

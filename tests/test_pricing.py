@@ -129,3 +129,51 @@ def test_prescreened_pricing_equals_float64_pricing_and_brute_force(scale, shift
             assert set(a.ids.tolist()) <= set(ids[brute > t].tolist()) and len(a.ids) == min(top_k, (brute > t).sum())
         pos = {c: i for i, c in enumerate(ids)}
         assert np.allclose(brute[[pos[c] for c in a.ids]], a.scores, rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale,shift,r_scales", [(1e-6, 0.0, (1e-30, 1.0, 1e3)), (1.0, 0.0, (1.0, 1e-8, 1e8)),
+                                                  (1e6, 0.0, (1e30, 1e25)), (1.0, 1e4, (1.0, 1e-3)),
+                                                  (1e3, -1e6, (1e-3, 1e3, 1.0)), (1e-2, 0.0, (1e-6, 1e6))])
+@pytest.mark.parametrize("d,depth", [(1, 3), (2, 3), (3, 2)])
+def test_multi_residual_kernel_equals_single_residual_calls(d, depth, scale, shift, r_scales):
+    """Residuals of very different magnitudes in one batch: each one's maximum equals, to the bit, the one of a
+    call with that residual alone (float64 and float32 pre-screened), every entry bounds every residual's score
+    from above, and entries reaching the floor are the exact maximum over the residuals."""
+    from analysis._kernels import score_block, score_block_multi
+    D, _ = _raw(d, depth, scale, shift, 1.0, N={1: 40, 2: 14, 3: 20}[d])
+    rng = np.random.default_rng(4)
+    R = np.array([s * rng.normal(size=D.n_points) for s in r_scales])
+    for f in D.families:
+        args = (f.labels, D.bias, f.k, 0, f.n_sets, D.binom, D.tol, True)
+        single = [score_block(D.X, r, *args) for r in R]
+        ref = np.max([s for s, _, _ in single], axis=0)
+        valid = ref >= 0
+        for floor in (np.nan, np.inf, np.quantile(ref[valid], 0.9) if valid.any() else 0.0):
+            got, norms, best = score_block_multi(D.X, R, *args, floor)
+            alone = [score_block(D.X, r, *args, floor)[2] for r in R]
+            assert np.array_equal(best, [b for *_, b in single]) and np.array_equal(best, alone)
+            assert np.array_equal(got < 0, ~valid) and np.array_equal(got[~valid], ref[~valid])
+            assert np.all(got[valid] >= ref[valid]) and np.all(norms[valid] >= single[0][1][valid])
+            exact = valid & (got >= floor) if not np.isnan(floor) else valid
+            assert np.array_equal(got[exact], ref[exact])
+
+
+def test_pricing_several_residuals_equals_brute_force():
+    """``price`` with residuals (K, N): the exact maximum of each, the ids above the threshold of the maximum
+    over residuals, and a bound over all columns; float32 pre-screened or not."""
+    from functools import partial
+
+    from analysis.pricing import score_blocks
+    D, A, ids, r = _setup(2, 3, N=16, seed=6)
+    rng = np.random.default_rng(2)
+    R = np.array([r, 1e-3 * rng.normal(size=r.size), 1e3 * rng.normal(size=r.size)])
+    R -= R.mean(axis=1, keepdims=True)
+    brute = np.abs(A.T @ R.T)                                    # (columns, K)
+    t = np.quantile(brute.max(axis=1), 0.97)
+    for scorer in (None, partial(score_blocks, prescreen=False)):
+        res = price(D, R, top_k=10**6, threshold=t, scorer=scorer)
+        assert res.complete and res.n_evaluated == len(ids)
+        assert np.allclose(res.max_scores, brute.max(axis=0), rtol=1e-12)
+        assert np.array_equal(res.max_scores, [price(D, q, top_k=1).max_score for q in R])
+        assert set(res.ids.tolist()) == set(ids[brute.max(axis=1) > t].tolist())
+        assert res.bound >= brute.max() * (1 - 1e-12)
