@@ -678,9 +678,10 @@ def column_generation(source, y, beta: float, ws: WorkingSet, z0=None, tol: floa
             history.append({"beta": beta, "pass": it, "objective": sol.objective, "ratio": ratio, "added": step.added,
                             "atoms": len(ws), "working_set": len(work), "support": support, "rounds": rounds,
                             **step.stats, "complete": step.complete, "solve_s": t1 - t0, "price_s": t2 - t1})
-            log.info("pass %d: objective %.12g, %s, %d atoms added (%d cached, working set %d, support %d)%s",
-                     it, sol.objective, f"ratio {ratio:.9f}" if step.complete else "partial", step.added, len(ws),
-                     len(work), support, "".join(f", {k.replace('_', ' ')} {v:,}" for k, v in step.stats.items()))
+            log.log(logging.INFO if progress else logging.DEBUG,         # INFO for verbose fits only
+                    "pass %d: objective %.12g, %s, %d atoms added (%d cached, working set %d, support %d)%s",
+                    it, sol.objective, f"ratio {ratio:.9f}" if step.complete else "partial", step.added, len(ws),
+                    len(work), support, "".join(f", {k.replace('_', ' ')} {v:,}" for k, v in step.stats.items()))
             bar.update(1)
             bar.set_postfix(ratio=f"{ratio:.6f}", support=support)
             certified = step.complete and step.bound <= threshold

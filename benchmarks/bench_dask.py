@@ -226,7 +226,7 @@ def _print(rows) -> None:
 def main() -> None:
     _print(_efficiency(int(os.environ.get("BENCH_DASK_EFF_N", "300"))))
     passes = logging.getLogger("analysis.lasso")                 # one line per pass of the long case
-    passes.setLevel(logging.INFO)
+    passes.setLevel(logging.DEBUG)           # pass lines are DEBUG unless verbose
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("  %(asctime)s %(message)s"))
     passes.addHandler(handler)
