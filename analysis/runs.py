@@ -34,6 +34,7 @@ def fit_run(store, run_id: str, depth: int, **lasso) -> float:
     X, y, train = run_points(store, run_id)
     classes = store.get_run(run_id)["info"]["corpus"].get("task") == "classification"
     model = ReflectionLasso(depth=depth, **lasso)
+    logger.info("depth %d: fitting the Lasso on %d training points", depth, int(train.sum()))
     start = time.perf_counter()
     model.fit(X[train], y[train])
     wall = time.perf_counter() - start

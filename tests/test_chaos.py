@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[1]
 
 # a log line that shows the run at this point; the kill follows after a random 0-0.3 s
-KILL_POINTS = {"embedding": "loading transformers model", "fitting": "ReflectionLasso: N=",
+KILL_POINTS = {"embedding": "loading transformers model", "fitting": "fitting the Lasso on",
                "training": "stored fit of run", "report": "reports.sections - report of run"}
 
 
