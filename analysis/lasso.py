@@ -634,10 +634,10 @@ class DictionaryPricing:
         return bounds, res, add_dictionary_columns(ws, self.D, res.ids)
 
     def propose(self, ws: WorkingSet, residual, beta: float, threshold: float, partial: bool) -> Proposal:
-        last_r, last_bound = self._last
-        if self.certified(residual, threshold) is not None:                  # certified by the last pass
-            return Proposal(0, last_bound, True, {"evaluated": 0, "cells_skipped": 0, "cache_violators": 0})
-        if partial and len(self.cache) and last_bound <= CACHE_RATIO * beta:
+        bound = self.certified(residual, threshold)
+        if bound is not None:                                                # certified by the last pass
+            return Proposal(0, bound, True, {"evaluated": 0, "cells_skipped": 0, "cache_violators": 0})
+        if partial and len(self.cache) and self._last[1] <= CACHE_RATIO * beta:
             added, n_viol = self.cache_violators(ws, residual, beta, threshold)
             if added:
                 return Proposal(added, np.inf, False, {"evaluated": 0, "cells_skipped": 0, "cache_violators": n_viol})
