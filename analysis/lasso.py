@@ -41,7 +41,11 @@ _BLAS = ThreadpoolController()   # small dense algebra runs on one BLAS thread: 
 
 def objective(A, z, xi, y, beta) -> float:
     """``1/2 ||A z + xi - y||^2 + beta ||z||_1``."""
-    r = y - (A @ z if len(z) else 0.0) - xi
+    return _penalised(y - (A @ z if len(z) else 0.0) - xi, z, beta)
+
+
+def _penalised(r, z, beta) -> float:
+    """``1/2 ||r||^2 + beta ||z||_1`` for the residual ``r`` of coefficients ``z``."""
     return 0.5 * float(r @ r) + beta * float(np.abs(z).sum())
 
 
@@ -375,7 +379,7 @@ def solution(ws: WorkingSet, y, beta: float, z) -> Solution:
     Az = ws.A @ z if len(z) else np.zeros_like(y)
     xi = float(y.mean() - Az.mean())
     r = y - Az - xi
-    return Solution(z, xi, beta, 0.5 * float(r @ r) + beta * float(np.abs(z).sum()), r)
+    return Solution(z, xi, beta, _penalised(r, z, beta), r)
 
 
 def solve_working_set(ws: WorkingSet, y, beta: float, z0=None, subset=None) -> Solution:
