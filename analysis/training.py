@@ -48,7 +48,8 @@ class SeedRun:
 
 @dataclass
 class TrainResult:
-    """Best of several seeds; ``net`` is the trained copy with the best objective (None if all diverged)."""
+    """Best of several seeds; ``net`` is the trained copy with the best objective (None if all diverged), ``nets``
+    every seed's trained copy that did not diverge (at its best objective), in the order of ``runs``."""
 
     status: str
     best_objective: float | None
@@ -59,6 +60,7 @@ class TrainResult:
     optimizer: str
     runs: list[SeedRun]
     net: AbsNet | None = field(default=None, repr=False)
+    nets: list[AbsNet] = field(default_factory=list, repr=False)
 
     @property
     def curve(self) -> list[float]:
@@ -68,7 +70,7 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         """JSON-able summary (curves included, network left out)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("net", "runs")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("net", "nets", "runs")}
         out["runs"] = [asdict(r) for r in self.runs]
         return out
 
@@ -182,7 +184,7 @@ def train(net: AbsNet, X, y, beta: float, optimizer: str = "adam", lr: float | N
     seed_list = [None] if seeds is None else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("seeds must be None or a non-empty sequence of integers")
-    runs, best_net, best_value, elapsed = [], None, np.inf, 0.0
+    runs, nets, best_net, best_value, elapsed = [], [], None, np.inf, 0.0
     bar = tqdm(total=max_epochs * len(seed_list), desc=f"train {type(net).__name__} L={net.depth} m={net.width}",
                disable=not progress, leave=False)
     try:
@@ -198,11 +200,13 @@ def train(net: AbsNet, X, y, beta: float, optimizer: str = "adam", lr: float | N
             runs.append(run)
             logger.info("seed %s: %s, best objective %s after %d epochs (%.2f s)", seed, run.status,
                         run.best_objective, run.epochs, run.wall_time_s)
-            if params is not None and run.best_objective < best_value:
+            if params is not None:
                 with torch.no_grad():
                     for p, q in zip(model.parameters(), params):
                         p.copy_(q)
-                best_net, best_value = model, run.best_objective
+                nets.append(model)
+                if run.best_objective < best_value:
+                    best_net, best_value = model, run.best_objective
     finally:
         bar.close()
     ok = [r for r in runs if r.status == "ok"]
@@ -212,7 +216,7 @@ def train(net: AbsNet, X, y, beta: float, optimizer: str = "adam", lr: float | N
     best = min(ok, key=lambda r: r.best_objective)
     hits = [r.time_to_target_s for r in ok if r.time_to_target_s is not None]
     return TrainResult("ok", best.best_objective, best.seed, elapsed, min(hits) if hits else None, target,
-                       optimizer, runs, best_net)
+                       optimizer, runs, best_net, nets)
 
 
 def stationarity(net: AbsNet, X, y, beta: float, n_random: int = 64, step: float = 1e-6, seed: int = 0) -> dict:
@@ -275,7 +279,7 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
     gap to the Lasso objective (and to ``lower_bound`` when given), wall time,
     time until within 1% of the Lasso objective, the
     objective curve of each seed, and ``status`` ("ok" or "diverged": no objective then). With
-    ``features`` (the Lasso's ``features_`` table) also each run's ``emergence`` summary and, at the
+    ``features`` (the Lasso's ``features_`` table) also each run's ``emergence`` summary (over its seeds) and, at the
     top, the best parallel run's ``emergence``. Raises ``BelowGlobalOptimum`` when the parallel network ends below a
     proven bound by more than ``tol`` (relative): the 1-D Lasso objective, or ``lower_bound``.
     """
@@ -330,7 +334,7 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
                          "epochs": next(r.epochs for r in ok if r.seed == res.best_seed),
                          "seeds": [r.seed for r in ok], "curves": [r.curve for r in ok]})
             if features is not None:
-                runs[-1]["emergence"] = emergence(res.net, X, features).summary
+                runs[-1]["emergence"] = emergence(res.nets, X, features).summary
             logger.info("%s width %d: objective %.6g, gap %.3g to the Lasso", arch, width,
                         res.best_objective, runs[-1]["relative_gap"])
     out = TrainingResult(depth=int(depth), beta=beta, n_points=int(n), dim=int(d), bias=bool(bias),
@@ -339,5 +343,5 @@ def compare_with_lasso(X, y, depth: int, beta: float, lasso_objective: float, lo
                                 "lower_bound": None if lower_bound is None else float(lower_bound)},
                          runs=[TrainingRun.from_dict(r) for r in runs])
     if features is not None and best is not None:
-        out.emergence = emergence(best.net, X, features).summary
+        out.emergence = emergence(best.nets, X, features).summary
     return out

@@ -185,7 +185,8 @@ def run_cell(vectors, y, train, reduction: str, seed: int, c: StudyConfig) -> di
         row = out["depths"][depth]
         row["training_objective"] = float(res.best_objective)
         row["training_gap"] = float(relative_gap(res.best_objective, est.objective_))
-        row["emergence"] = {key: v for key, v in emergence(res.net, X, est.features_, random_state=seed).summary.items()
+        summary = emergence(res.nets, X, est.features_, random_state=seed).summary
+        row["emergence"] = {key: v for key, v in summary.items()
                             if not isinstance(v, (list, dict)) or key.endswith("_ci")}
     out["wall_s"] = time.perf_counter() - start
     return out

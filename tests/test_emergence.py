@@ -120,6 +120,38 @@ def test_weighted_share_and_its_interval():
     assert np.isnan(weighted_share([1, 0], [0.0, 0.0])[0])
 
 
+def test_two_stage_interval_carries_the_spread_between_networks():
+    """Two networks of 20 equal neurons, one all on a plane, one none: pooled share 1/2. Over neurons alone the
+    interval is narrow; drawing the networks first, (A, A) and (B, B) each come with probability 1/4, so the
+    2.5 % and 97.5 % quantiles are exactly 0 and 1."""
+    hit, weight = np.r_[np.ones(20), np.zeros(20)], np.ones(40)
+    share, lo, hi = weighted_share(hit, weight, rng=np.random.default_rng(0))
+    assert share == 0.5 and 0.3 < lo < 0.5 < hi < 0.7
+    share, lo, hi = weighted_share(hit, weight, groups=np.repeat([0, 1], 20), rng=np.random.default_rng(0))
+    assert (share, lo, hi) == (0.5, 0.0, 1.0)
+
+
+def test_emergence_over_seeds_pools_each_network_once():
+    """Three networks of different sizes: the per-network shares are those of each network alone, the pooled
+    weighted share is their mean (each network's contributions sum to one) and the counts add up."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(15, 2))
+    nets = []
+    for m, on in ((4, 4), (6, 1), (3, 0)):
+        planes = [_plane_through(*X[rng.choice(15, 2, replace=False)]) for _ in range(on)]
+        W = np.array([p[0] for p in planes] + [_rot(a) @ [1.0, 0.0] for a in rng.uniform(0, np.pi, m - on)])
+        b = np.array([p[1] for p in planes] + list(rng.normal(size=m - on)))
+        nets.append(ParallelAbsNet.from_features(W, b, None, rng.uniform(0.5, 2.0, m), 0.0, 2))
+    alone = [emergence(net, X, random_state=0).summary for net in nets]
+    pooled = emergence(nets, X, random_state=0)
+    s = pooled.summary
+    assert s["n_networks"] == 3 and s["n_neurons"] == 13
+    assert pooled.neurons["network"].tolist() == [0] * 4 + [1] * 6 + [2] * 3
+    np.testing.assert_allclose(s["share_through_point_per_network"], [a["share_through_point"] for a in alone])
+    assert s["share_through_point"] == pytest.approx(np.mean(s["share_through_point_per_network"]))
+    assert alone[0]["share_through_point"] == 1.0 and s["share_through_point_ci"][0] < s["share_through_point"]
+
+
 def test_null_planes_cross_the_data():
     X = np.random.default_rng(5).normal(size=(30, 3))
     W, b = null_planes(X, 500, np.random.default_rng(0))

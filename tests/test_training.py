@@ -75,7 +75,9 @@ def test_random_1d_instances_never_beat_the_lasso(seed, depth):
     assert par.status == "ok" and par.relative_gap >= -1e-6
     assert (par.time_to_1pct_s is None) == (par.relative_gap > 0.01)
     assert par.seeds == [0, 1] and min(map(min, par.curves)) == pytest.approx(par.best_objective, rel=1e-12)
-    assert report.emergence["n_neurons"] == 6 and 0 <= report.emergence["share_on_predicted"] <= 1
+    em = report.emergence                     # over both seeds' networks, 6 neurons each
+    assert (em["n_networks"], em["n_neurons"]) == (2, 12) and 0 <= em["share_on_predicted"] <= 1
+    assert len(em["weighted_share_on_predicted_per_network"]) == 2
     assert "symmetry" not in report.to_dict()     # the whole-function score measured extrapolation (issue 13)
     assert TrainingResult.from_dict(json.loads(json.dumps(report.to_dict()))) == report
     # started at the optimum, Adam moves around it but never below it
@@ -110,11 +112,14 @@ def test_plateau_target_and_summary():
     res = train(ParallelAbsNet(1, 2, 4, seed=0), X, y, 0.1, max_epochs=100_000, plateau=(5, 1e-2),
                 target=1e6, seeds=(0, 1), progress=False)
     assert all(r.epochs < 100_000 for r in res.runs)
+    assert [n.objective(X, y, 0.1).item() for n in res.nets] == pytest.approx([r.best_objective for r in res.runs],
+                                                                            rel=1e-12)   # each seed at its best
+    assert res.net is res.nets[int(np.argmin([r.best_objective for r in res.runs]))]
     assert res.time_to_target_s is not None and res.time_to_target_s <= res.wall_time_s
     never = train(ParallelAbsNet(1, 2, 4, seed=0), X, y, 0.1, max_epochs=20, target=1e-9, progress=False)
     assert never.time_to_target_s is None
     summary = json.loads(json.dumps(res.to_dict()))
-    assert summary["status"] == "ok" and len(summary["runs"]) == 2 and "net" not in summary
+    assert summary["status"] == "ok" and len(summary["runs"]) == 2 and "net" not in summary and "nets" not in summary
 
 
 def test_divergence_is_reported_not_returned():
