@@ -4,7 +4,9 @@
 duplicates) are refitted with the same estimator at ``beta m / N`` (the loss is a sum over the m points, so the
 penalty per point is unchanged). For a feature j of the full fit with defining points ``P_j`` and plane
 ``n_j.x = t_j`` (unit normal; for a fold feature its mirror plane; ``t`` measured from the data's centroid):
-``same_j = #{b : P_j in I_b, P_j = P'_k(b) for a selected k} / #{b : P_j in I_b}``,
+``same_j = #{b : P_j in I_b, P_j = P'_k(b) or A_j = +-A'_k + c on I_b for a selected k} / #{b : P_j in I_b}``
+(the same texts, or an equivalent column: one equal to j's on the subsample up to sign and a constant, e.g. a
+plane through other collinear points, or a fold that bends none of the kept points),
 ``near_j = #{b : a selected k of the same family has angle(n_j, +-n'_k) <= alpha, |t_j -+ t'_k| <= delta} / B``,
 and per defining text p, ``#{b : p defines a selected feature of fit b} / #{b : p in I_b}``; Wilson 95 % intervals.
 Chance: ``near`` for random planes through d training points; per text, a random kept point defining a selected
@@ -18,9 +20,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from .features import FoldFeatures
 from .symmetry import nn_scale, random_planes
 
 logger = logging.getLogger(__name__)
+SAME_COLUMN = 1e-7     # centred unit columns closer than this (up to sign) are one column on the subsample
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | tuple[None, None]:
@@ -48,6 +52,27 @@ def near(n, t, N, T, angle_tol: float, offset_tol: float) -> np.ndarray:
     cos = N @ n
     s = np.where(cos >= 0, 1.0, -1.0)
     return (np.abs(cos) >= np.cos(np.radians(angle_tol)) - 1e-12) & (np.abs(t - s * T) <= offset_tol)
+
+
+def _columns(features: pd.DataFrame, X) -> np.ndarray:
+    """Centred unit columns of ``features`` on the points ``X``, (n, K); a column constant on them stays zero."""
+    if not len(features):
+        return np.zeros((len(X), 0))
+    W = np.asarray(features["w"].tolist(), dtype=float).reshape(len(features), X.shape[1])
+    A = FoldFeatures.of(W, features["b"].to_numpy(float), features["offsets"] if "offsets" in features else None
+                        ).values(X)
+    scale = np.linalg.norm(A, axis=0)
+    A = A - A.mean(axis=0)
+    norm = np.linalg.norm(A, axis=0)
+    return np.divide(A, norm, out=np.zeros_like(A), where=norm > 1e-9 * scale)
+
+
+def _equivalent(u, V) -> bool:
+    """Whether the centred unit column ``u`` equals one of the columns ``V`` up to sign."""
+    if not u.any() or not V.size:
+        return False
+    return bool(np.minimum(np.linalg.norm(V - u[:, None], axis=0), np.linalg.norm(V + u[:, None], axis=0)).min()
+                <= SAME_COLUMN)
 
 
 def _family(features: pd.DataFrame) -> np.ndarray:
@@ -85,7 +110,7 @@ def plane_stability(estimator, X, y, features: pd.DataFrame, beta: float, n_resa
         f = fit.features_
         resamples.append({"rows": rows.tolist(), "ids": f["id"].tolist(),
                           "points": [sorted(int(rows[p]) for p in pts) for pts in f["points"]],
-                          "family": _family(f).tolist(), "planes": _planes(f, centre)})
+                          "family": _family(f).tolist(), "planes": _planes(f, centre), "columns": _columns(f, X[rows])})
     full_n, full_t = _planes(features, centre)
     families = _family(features)
     chance_near = {}
@@ -104,7 +129,10 @@ def plane_stability(estimator, X, y, features: pd.DataFrame, beta: float, n_resa
         pts = sorted(int(p) for p in f.points)
         fam = int(families[j])
         with_all = [b for b, r in enumerate(resamples) if set(pts) <= kept[b]]
-        same = sum(pts in resamples[b]["points"] for b in with_all) if pts else 0
+        by_points = [pts in resamples[b]["points"] for b in with_all] if pts else []
+        by_column = [not hit and _equivalent(_columns(features.iloc[[j]], X[resamples[b]["rows"]])[:, 0],
+                                             resamples[b]["columns"]) for b, hit in zip(with_all, by_points)]
+        same = sum(by_points) + sum(by_column)
         sel = [np.asarray(r["family"]) == fam for r in resamples]
         hits = sum(bool(near(full_n[j], full_t[j], r["planes"][0][s], r["planes"][1][s], angle_tol,
                              offset_tol).any()) for r, s in zip(resamples, sel))
@@ -115,6 +143,7 @@ def plane_stability(estimator, X, y, features: pd.DataFrame, beta: float, n_resa
             texts.append({"point": p, "defines": k, "of": len(having), "ci": list(wilson(k, len(having)))})
         out.append({"id": str(f.id), "family": fam, "points": pts,
                     "same_points": same if pts else None, "same_points_of": len(with_all) if pts else 0,
+                    "same_by_equivalent": int(sum(by_column)) if pts else 0,
                     "dropped": n_resamples - len(with_all),
                     "same_points_ci": list(wilson(same, len(with_all))) if pts else [None, None],
                     "near_plane": int(hits), "near_plane_of": n_resamples,
@@ -126,7 +155,7 @@ def plane_stability(estimator, X, y, features: pd.DataFrame, beta: float, n_resa
     result = {"n_resamples": int(n_resamples), "fraction": float(fraction), "n_kept": m, "n_points": N,
               "beta": float(beta) * m / N, "angle_tol": float(angle_tol), "offset_tol": offset_tol,
               "chance_text": chance_text, "features": out,
-              "resamples": [{k: v for k, v in r.items() if k != "planes"} for r in resamples]}
+              "resamples": [{k: v for k, v in r.items() if k not in ("planes", "columns")} for r in resamples]}
     if permuted:
         yp = rng.permutation(y)
         ref = plane_stability(estimator, X, yp, clone(model).set_params(beta=float(beta)).fit(X, yp).features_, beta,

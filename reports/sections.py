@@ -175,7 +175,9 @@ def stability_texts(entry: dict | None, stab: dict) -> dict:
         same = ""
     elif entry["same_points_of"]:
         same = (f"defined by the same texts in {_share(entry['same_points'], entry['same_points_of'])} resamples"
-                + (f" that kept them ({entry['dropped']} others dropped one of them)" if entry["dropped"] else ""))
+                + (f" that kept them ({entry['dropped']} others dropped one of them)" if entry["dropped"] else "")
+                + (f", {entry['same_by_equivalent']} of them by an equivalent feature (other texts, the same values "
+                   "on the data)" if entry.get("same_by_equivalent") else ""))
     else:
         same = f"each of the {n} resamples dropped one of its texts"
     near = (f"a plane within {fmt(stab.get('angle_tol'), 2)}° and {fmt(stab.get('offset_tol'), 2)} in "

@@ -41,6 +41,36 @@ def test_a_planted_plane_through_well_separated_points_is_stable():
     assert out["permuted"]["features"] > 0 and out["permuted"]["same_points"] < 0.7    # noise repeats less
 
 
+def test_an_equivalent_feature_counts_as_reselected_and_a_different_one_does_not():
+    """Three collinear training points: the planes through any two of them are one column. A feature named by
+    the other pair than the one the refits select is reselected in every subsample keeping its points, through
+    the equivalence alone; a plane through two other points is a different column and never counts as one."""
+    X = np.random.default_rng(11).uniform(-1, 1, size=(30, 2))
+    X[3], X[17], X[5] = [-0.9, -0.8], [0.9, 0.7], [0.0, -0.05]
+    w = np.array([-(X[17] - X[3])[1], (X[17] - X[3])[0]])
+    y = np.abs((X - X[3]) @ w) / np.linalg.norm(w)
+    est = ReflectionLasso(depth=2, beta=1e-4, random_state=0).fit(X, y)
+    chosen = sorted(est.features_["points"][0])
+    assert set(chosen) < {3, 5, 17}
+    other = est.features_.iloc[:1].copy()
+    other.at[other.index[0], "points"] = sorted({3, 5, 17} - {chosen[0]})       # same plane, other texts
+    out = plane_stability(est, X, y, other, est.beta_, n_resamples=8, permuted=False, random_state=1)
+    f = out["features"][0]
+    line = {(3, 5), (3, 17), (5, 17)}
+    kept = [set(map(tuple, r["points"])) for r in out["resamples"] if set(other["points"].iloc[0]) <= set(r["rows"])]
+    assert len(kept) >= 3 and all(sel & line for sel in kept)        # every such refit selects the line again
+    by_points = sum(tuple(other["points"].iloc[0]) in sel for sel in kept)
+    assert f["same_points_of"] == len(kept) and f["same_points"] == len(kept)
+    assert f["same_by_equivalent"] == len(kept) - by_points > 0
+    q = [p for p in range(30) if p not in (3, 5, 17)][:2]                      # a plane through two other points
+    wrong = est.features_.iloc[:1].copy()
+    n = np.array([-(X[q[1]] - X[q[0]])[1], (X[q[1]] - X[q[0]])[0]])
+    wrong.at[wrong.index[0], "points"], wrong.at[wrong.index[0], "w"] = q, n / np.linalg.norm(n)
+    wrong.at[wrong.index[0], "b"] = -(n / np.linalg.norm(n)) @ X[q[0]]
+    f = plane_stability(est, X, y, wrong, est.beta_, n_resamples=8, permuted=False, random_state=1)["features"][0]
+    assert f["same_by_equivalent"] == 0 and f["same_points_of"] >= 3
+
+
 def test_a_pure_noise_target_is_as_stable_as_its_permuted_reference_and_no_more():
     """Subsamples share 80 % of their points, so even noise repeats planes; the permuted target is its measure."""
     X = RNG.normal(size=(40, 2))
@@ -71,7 +101,12 @@ def _brute_force(est, X, y, features, out):
         hits = 0
         for _, sel in refits:
             hits += any(abs(X[q[0], 0] - X[pts[0], 0]) <= out["offset_tol"] for q in sel)
-        expected.append((sum(pts in sel for sel in kept), len(kept), hits,
+        def same(rows, sel, pts=pts):   # the same point, or |x - x_j| = +-|x - x_q| + c on the kept points
+            x = X[sorted(rows), 0]
+            u = np.abs(x - X[pts[0], 0]) - np.abs(x - X[pts[0], 0]).mean()
+            return pts in sel or any(np.allclose(u, s * (v - v.mean()), rtol=0, atol=1e-9) for q in sel
+                                     for v in [np.abs(x - X[q[0], 0])] for s in (1, -1))
+        expected.append((sum(same(rows, sel) for rows, sel in refits if set(pts) <= rows), len(kept), hits,
                          [sum(p in {q for s in sel for q in s} for rows, sel in refits if p in rows) for p in pts]))
     return expected
 
