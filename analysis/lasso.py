@@ -236,17 +236,29 @@ def significant(z) -> np.ndarray:
 
 
 def cvxpy_lasso(A, y, beta: float, eps: float = 1e-12):
-    """Reference: the same Lasso through cvxpy + Clarabel at tight tolerances: ``(z, xi)``."""
+    """Reference: the same Lasso through cvxpy + Clarabel at tight tolerances: ``(z, xi)``. Solved in units where
+    the centred target and every centred column have norm 1 (``u_j = z_j ||A_j - mean|| / ||y - mean||``, the
+    penalty weighted to match), so the solver's absolute tolerances mean the same at any scale of X and y."""
     import cvxpy as cp
 
     A = np.asarray(A, dtype=float)
-    z, xi = cp.Variable(A.shape[1]), cp.Variable()
-    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ z + xi - y) + beta * cp.norm1(z)))
-    problem.solve(solver=cp.CLARABEL, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps, tol_ktratio=eps,
-                  max_iter=500)
-    if z.value is None:
-        raise RuntimeError(f"cvxpy/Clarabel failed: {problem.status}")
-    return np.asarray(z.value, dtype=float), float(xi.value)
+    y = np.asarray(y, dtype=float)
+    mean_A, mean_y = A.mean(axis=0), y.mean()
+    Ac, yc = A - mean_A, y - mean_y
+    norms, s = np.linalg.norm(Ac, axis=0), float(np.linalg.norm(yc))
+    live = np.flatnonzero(norms > 0)
+    z = np.zeros(A.shape[1])
+    if s > 0 and live.size:
+        u = cp.Variable(live.size)
+        weight = beta / (s * norms[live])
+        problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(Ac[:, live] / norms[live] @ u - yc / s)
+                                         + cp.sum(cp.multiply(weight, cp.abs(u)))))
+        problem.solve(solver=cp.CLARABEL, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps, tol_ktratio=eps,
+                      max_iter=500)
+        if u.value is None:
+            raise RuntimeError(f"cvxpy/Clarabel failed: {problem.status}")
+        z[live] = np.asarray(u.value, dtype=float) * s / norms[live]
+    return z, float(mean_y - mean_A @ z)
 
 
 class WorkingSet:
