@@ -33,7 +33,7 @@ MAX_RUNS = 2048               # at most about this many separate runs of needed 
 @dataclass
 class Screen:
     """Per-cell state kept between pricing passes: a bound of the best score at a reference residual, the
-    largest centred column norm, and which stored residual was the reference."""
+    largest centred column norm (both float32, rounded up), and which stored residual was the reference."""
 
     block_max: np.ndarray
     block_norm: np.ndarray
@@ -58,28 +58,63 @@ class PricingResult:
 
 @dataclass(frozen=True)
 class _Cells:
-    """Cells of ``D``: family, first set and number of sets of each, and the first cell of each family."""
+    """Cells of ``D``, family by family: cell ``first[f] + i`` holds sets ``i p .. min((i + 1) p, n_sets) - 1``
+    of family ``f`` (``p = sets_per_cell[f]``), all its labelings. Nothing per cell is stored."""
 
-    family: np.ndarray
-    start: np.ndarray
-    count: np.ndarray
     first: np.ndarray
     sets_per_cell: np.ndarray
+    n_sets: np.ndarray
+    n_labelings: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.first[-1])
+
+    def sets(self, c0: int, c1: int) -> tuple[int, int, int, int]:
+        """Cells ``[c0, c1)`` of one family as a block ``(family, first set, number of sets, sets per cell)``."""
+        fi = int(np.searchsorted(self.first, c0, side="right")) - 1
+        p = int(self.sets_per_cell[fi])
+        start = (c0 - int(self.first[fi])) * p
+        return fi, start, min((c1 - int(self.first[fi])) * p, int(self.n_sets[fi])) - start, p
+
+    def columns(self, mask: np.ndarray) -> int:
+        """Number of columns in the cells where ``mask`` is true."""
+        total = 0
+        for fi, (lo, hi) in enumerate(zip(self.first[:-1], self.first[1:])):
+            n = int(np.count_nonzero(mask[lo:hi]))
+            if n:
+                short = int(self.sets_per_cell[fi]) * int(hi - lo) - int(self.n_sets[fi])   # the last cell's lack
+                n = n * int(self.sets_per_cell[fi]) - (short if mask[hi - 1] else 0)
+            total += n * int(self.n_labelings[fi])
+        return total
 
 
 def _cells(D: Dictionary) -> _Cells:
-    fam, start, count, first, per = [], [], [], [0], []
-    for fi, f in enumerate(D.families):
-        p = max(1, min(COLUMNS_PER_CELL, COLUMNS_PER_BLOCK) // f.n_labelings)
-        s = np.arange(0, f.n_sets, p, dtype=np.int64)
-        fam.append(np.full(s.size, fi, dtype=np.int64))
-        start.append(s)
-        count.append(np.minimum(p, f.n_sets - s))
-        first.append(first[-1] + s.size)
-        per.append(p)
-    def cat(a):
-        return np.concatenate(a) if a else np.empty(0, dtype=np.int64)
-    return _Cells(cat(fam), cat(start), cat(count), np.array(first), np.array(per, dtype=np.int64))
+    per = np.array([max(1, min(COLUMNS_PER_CELL, COLUMNS_PER_BLOCK) // f.n_labelings) for f in D.families],
+                   dtype=np.int64)
+    n_sets = np.array([f.n_sets for f in D.families], dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(-(-n_sets // per))]).astype(np.int64)
+    return _Cells(first, per, n_sets, np.array([f.n_labelings for f in D.families], dtype=np.int64))
+
+
+def _up32(v: np.ndarray) -> np.ndarray:
+    """Float32 upper bounds of the float64 values ``v``: the cast, one step up where it rounded down."""
+    out = v.astype(np.float32)
+    low = out < v
+    out[low] = np.nextafter(out[low], np.float32(np.inf))
+    return out
+
+
+def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored), a chunk
+    at a time (no float64 array over all cells)."""
+    est = np.full(screen.block_max.size, np.inf, dtype=np.float32)
+    for lo in range(0, est.size, chunk):
+        ref = screen.block_ref[lo: lo + chunk]
+        known = np.flatnonzero(ref >= 0)
+        e = screen.block_max[lo: lo + chunk][known] + screen.block_norm[lo: lo + chunk][known] * dists[ref[known]]
+        est[lo + known] = _up32(e)
+    return est
 
 
 def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> list[tuple[int, int]]:
@@ -116,14 +151,14 @@ def _merge_top(ids, scores, new_ids, new_scores, top_k):
 
 
 class Block(NamedTuple):
-    """Summary of one scored block, all ``price`` merges: per point set, an upper bound of its best score
-    (exact when above ``keep``) and (when asked) of its largest centred column norm; the counts of valid,
+    """Summary of one scored block, all ``price`` merges: per cell (one residual only), an upper bound of its
+    best score and (when asked) of its largest centred column norm, float32 rounded up; the counts of valid,
     degenerate (of which exactly dependent through repeated points) and negative-offset columns, the
     columns above the threshold, the ids and exact scores of the best ``top_k`` columns above ``keep``, and
     the exact best score of the block."""
 
-    set_max: np.ndarray
-    set_norm: np.ndarray
+    cell_max: np.ndarray
+    cell_norm: np.ndarray
     n_valid: int
     n_degenerate: int
     n_repeated: int
@@ -137,7 +172,8 @@ class Block(NamedTuple):
 
 def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
                  keep: float | None = None, top_k: int = 256, prescreen: bool = True):
-    """``Block`` summaries of blocks ``(family, first set, count)`` of ``D`` against ``r``, in this process:
+    """``Block`` summaries of blocks ``(family, first set, count[, sets per cell])`` of ``D`` against ``r``, in this
+    process (cells of one set when not given):
     scores ``|A_j . r|`` (``max_q |A_j . r_q|`` for residuals ``r`` (K, N)) by ``_kernels.score_block_multi``
     (codes -1 degenerate, -3 repeated points, -2 negative offset), reduced to what ``price`` merges; ``keep``
     (default ``threshold``) selects the returned columns.
@@ -147,11 +183,14 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
     floor = np.nan if not prescreen else keep if keep is not None else np.inf if top_k <= 1 else np.nan
     _kernels.start_threads()
     R = np.ascontiguousarray(r, dtype=float).reshape(-1, D.n_points)
-    for (fi, start, count), wn in zip(blocks, want_norms):
+    multi, none = np.ndim(r) == 2, np.empty(0, dtype=np.float32)
+    for (fi, start, count, *per), wn in zip(blocks, want_norms):
         f = D.families[fi]
         s, norms, bests = _kernels.score_block_multi(D.X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
                                                      bool(wn), floor)
-        set_max = s.max(axis=1, initial=0.0)
+        cuts = np.arange(0, count, per[0] if per else 1)
+        cell_max = none if multi else _up32(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
+        cell_norm = _up32(np.maximum.reduceat(norms.max(axis=1, initial=0.0), cuts)) if wn and not multi else none
         s = s.ravel()
         ok = s >= 0
         pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
@@ -159,9 +198,8 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
         if pick.size > top_k:
             pick = pick[np.argpartition(-s[pick], top_k - 1)[:top_k]]
         n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
-        yield Block(set_max, norms.max(axis=1, initial=0.0) if wn else np.empty(0), int(ok.sum()),
-                    int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found, f.offset + start * f.n_labelings + pick,
-                    s[pick], float(bests.max()), bests if np.ndim(r) == 2 else None)
+        yield Block(cell_max, cell_norm, int(ok.sum()), int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found,
+                    f.offset + start * f.n_labelings + pick, s[pick], float(bests.max()), bests if multi else None)
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -193,9 +231,10 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     scorer = score_blocks if scorer is None else scorer
     batch = max(1, int(getattr(scorer, "batch", 1)))
     cells = _cells(D)
-    nc = cells.start.size
+    nc = cells.size
     if screen is None or len(screen.block_max) != nc:
-        screen = Screen(np.full(nc, np.inf), np.full(nc, np.inf), np.full(nc, -1, dtype=np.int64))
+        screen = Screen(np.full(nc, np.inf, dtype=np.float32), np.full(nc, np.inf, dtype=np.float32),
+                        np.full(nc, -1, dtype=np.int32))
     centred = not multi and abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
     dists = np.zeros(len(screen.refs) + 1)
     if not multi:
@@ -204,21 +243,17 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     ref_now = len(screen.refs) - 1
 
     # 1. the plan: cells whose sphere bound cannot exceed the threshold are skipped
-    known = (screen.block_ref >= 0) & (not multi)
-    est = np.full(nc, np.inf)
-    est[known] = screen.block_max[known] + screen.block_norm[known] * dists[screen.block_ref[known]]
-    skip = np.zeros(nc, dtype=bool)
-    if threshold is not None and centred:
-        skip = est <= threshold
+    screening = threshold is not None and centred
+    est = _sphere_bounds(screen, dists) if screening else None
+    skip = est <= threshold if screening else np.zeros(nc, dtype=bool)
     plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
-    if stop_after is not None and threshold is not None and centred:
+    if stop_after is not None and screening:
         plan.sort(key=lambda b: -est[b[0]:b[1]].max())
     for c0, c1 in plan:                                  # cells in a gap joined into a block are evaluated
         skip[c0:c1] = False
-    bound = float(est[skip].max(initial=0.0))
+    bound = float(est[skip].max(initial=0.0)) if screening else 0.0
     n_skip = int(skip.sum())
     keep = threshold if collect is None or threshold is None else min(collect, threshold)
-    lab_of = np.array([f.n_labelings for f in D.families], dtype=np.int64)
 
     # 2. evaluation in batches, 3. merge
     ids = np.empty(0, dtype=np.int64)
@@ -228,7 +263,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     n_eval = n_degen = n_repeat = n_negative = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
-    n_skip_cols = int((cells.count[skip] * lab_of[cells.family[skip]]).sum())
+    n_skip_cols = cells.columns(skip)
     bar.update(n_skip_cols)
     complete = True
     for lo in range(0, len(plan), batch):
@@ -236,20 +271,18 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             complete = False
             break
         chunk = plan[lo: lo + batch]
-        blocks = [(int(cells.family[c0]), int(cells.start[c0]), int(cells.start[c1 - 1] + cells.count[c1 - 1]
-                                                                   - cells.start[c0])) for c0, c1 in chunk]
+        blocks = [cells.sets(c0, c1) for c0, c1 in chunk]
         want = [not multi and bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
-        for pos, ((c0, c1), (_, start, _), wn, b) in enumerate(zip(chunk, blocks, want, done)):
+        for pos, ((c0, c1), wn, b) in enumerate(zip(chunk, want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
                 complete = False
                 break
-            cuts = cells.start[c0:c1] - start
             if not multi:
-                screen.block_max[c0:c1] = np.maximum.reduceat(b.set_max, cuts)
+                screen.block_max[c0:c1] = b.cell_max
                 screen.block_ref[c0:c1] = ref_now
             if wn:
-                screen.block_norm[c0:c1] = np.maximum.reduceat(b.set_norm, cuts)
+                screen.block_norm[c0:c1] = b.cell_norm
             n_degen += b.n_degenerate
             n_repeat += b.n_repeated
             n_negative += b.n_negative
