@@ -120,23 +120,25 @@ def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 22) -> n
 def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> list[tuple[int, int]]:
     """Cell ranges ``[c0, c1)`` covering the needed cells, one family each, at most
     ``COLUMNS_PER_BLOCK`` columns; runs closer than ``gap`` columns are joined, and closer ones
-    still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate)."""
+    still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate).
+    Works on the runs of needed cells (no integer array over all cells)."""
     found = []
-    for fi, f in enumerate(D.families):
+    for fi in range(len(D.families)):
         lo, hi = int(cells.first[fi]), int(cells.first[fi + 1])
-        idx = lo + np.flatnonzero(need[lo:hi])
-        if idx.size:
-            cell_columns = int(cells.sets_per_cell[fi]) * f.n_labelings
-            found.append((idx, cell_columns, (np.diff(idx) - 1) * cell_columns))   # gaps in columns
+        edges = np.flatnonzero(np.diff(need[lo:hi].view(np.int8), prepend=np.int8(0), append=np.int8(0)))
+        if edges.size:
+            starts, ends = lo + edges[0::2], lo + edges[1::2]               # runs [start, end) of needed cells
+            cell_columns = int(cells.sets_per_cell[fi] * cells.n_labelings[fi])
+            found.append((starts, ends, cell_columns, (starts[1:] - ends[:-1]) * cell_columns))   # gaps in columns
     gaps = np.concatenate([g for *_, g in found]) if found else np.empty(0, dtype=np.int64)
     if np.count_nonzero(gaps > gap) > MAX_RUNS:
         gap = max(gap, int(np.partition(gaps, gaps.size - MAX_RUNS)[gaps.size - MAX_RUNS]))
     out = []
-    for idx, cell_columns, g in found:
+    for starts, ends, cell_columns, g in found:
         per_block = max(1, COLUMNS_PER_BLOCK // cell_columns)
         cut = np.flatnonzero(g > gap) + 1
-        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [idx.size]])):
-            c0, c1 = int(idx[a]), int(idx[b - 1]) + 1
+        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [starts.size]])):
+            c0, c1 = int(starts[a]), int(ends[b - 1])
             out += [(s, min(s + per_block, c1)) for s in range(c0, c1, per_block)]
     return out
 
@@ -251,7 +253,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         plan.sort(key=lambda b: -est[b[0]:b[1]].max())
     for c0, c1 in plan:                                  # cells in a gap joined into a block are evaluated
         skip[c0:c1] = False
-    bound = float(est[skip].max(initial=0.0)) if screening else 0.0
+    bound = float(np.max(est, where=skip, initial=0.0)) if screening else 0.0
     n_skip = int(skip.sum())
     keep = threshold if collect is None or threshold is None else min(collect, threshold)
 
