@@ -70,12 +70,15 @@ class _Cells:
     def size(self) -> int:
         return int(self.first[-1])
 
-    def sets(self, c0: int, c1: int) -> tuple[int, int, int, int]:
-        """Cells ``[c0, c1)`` of one family as a block ``(family, first set, number of sets, sets per cell)``."""
-        fi = int(np.searchsorted(self.first, c0, side="right")) - 1
-        p = int(self.sets_per_cell[fi])
-        start = (c0 - int(self.first[fi])) * p
-        return fi, start, min((c1 - int(self.first[fi])) * p, int(self.n_sets[fi])) - start, p
+    def blocks(self, ranges) -> list[tuple[int, int, int, int]]:
+        """Cell ranges ``[c0, c1)``, each within one family, as blocks ``(family, first set, number of sets,
+        sets per cell)``."""
+        c = np.array(ranges, dtype=np.int64).reshape(-1, 2)
+        fi = np.searchsorted(self.first, c[:, 0], side="right") - 1
+        p = self.sets_per_cell[fi]
+        start = (c[:, 0] - self.first[fi]) * p
+        count = np.minimum((c[:, 1] - self.first[fi]) * p, self.n_sets[fi]) - start
+        return list(zip(fi.tolist(), start.tolist(), count.tolist(), p.tolist()))
 
     def columns(self, mask: np.ndarray) -> int:
         """Number of columns in the cells where ``mask`` is true."""
@@ -105,7 +108,7 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
     """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored), a chunk
     at a time (no float64 array over all cells)."""
     est = np.full(screen.block_max.size, np.inf, dtype=np.float32)
@@ -273,7 +276,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             complete = False
             break
         chunk = plan[lo: lo + batch]
-        blocks = [cells.sets(c0, c1) for c0, c1 in chunk]
+        blocks = cells.blocks(chunk)
         want = [not multi and bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
         for pos, ((c0, c1), wn, b) in enumerate(zip(chunk, want, done)):
