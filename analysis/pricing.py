@@ -101,22 +101,25 @@ def _cells(D: Dictionary) -> _Cells:
 
 
 def _up32(v: np.ndarray) -> np.ndarray:
-    """Float32 upper bounds of the float64 values ``v``: the cast, one step up where it rounded down."""
-    out = v.astype(np.float32)
-    low = out < v
-    out[low] = np.nextafter(out[low], np.float32(np.inf))
-    return out
+    """Float32 upper bounds of the float64 values ``v``: the cast (infinite beyond float32), one step up where
+    it rounded down."""
+    with np.errstate(over="ignore"):
+        out = v.astype(np.float32)
+    return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
 def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
-    """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored), a chunk
-    at a time (no float64 array over all cells)."""
-    est = np.full(screen.block_max.size, np.inf, dtype=np.float32)
+    """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored or not a
+    number), a chunk at a time (no float64 array over all cells)."""
+    est = np.empty(screen.block_max.size, dtype=np.float32)
     for lo in range(0, est.size, chunk):
         ref = screen.block_ref[lo: lo + chunk]
-        known = np.flatnonzero(ref >= 0)
-        e = screen.block_max[lo: lo + chunk][known] + screen.block_norm[lo: lo + chunk][known] * dists[ref[known]]
-        est[lo + known] = _up32(e)
+        e = dists[ref]
+        with np.errstate(invalid="ignore"):                  # inf x 0: not a number, made infinite below
+            e *= screen.block_norm[lo: lo + chunk]
+            e += screen.block_max[lo: lo + chunk]
+        np.copyto(e, np.inf, where=(ref < 0) | np.isnan(e))
+        est[lo: lo + chunk] = _up32(e)
     return est
 
 
