@@ -181,7 +181,7 @@ class Block(NamedTuple):
 def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
                  keep: float | None = None, top_k: int = 256, prescreen: bool = True):
     """``Block`` summaries of blocks ``(family, first set, count[, sets per cell])`` of ``D`` against ``r``, in this
-    process (cells of one set when not given):
+    process (cells of one set when not given; no per-cell arrays for residuals ``r`` (K, N)):
     scores ``|A_j . r|`` (``max_q |A_j . r_q|`` for residuals ``r`` (K, N)) by ``_kernels.score_block_multi``
     (codes -1 degenerate, -3 repeated points, -2 negative offset), reduced to what ``price`` merges; ``keep``
     (default ``threshold``) selects the returned columns.
@@ -191,10 +191,11 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
     floor = np.nan if not prescreen else keep if keep is not None else np.inf if top_k <= 1 else np.nan
     _kernels.start_threads()
     R = np.ascontiguousarray(r, dtype=float).reshape(-1, D.n_points)
+    X = D.X if D.X.flags.aligned else np.array(D.X)        # unpickled from a Dask frame, X may be unaligned
     multi, none = np.ndim(r) == 2, np.empty(0, dtype=np.float32)
     for (fi, start, count, *per), wn in zip(blocks, want_norms):
         f = D.families[fi]
-        s, norms, bests = _kernels.score_block_multi(D.X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
+        s, norms, bests = _kernels.score_block_multi(X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
                                                      bool(wn), floor)
         cuts = np.arange(0, count, per[0] if per else 1)
         cell_max = none if multi else _up32(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
