@@ -8,6 +8,8 @@ for centred residuals, ``sum(r) = 0``; the skipped bounds still enter ``bound``)
 the last residual of the previous beta carry over along a path (a sequential rule). The test
 needs ``||r - r_ref||`` small against the cell's slack: at small beta, where a few percent of all
 columns score within 10% of beta, it skips little unless the residual has nearly stopped moving.
+The per-cell state (maximum, norm: float32 rounded up, so still bounds; the reference: int32) is 12 bytes a
+cell, and a scorer returns the per-cell arrays of each block already reduced.
 """
 from __future__ import annotations
 
@@ -108,7 +110,7 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
-def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored or not a
     number), a chunk at a time (no float64 array over all cells)."""
     est = np.empty(screen.block_max.size, dtype=np.float32)
