@@ -256,7 +256,8 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     # 1. the plan: cells whose sphere bound cannot exceed the threshold are skipped
     screening = threshold is not None and centred
     est = _sphere_bounds(screen, dists) if screening else None
-    skip = est <= threshold if screening else np.zeros(nc, dtype=bool)
+    # compared in float64: against a Python float NumPy would round the threshold to float32, maybe up
+    skip = est <= np.float64(threshold) if screening else np.zeros(nc, dtype=bool)
     plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
     if stop_after is not None and screening:
         plan.sort(key=lambda b: -est[b[0]:b[1]].max())

@@ -93,6 +93,19 @@ def test_the_screen_bounds_every_cell_and_skipped_cells_stay_below_the_bound(mon
     assert skipped > 0
 
 
+def test_a_float32_bound_just_above_the_threshold_is_not_skipped():
+    """Cells whose float32 bound exceeds the threshold by less than float32 resolves are evaluated, not skipped
+    (the comparison is in float64; the threshold itself rounds to that bound in float32)."""
+    from analysis.pricing import Screen, _cells
+    D, A, ids, r = _setup(2, 3, N=12, seed=2)
+    v, t = np.float32(1 + 2.0 ** -23), 1.0000001
+    assert np.float32(t) == v and t < float(v)
+    n = _cells(D).size
+    screen = Screen(np.full(n, v), np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.int32), [r.copy()])
+    res = price(D, r, top_k=10**6, threshold=t, screen=screen)
+    assert res.n_blocks_skipped == 0 and res.n_evaluated + res.n_degenerate == D.n_candidates
+
+
 def test_partial_pricing_stops_early(monkeypatch):
     monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 64)
     D, A, ids, r = _setup(2, 3, N=16, seed=5)
