@@ -8,9 +8,10 @@ once per fit and each pass scatters its residual once; a task scores consecutive
 ``TASK_WORK`` column-point products (a few tenths of a second on one core, so a task's overhead
 of a few milliseconds stays near 1% of its work), fewer in the first tasks of a pass (a partial
 pass often stops after a few blocks) and in its last ones (load balance), and returns one ``pricing.Block``
-summary per block (maximum, centred-norm maximum, counts, the best ids above the threshold),
-never a score array. A task lost with its worker is re-run by Dask; ``price`` checks that the
-columns of a complete pass add up to the whole dictionary.
+summary per block (per screening cell the maximum and, when asked, the centred-norm maximum, float32
+rounded up, none against several residuals; counts, the best ids above the threshold), never a score array.
+A task lost with its worker is re-run by Dask; ``price`` checks that the columns of a complete pass add up
+to the whole dictionary.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ for centred residuals, ``sum(r) = 0``; the skipped bounds still enter ``bound``)
 the last residual of the previous beta carry over along a path (a sequential rule). The test
 needs ``||r - r_ref||`` small against the cell's slack: at small beta, where a few percent of all
 columns score within 10% of beta, it skips little unless the residual has nearly stopped moving.
+The per-cell state (maximum, norm: float32 rounded up, so still bounds; the reference: int32) is 12 bytes a
+cell, and a scorer returns the per-cell arrays of each block already reduced.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ MAX_RUNS = 2048               # at most about this many separate runs of needed 
 @dataclass
 class Screen:
     """Per-cell state kept between pricing passes: a bound of the best score at a reference residual, the
-    largest centred column norm, and which stored residual was the reference."""
+    largest centred column norm (both float32, rounded up), and which stored residual was the reference."""
 
     block_max: np.ndarray
     block_norm: np.ndarray
@@ -58,50 +60,93 @@ class PricingResult:
 
 @dataclass(frozen=True)
 class _Cells:
-    """Cells of ``D``: family, first set and number of sets of each, and the first cell of each family."""
+    """Cells of ``D``, family by family: cell ``first[f] + i`` holds sets ``i p .. min((i + 1) p, n_sets) - 1``
+    of family ``f`` (``p = sets_per_cell[f]``), all its labelings. Nothing per cell is stored."""
 
-    family: np.ndarray
-    start: np.ndarray
-    count: np.ndarray
     first: np.ndarray
     sets_per_cell: np.ndarray
+    n_sets: np.ndarray
+    n_labelings: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.first[-1])
+
+    def blocks(self, ranges) -> list[tuple[int, int, int, int]]:
+        """Cell ranges ``[c0, c1)``, each within one family, as blocks ``(family, first set, number of sets,
+        sets per cell)``."""
+        c = np.array(ranges, dtype=np.int64).reshape(-1, 2)
+        fi = np.searchsorted(self.first, c[:, 0], side="right") - 1
+        p = self.sets_per_cell[fi]
+        start = (c[:, 0] - self.first[fi]) * p
+        count = np.minimum((c[:, 1] - self.first[fi]) * p, self.n_sets[fi]) - start
+        return list(zip(fi.tolist(), start.tolist(), count.tolist(), p.tolist()))
+
+    def columns(self, mask: np.ndarray) -> int:
+        """Number of columns in the cells where ``mask`` is true."""
+        total = 0
+        for fi, (lo, hi) in enumerate(zip(self.first[:-1], self.first[1:])):
+            n = int(np.count_nonzero(mask[lo:hi]))
+            if n:
+                short = int(self.sets_per_cell[fi]) * int(hi - lo) - int(self.n_sets[fi])   # the last cell's lack
+                n = n * int(self.sets_per_cell[fi]) - (short if mask[hi - 1] else 0)
+            total += n * int(self.n_labelings[fi])
+        return total
 
 
 def _cells(D: Dictionary) -> _Cells:
-    fam, start, count, first, per = [], [], [], [0], []
-    for fi, f in enumerate(D.families):
-        p = max(1, min(COLUMNS_PER_CELL, COLUMNS_PER_BLOCK) // f.n_labelings)
-        s = np.arange(0, f.n_sets, p, dtype=np.int64)
-        fam.append(np.full(s.size, fi, dtype=np.int64))
-        start.append(s)
-        count.append(np.minimum(p, f.n_sets - s))
-        first.append(first[-1] + s.size)
-        per.append(p)
-    def cat(a):
-        return np.concatenate(a) if a else np.empty(0, dtype=np.int64)
-    return _Cells(cat(fam), cat(start), cat(count), np.array(first), np.array(per, dtype=np.int64))
+    per = np.array([max(1, min(COLUMNS_PER_CELL, COLUMNS_PER_BLOCK) // f.n_labelings) for f in D.families],
+                   dtype=np.int64)
+    n_sets = np.array([f.n_sets for f in D.families], dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(-(-n_sets // per))]).astype(np.int64)
+    return _Cells(first, per, n_sets, np.array([f.n_labelings for f in D.families], dtype=np.int64))
+
+
+def _up32(v: np.ndarray) -> np.ndarray:
+    """Float32 upper bounds of the float64 values ``v``: the cast (infinite beyond float32), one step up where
+    it rounded down."""
+    with np.errstate(over="ignore"):
+        out = v.astype(np.float32)
+    return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
+
+
+def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored or not a
+    number), a chunk at a time (no float64 array over all cells)."""
+    est = np.empty(screen.block_max.size, dtype=np.float32)
+    for lo in range(0, est.size, chunk):
+        ref = screen.block_ref[lo: lo + chunk]
+        e = dists[ref]
+        with np.errstate(invalid="ignore"):                  # inf x 0: not a number, made infinite below
+            e *= screen.block_norm[lo: lo + chunk]
+            e += screen.block_max[lo: lo + chunk]
+        np.copyto(e, np.inf, where=(ref < 0) | np.isnan(e))
+        est[lo: lo + chunk] = _up32(e)
+    return est
 
 
 def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> list[tuple[int, int]]:
     """Cell ranges ``[c0, c1)`` covering the needed cells, one family each, at most
     ``COLUMNS_PER_BLOCK`` columns; runs closer than ``gap`` columns are joined, and closer ones
-    still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate)."""
+    still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate).
+    Works on the runs of needed cells (no integer array over all cells)."""
     found = []
-    for fi, f in enumerate(D.families):
+    for fi in range(len(D.families)):
         lo, hi = int(cells.first[fi]), int(cells.first[fi + 1])
-        idx = lo + np.flatnonzero(need[lo:hi])
-        if idx.size:
-            cell_columns = int(cells.sets_per_cell[fi]) * f.n_labelings
-            found.append((idx, cell_columns, (np.diff(idx) - 1) * cell_columns))   # gaps in columns
+        edges = np.flatnonzero(np.diff(need[lo:hi].view(np.int8), prepend=np.int8(0), append=np.int8(0)))
+        if edges.size:
+            starts, ends = lo + edges[0::2], lo + edges[1::2]               # runs [start, end) of needed cells
+            cell_columns = int(cells.sets_per_cell[fi] * cells.n_labelings[fi])
+            found.append((starts, ends, cell_columns, (starts[1:] - ends[:-1]) * cell_columns))   # gaps in columns
     gaps = np.concatenate([g for *_, g in found]) if found else np.empty(0, dtype=np.int64)
     if np.count_nonzero(gaps > gap) > MAX_RUNS:
         gap = max(gap, int(np.partition(gaps, gaps.size - MAX_RUNS)[gaps.size - MAX_RUNS]))
     out = []
-    for idx, cell_columns, g in found:
+    for starts, ends, cell_columns, g in found:
         per_block = max(1, COLUMNS_PER_BLOCK // cell_columns)
         cut = np.flatnonzero(g > gap) + 1
-        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [idx.size]])):
-            c0, c1 = int(idx[a]), int(idx[b - 1]) + 1
+        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [starts.size]])):
+            c0, c1 = int(starts[a]), int(ends[b - 1])
             out += [(s, min(s + per_block, c1)) for s in range(c0, c1, per_block)]
     return out
 
@@ -116,14 +161,14 @@ def _merge_top(ids, scores, new_ids, new_scores, top_k):
 
 
 class Block(NamedTuple):
-    """Summary of one scored block, all ``price`` merges: per point set, an upper bound of its best score
-    (exact when above ``keep``) and (when asked) of its largest centred column norm; the counts of valid,
+    """Summary of one scored block, all ``price`` merges: per cell (one residual only), an upper bound of its
+    best score and (when asked) of its largest centred column norm, float32 rounded up; the counts of valid,
     degenerate (of which exactly dependent through repeated points) and negative-offset columns, the
     columns above the threshold, the ids and exact scores of the best ``top_k`` columns above ``keep``, and
     the exact best score of the block."""
 
-    set_max: np.ndarray
-    set_norm: np.ndarray
+    cell_max: np.ndarray
+    cell_norm: np.ndarray
     n_valid: int
     n_degenerate: int
     n_repeated: int
@@ -137,7 +182,8 @@ class Block(NamedTuple):
 
 def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
                  keep: float | None = None, top_k: int = 256, prescreen: bool = True):
-    """``Block`` summaries of blocks ``(family, first set, count)`` of ``D`` against ``r``, in this process:
+    """``Block`` summaries of blocks ``(family, first set, count[, sets per cell])`` of ``D`` against ``r``, in this
+    process (cells of one set when not given; no per-cell arrays for residuals ``r`` (K, N)):
     scores ``|A_j . r|`` (``max_q |A_j . r_q|`` for residuals ``r`` (K, N)) by ``_kernels.score_block_multi``
     (codes -1 degenerate, -3 repeated points, -2 negative offset), reduced to what ``price`` merges; ``keep``
     (default ``threshold``) selects the returned columns.
@@ -147,11 +193,15 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
     floor = np.nan if not prescreen else keep if keep is not None else np.inf if top_k <= 1 else np.nan
     _kernels.start_threads()
     R = np.ascontiguousarray(r, dtype=float).reshape(-1, D.n_points)
-    for (fi, start, count), wn in zip(blocks, want_norms):
+    X = D.X if D.X.flags.aligned else np.array(D.X)        # unpickled from a Dask frame, X may be unaligned
+    multi, none = np.ndim(r) == 2, np.empty(0, dtype=np.float32)
+    for (fi, start, count, *per), wn in zip(blocks, want_norms):
         f = D.families[fi]
-        s, norms, bests = _kernels.score_block_multi(D.X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
+        s, norms, bests = _kernels.score_block_multi(X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
                                                      bool(wn), floor)
-        set_max = s.max(axis=1, initial=0.0)
+        cuts = np.arange(0, count, per[0] if per else 1)
+        cell_max = none if multi else _up32(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
+        cell_norm = _up32(np.maximum.reduceat(norms.max(axis=1, initial=0.0), cuts)) if wn and not multi else none
         s = s.ravel()
         ok = s >= 0
         pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
@@ -159,9 +209,8 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
         if pick.size > top_k:
             pick = pick[np.argpartition(-s[pick], top_k - 1)[:top_k]]
         n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
-        yield Block(set_max, norms.max(axis=1, initial=0.0) if wn else np.empty(0), int(ok.sum()),
-                    int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found, f.offset + start * f.n_labelings + pick,
-                    s[pick], float(bests.max()), bests if np.ndim(r) == 2 else None)
+        yield Block(cell_max, cell_norm, int(ok.sum()), int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found,
+                    f.offset + start * f.n_labelings + pick, s[pick], float(bests.max()), bests if multi else None)
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -193,9 +242,10 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     scorer = score_blocks if scorer is None else scorer
     batch = max(1, int(getattr(scorer, "batch", 1)))
     cells = _cells(D)
-    nc = cells.start.size
+    nc = cells.size
     if screen is None or len(screen.block_max) != nc:
-        screen = Screen(np.full(nc, np.inf), np.full(nc, np.inf), np.full(nc, -1, dtype=np.int64))
+        screen = Screen(np.full(nc, np.inf, dtype=np.float32), np.full(nc, np.inf, dtype=np.float32),
+                        np.full(nc, -1, dtype=np.int32))
     centred = not multi and abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
     dists = np.zeros(len(screen.refs) + 1)
     if not multi:
@@ -204,21 +254,18 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     ref_now = len(screen.refs) - 1
 
     # 1. the plan: cells whose sphere bound cannot exceed the threshold are skipped
-    known = (screen.block_ref >= 0) & (not multi)
-    est = np.full(nc, np.inf)
-    est[known] = screen.block_max[known] + screen.block_norm[known] * dists[screen.block_ref[known]]
-    skip = np.zeros(nc, dtype=bool)
-    if threshold is not None and centred:
-        skip = est <= threshold
+    screening = threshold is not None and centred
+    est = _sphere_bounds(screen, dists) if screening else None
+    # compared in float64: against a Python float NumPy would round the threshold to float32, maybe up
+    skip = est <= np.float64(threshold) if screening else np.zeros(nc, dtype=bool)
     plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
-    if stop_after is not None and threshold is not None and centred:
+    if stop_after is not None and screening:
         plan.sort(key=lambda b: -est[b[0]:b[1]].max())
     for c0, c1 in plan:                                  # cells in a gap joined into a block are evaluated
         skip[c0:c1] = False
-    bound = float(est[skip].max(initial=0.0))
+    bound = float(np.max(est, where=skip, initial=0.0)) if screening else 0.0
     n_skip = int(skip.sum())
     keep = threshold if collect is None or threshold is None else min(collect, threshold)
-    lab_of = np.array([f.n_labelings for f in D.families], dtype=np.int64)
 
     # 2. evaluation in batches, 3. merge
     ids = np.empty(0, dtype=np.int64)
@@ -228,7 +275,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     n_eval = n_degen = n_repeat = n_negative = n_found = 0
     bar = tqdm(total=D.n_candidates, desc="pricing", unit="col", unit_scale=True,
                disable=not progress, leave=False)
-    n_skip_cols = int((cells.count[skip] * lab_of[cells.family[skip]]).sum())
+    n_skip_cols = cells.columns(skip)
     bar.update(n_skip_cols)
     complete = True
     for lo in range(0, len(plan), batch):
@@ -236,20 +283,18 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             complete = False
             break
         chunk = plan[lo: lo + batch]
-        blocks = [(int(cells.family[c0]), int(cells.start[c0]), int(cells.start[c1 - 1] + cells.count[c1 - 1]
-                                                                   - cells.start[c0])) for c0, c1 in chunk]
+        blocks = cells.blocks(chunk)
         want = [not multi and bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
-        for pos, ((c0, c1), (_, start, _), wn, b) in enumerate(zip(chunk, blocks, want, done)):
+        for pos, ((c0, c1), wn, b) in enumerate(zip(chunk, want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
                 complete = False
                 break
-            cuts = cells.start[c0:c1] - start
             if not multi:
-                screen.block_max[c0:c1] = np.maximum.reduceat(b.set_max, cuts)
+                screen.block_max[c0:c1] = b.cell_max
                 screen.block_ref[c0:c1] = ref_now
             if wn:
-                screen.block_norm[c0:c1] = np.maximum.reduceat(b.set_norm, cuts)
+                screen.block_norm[c0:c1] = b.cell_norm
             n_degen += b.n_degenerate
             n_repeat += b.n_repeated
             n_negative += b.n_negative

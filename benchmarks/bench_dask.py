@@ -17,7 +17,10 @@
    plan and the residual's scatter; end: from the last task to the return; gaps: a worker's idle
    time between two tasks of the pass; the mean task: the tail, workers finishing unevenly), but
    not less than the client's CPU time in that pass (it merges every block's summary, whatever P),
-   plus the time outside pricing. ``BENCH_DASK_N=600`` (any N) runs case 2 at another size.
+   plus the time outside pricing. ``BENCH_DASK_N=600`` (any N) runs case 2 at another size. It also prints
+   what the client holds and receives per pass at that N: the screen (float32 maximum and centred norm and
+   an int32 reference per cell) and the per-cell arrays a complete pass ships (maxima, plus norms on the
+   first pass; passes against several residuals ship none), computed from the number of cells.
 
 Timings exclude numba compilation (every worker loads the kernels before the first pass).
 """
@@ -34,7 +37,7 @@ import numba
 from analysis import ReflectionLasso, estimator, lasso
 from analysis.dictionary import Dictionary
 from analysis.parallel import parallel_scorer
-from analysis.pricing import price
+from analysis.pricing import _cells, price
 from benchmarks.bench_lasso import _data
 
 PROJECT_TO = 64
@@ -200,6 +203,7 @@ def _large(N: int) -> list[tuple[str, str]]:
     complete = int(model.history_["complete"].sum())
     cert = model.certificate_
     n = len(tasks)
+    cells = _cells(Dictionary(X, 3)).size
     return [(f"N={N:,} d=2 L=3 at 0.1 beta_max: candidate columns", f"{model.n_candidates_:,}"),
             (f"LocalCluster {workers} workers: time to certified s [load {load0:.1f}->{load1:.1f}]", f"{wall:.1f}"),
             ("  dictionary ratio", f"{cert['dictionary_ratio']:.9f}"),
@@ -208,6 +212,9 @@ def _large(N: int) -> list[tuple[str, str]]:
             ("  pricing wall s / outside pricing s", f"{pricing_s:.1f} / {serial:.1f}"),
             ("  workers' task compute s / process CPU s", f"{compute:.1f} / {busy['cpu']:.1f}"),
             ("  pricing tasks / mean task s", f"{n} / {compute / n:.3f}"),
+            ("  screening cells / client screen state MB", f"{cells:,} / {12 * cells / 1e6:,.0f}"),
+            ("  MB from the workers per complete pass (first / later)",
+             f"{8 * cells / 1e6:,.0f} / {4 * cells / 1e6:,.0f}"),
             ("columns priced per second per worker (task compute)", f"{seen['columns'] / compute / 1e6:.2f}M"),
             ("per-task gap s (a worker idle between two tasks of a pass)", f"{parts['gaps'] / n:.4f}"),
             ("per-pass head + end s (plan, scatter, last merge)",

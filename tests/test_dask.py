@@ -9,6 +9,7 @@ import pytest
 from analysis import ReflectionLasso, parallel
 from analysis.dictionary import Dictionary
 from analysis.pricing import price
+from tests.test_pricing import _per_cell
 
 distributed = pytest.importorskip("distributed")
 
@@ -69,6 +70,7 @@ def _small_dictionary_on_the_cluster(monkeypatch, columns_per_block):
 def test_parallel_price_equals_local_price_with_screening_and_partial_passes(client, monkeypatch):
     D, r, scorer = _small_dictionary_on_the_cluster(monkeypatch, 512)
     assert scorer is not None and scorer.client is client
+    A, ids = D.materialize()
     full, full_p = price(D, r, top_k=40), price(D, r, top_k=40, scorer=scorer)
     assert full_p.max_score == full.max_score and np.array_equal(full_p.scores, full.scores)
     assert full_p.n_evaluated + full_p.n_degenerate == D.n_candidates
@@ -80,6 +82,12 @@ def test_parallel_price_equals_local_price_with_screening_and_partial_passes(cli
         b = price(D, r2, top_k=10**6, screen=full_p.screen, scorer=scorer, **kwargs)
         assert (a.complete, a.n_evaluated, a.n_blocks_skipped) == (b.complete, b.n_evaluated, b.n_blocks_skipped)
         assert set(a.ids.tolist()) == set(b.ids.tolist()) and a.bound == b.bound
+        for name in ("block_max", "block_norm", "block_ref"):          # the same cells skipped, the same state
+            assert np.array_equal(getattr(a.screen, name), getattr(b.screen, name)), name
+        if b.complete:                        # the cells it skipped score below its bound and the threshold
+            skip = b.screen.block_ref < len(b.screen.refs) - 1
+            assert b.n_blocks_skipped == np.count_nonzero(skip) > 0
+            assert np.all(_per_cell(D, ids, np.abs(A.T @ r2))[skip] <= min(b.bound, t))
     assert a.complete is False and scorer.n_tasks > 0
 
 

@@ -55,6 +55,57 @@ def test_screening_is_safe_and_skips_blocks(monkeypatch):
         first = res
 
 
+def _per_cell(D, ids, values):
+    """The largest of ``values`` (one per column ``ids``) in each screening cell of ``D``."""
+    from analysis.pricing import _cells
+    cells = _cells(D)
+    offsets = np.array([f.offset for f in D.families])
+    fam = np.searchsorted(offsets, ids, side="right") - 1
+    sets = (ids - offsets[fam]) // cells.n_labelings[fam]
+    out = np.zeros(cells.size)
+    np.maximum.at(out, cells.first[fam] + sets // cells.sets_per_cell[fam], values)
+    return out
+
+
+def test_the_screen_bounds_every_cell_and_skipped_cells_stay_below_the_bound(monkeypatch):
+    """Float32 per-cell maxima and centred norms (rounded up) bound the brute-force ones and are tight; the cells a
+    pass skips score (brute force, at the new residual) at most its bound and the threshold."""
+    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 64)
+    D, A, ids, r = _setup(2, 3, N=16, seed=3)       # families of 1 and 12 labelings: cells of 16 and of 1 set(s)
+    first = price(D, r, top_k=5)
+    best = _per_cell(D, ids, np.abs(A.T @ r))
+    norm = _per_cell(D, ids, np.linalg.norm(A - A.mean(axis=0), axis=0))
+    for got, ref in ((first.screen.block_max, best), (first.screen.block_norm, norm)):
+        assert got.dtype == np.float32 and np.all(got >= ref)
+        assert np.all(got <= ref * (1 + 2.0 ** -22) + 1e-300)
+    rng = np.random.default_rng(1)
+    skipped = 0
+    for eps in [1e-4, 1e-3]:
+        r2 = r + eps * rng.normal(size=r.size)
+        r2 -= r2.mean()
+        t = 0.9 * np.abs(A.T @ r2).max()
+        res = price(D, r2, top_k=10**6, threshold=t, screen=first.screen)
+        skip = res.screen.block_ref < len(res.screen.refs) - 1
+        assert np.count_nonzero(skip) == res.n_blocks_skipped
+        assert np.all(_per_cell(D, ids, np.abs(A.T @ r2))[skip] <= min(res.bound, t))
+        skipped += res.n_blocks_skipped
+        first = res
+    assert skipped > 0
+
+
+def test_a_float32_bound_just_above_the_threshold_is_not_skipped():
+    """Cells whose float32 bound exceeds the threshold by less than float32 resolves are evaluated, not skipped
+    (the comparison is in float64; the threshold itself rounds to that bound in float32)."""
+    from analysis.pricing import Screen, _cells
+    D, A, ids, r = _setup(2, 3, N=12, seed=2)
+    v, t = np.float32(1 + 2.0 ** -23), 1.0000001
+    assert np.float32(t) == v and t < float(v)
+    n = _cells(D).size
+    screen = Screen(np.full(n, v), np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.int32), [r.copy()])
+    res = price(D, r, top_k=10**6, threshold=t, screen=screen)
+    assert res.n_blocks_skipped == 0 and res.n_evaluated + res.n_degenerate == D.n_candidates
+
+
 def test_partial_pricing_stops_early(monkeypatch):
     monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 64)
     D, A, ids, r = _setup(2, 3, N=16, seed=5)
