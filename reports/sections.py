@@ -471,7 +471,8 @@ def stability_pooled(stab, depth: int) -> dict | None:
     return {"claim": f"Depth {depth}'s planes are defined by the same texts across resamples, more often than for "
                      "a permuted target",
             "verdict": _verdict(p["lo"], p["hi"], ref) if ref is not None else "fact",
-            "evidence": f"the same defining texts in {p['k']} of {p['n']} (plane, resample) pairs that kept them, "
+            "evidence": f"the same defining texts (or an equivalent feature) in {p['k']} of {p['n']} (plane, resample) "
+                        "pairs that kept them, "
                         f"{_ci(p['share'], p['lo'], p['hi'])} (Wilson, pooled over {p['planes']} planes, so somewhat "
                         f"optimistic)" + (f", against {fmt(ref, 2)} for a randomly permuted target" if ref is not None
                                           else "")}
