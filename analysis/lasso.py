@@ -20,7 +20,7 @@ from numba import njit, prange
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from ._kernels import _column_dot, _column_values
+from ._kernels import _column_dot
 from .features import FoldFeatures
 from .pricing import COLUMNS_PER_BLOCK, price, score_blocks
 
@@ -33,8 +33,9 @@ NEAR_VIOLATION = 0.03    # pricing passes also add the columns they meet within 
 CACHE_FLOOR = 0.3        # complete passes cache their best columns above this fraction of beta (NearCache)
 CACHE_RATIO = 2.0        # partial passes re-score the cache when the last complete pass scored <= this x beta
 CACHE_TOP_K = 4096       # violators a partial pass over the cache adds, at most
-HOT = 0.5                # after the first pass over the cache at a beta, later ones score only its entries above
-                         # this x the threshold at that first pass (the violators that follow are near-violators)
+SPHERE_FULL = 0.5         # the cache is scored in full (its scores kept) when its bound keeps more than this
+                          # fraction of it
+SPHERE_REFS = 4           # residuals whose cache scores are kept (NearCache.violators)
 _BLAS = ThreadpoolController()   # small dense algebra runs on one BLAS thread: threads that spin while
                                  # numba prices, or on a shared machine, made it 10-100x slower
 
@@ -388,7 +389,8 @@ class Solution:
 
 def solution(ws: WorkingSet, y, beta: float, z) -> Solution:
     """The solution with coefficients ``z`` on the atoms of ``ws`` and its best intercept."""
-    Az = ws.A @ z if len(z) else np.zeros_like(y)
+    nz = np.flatnonzero(z)                               # the support: a few hundred of up to 10^5 atoms
+    Az = ws.A[:, nz] @ z[nz] if nz.size else np.zeros_like(y)
     xi = float(y.mean() - Az.mean())
     r = y - Az - xi
     return Solution(z, xi, beta, _penalised(r, z, beta), r)
@@ -441,32 +443,26 @@ class Proposal:
 
 
 @njit(cache=True, fastmath=True, parallel=True)
-def _scores_of(X, R, W, b, C):
-    """``max_q |A_j . R_q|`` of the columns with parameters ``(W, b, C)`` over residuals ``R`` (K, N), centred,
-    by the pricing kernel's dot (one residual), or the column's values once and K dots."""
+def _scores_of(X, r, W, b, C, want_norms):
+    """``A_j . r`` of the columns with parameters ``(W, b, C)`` and, when ``want_norms``, their centred norms
+    ``||A_j - mean(A_j)||``, by the pricing kernel's dot."""
     XT = np.ascontiguousarray(X.T)
-    n, K = W.shape[0], R.shape[0]
-    out = np.zeros(n)
+    n = W.shape[0]
+    out, norms = np.zeros(n), np.zeros(n)
     n_chunks = min(n, 64)
     for ch in prange(n_chunks):
         u = np.empty(X.shape[0])
         for j in range(n * ch // n_chunks, n * (ch + 1) // n_chunks):
-            if K == 1:
-                out[j] = abs(_column_dot(XT, R[0], W[j], b[j], C[j], u, False)[0])
-                continue
-            _column_values(XT, W[j], b[j], C[j], u)
-            for q in range(K):
-                acc = 0.0
-                for i in range(u.shape[0]):
-                    acc += R[q, i] * u[i]
-                out[j] = max(out[j], abs(acc))
-    return out
+            dot, norm = _column_dot(XT, r, W[j], b[j], C[j], u, want_norms)
+            out[j], norms[j] = dot, norm
+    return out, norms
 
 
 class NearCache:
     """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it, when it
     was used), kept as ids; their parameters are computed on first use (a fit that certifies at that pass never
-    pays for them). Re-scoring them costs one dot per column, like the pricing kernel's.
+    pays for them). Re-scoring them costs one dot per column, like the pricing kernel's; ``violators`` re-scores
+    only those that a bound from its last full scorings cannot exclude.
 
     ``collect`` wraps a ``pricing.price`` scorer so that one pass also hands over, per block, up to ``cap``
     columns above ``floor`` (set only around complete passes); ``refill`` keeps the best ``size`` of those and
@@ -480,6 +476,7 @@ class NearCache:
         self.floor: float | None = None
         self._parts: list = []
         self._held = 0
+        self._refs = (None, [], [], None)  # (ids, residuals, their scores A_j . r_i, centred norms): full scorings
 
     def __len__(self) -> int:
         return self.ids.size
@@ -506,13 +503,38 @@ class NearCache:
         self._made = (self.ids, W[keep], b[keep], C[keep])
         return self._made[1:]
 
-    def scores(self, r, where=None) -> np.ndarray:
-        """``|A_j . r|`` of the cached columns (or of those at positions ``where``); ``max_q |A_j . r_q|`` for
-        residuals ``r`` (K, N)."""
+    def scores(self, r, where=None, want_norms: bool = False):
+        """``|A_j . r|`` of the cached columns (or of those at positions ``where``); with ``want_norms``, also
+        their centred norms."""
         W, b, C = self._params()
         if where is not None:
             W, b, C = W[where], b[where], C[where]
-        return _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float).reshape(-1, self.D.n_points), W, b, C)
+        out, norms = _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float), W, b, C, want_norms)
+        return (out, norms) if want_norms else np.abs(out)
+
+    def violators(self, r, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and scores of every cached column with ``|A_j . r| > threshold``. With ``r = sum_i c_i r_i + e``
+        (``r_i`` the last ``SPHERE_REFS`` residuals scored in full, ``e`` orthogonal to them; all centred),
+        ``|A_j . r| <= |sum_i c_i A_j . r_i| + ||A_j - mean(A_j)|| ||e||``: only columns this bound cannot exclude
+        are scored, or all of them (their scores kept) when that is most of the cache (``SPHERE_FULL``)."""
+        r = np.asarray(r, dtype=float)
+        ids, R, S, norms = self._refs
+        if ids is self.ids and R:
+            Q, T = np.linalg.qr(np.array(R).T)
+            c = scipy.linalg.solve_triangular(T, Q.T @ r) if np.all(np.abs(np.diag(T)) > 1e-12 * np.abs(T).max()) \
+                else np.linalg.lstsq(np.array(R).T, r, rcond=None)[0]
+            e = np.linalg.norm(r - np.array(R).T @ c)
+            where = np.flatnonzero(np.abs(c @ np.array(S)) + norms * e > threshold)
+            if where.size <= SPHERE_FULL * self.ids.size:
+                s = self.scores(r, where)
+                hit = s > threshold
+                return where[hit], s[hit]
+        s, norms = self.scores(r, want_norms=True)
+        R, S = (R, S) if ids is self.ids else ([], [])
+        self._refs = (self.ids, (R + [r.copy()])[-SPHERE_REFS:], (S + [s])[-SPHERE_REFS:], norms)
+        s = np.abs(s)
+        where = np.flatnonzero(s > threshold)
+        return where, s[where]
 
     def collect(self, scorer):
         """A scorer like ``scorer`` that also keeps, while ``floor`` is set, the columns above it."""
@@ -547,11 +569,11 @@ class NearCache:
     def drop_collected(self) -> None:
         self._parts, self._held = [], 0
 
-    def refill(self, r) -> None:
+    def refill(self, r, rescore: bool = True) -> None:
         """The new cache: the best ``size`` of the columns collected by the pass at ``r`` and, when it was used
-        (its parameters computed), of the old cache re-scored at ``r``."""
+        (its parameters computed) and ``rescore`` (the pass skipped cells), of the old cache re-scored at ``r``."""
         parts, self._parts, self._held = self._parts, [], 0
-        used = self._made is not None and self._made[0] is self.ids and self.ids.size
+        used = rescore and self._made is not None and self._made[0] is self.ids and self.ids.size
         ids = np.concatenate([p[0] for p in parts] + ([self.ids] if used else []))
         scores = np.concatenate([p[1] for p in parts] + ([self.scores(r)] if used else []))
         ids, first = np.unique(ids, return_index=True)
@@ -564,7 +586,7 @@ class DictionaryPricing:
     A pass adds violators, strongest first. A complete pass also refills a ``NearCache`` of the best-scoring
     columns (``cache_size``; default an eighth of the dictionary, 4,096 to 8.4M). While columns keep entering,
     passes are partial: when the last complete pass scored at most ``CACHE_RATIO`` x beta (along a path: the
-    previous beta's certifying pass), the cache is re-scored (its hot part after the first time at a beta) and
+    previous beta's certifying pass), the cache is re-scored (where its sphere test cannot exclude a violator) and
     up to ``CACHE_TOP_K`` of its violators enter; once it holds no violator, or when the residual is still far
     (a single small beta), a partial pass over the dictionary adds ``top_k`` violators in the order of the
     screening bounds (it is complete, and certifies, when it meets fewer). A residual already priced by a
@@ -578,7 +600,6 @@ class DictionaryPricing:
         self.cache = NearCache(D, cache_size or min(max(4096, D.n_candidates // 8), 1 << 23))
         self.scorer = self.cache.collect(score_blocks if scorer is None else scorer)
         self._last = (None, np.inf)        # residual and bound of the last complete pass
-        self._hot = (None, None)           # beta and cache entries above HOT x its threshold at its first cache pass
 
     def first_pass(self, residual, threshold: float, top_k: int):
         """A complete pass at ``residual`` (no screening state yet) that fills the cache: ``price``'s result."""
@@ -593,7 +614,6 @@ class DictionaryPricing:
             self.cache.floor = None
         self.screen = res.screen
         if res.complete:
-            self._hot = (None, None)
             if self.use_cache:
                 self.cache.refill(residual)
             self._last = (np.array(residual, dtype=float), res.bound)
@@ -606,20 +626,13 @@ class DictionaryPricing:
         last_r, last_bound = self._last
         return last_bound if last_bound <= threshold and np.array_equal(residual, last_r) else None
 
-    def cache_violators(self, ws: WorkingSet, residual, beta: float, threshold: float) -> tuple[int, int]:
-        """Add up to ``CACHE_TOP_K`` cached columns above ``threshold`` at ``residual``, strongest first (the
-        whole cache at a new beta, then its hot part): ``(atoms added, violators met)``."""
+    def cache_violators(self, ws: WorkingSet, residual, threshold: float) -> tuple[int, int]:
+        """Add up to ``CACHE_TOP_K`` cached columns above ``threshold`` at ``residual``, strongest first (every
+        one of them is found: ``NearCache.violators``): ``(atoms added, violators met)``."""
         if not len(self.cache):
             return 0, 0
-        if self._hot[0] != beta:                         # a new beta: the whole cache, then its hot part
-            self._hot = (beta, None)
-        where = self._hot[1]
-        s = self.cache.scores(residual, where)
-        if where is None:
-            where = np.flatnonzero(s > HOT * threshold)
-            self._hot, s = (beta, where), s[where]
-        viol = np.flatnonzero(s > threshold)
-        ids = [int(i) for i in self.cache.ids[where[viol[np.argsort(-s[viol], kind="stable")]]] if int(i) not in ws]
+        where, s = self.cache.violators(residual, threshold)
+        ids = [int(i) for i in self.cache.ids[where[np.argsort(-s, kind="stable")]] if int(i) not in ws]
         return add_dictionary_columns(ws, self.D, ids[: CACHE_TOP_K]), len(ids)
 
     def price_many(self, ws: WorkingSet, residuals, thresholds):
@@ -639,9 +652,8 @@ class DictionaryPricing:
             self.cache.floor = None
         self.screen = res.screen
         bounds = res.max_scores * thresholds
-        self._hot = (None, None)
-        if self.use_cache:
-            self.cache.refill(R)
+        if self.use_cache:                              # it evaluated every column: the old cache's above the floor
+            self.cache.refill(R, rescore=False)
         self._last = (np.array(residuals[-1], dtype=float), bounds[-1])
         if not np.any(bounds > thresholds):
             return bounds, res, 0
@@ -654,7 +666,7 @@ class DictionaryPricing:
         if bound is not None:                                                # certified by the last pass
             return Proposal(0, bound, True, {"evaluated": 0, "cells_skipped": 0, "cache_violators": 0})
         if partial and len(self.cache) and self._last[1] <= CACHE_RATIO * beta:
-            added, n_viol = self.cache_violators(ws, residual, beta, threshold)
+            added, n_viol = self.cache_violators(ws, residual, threshold)
             if added:
                 return Proposal(added, np.inf, False, {"evaluated": 0, "cells_skipped": 0, "cache_violators": n_viol})
         res = self._price(residual, threshold, self.top_k, CACHE_FLOOR * beta, self.top_k if partial else None,
@@ -801,7 +813,7 @@ def _solve_with_cache(source, ws, y, beta, tol, z, batch, history) -> Solution:
         sol, work, r = _solve_cache(ws, y, beta, threshold, z, batch)
         rounds += r
         z = sol.coef
-        added, met = source.cache_violators(ws, sol.residual, beta, threshold)
+        added, met = source.cache_violators(ws, sol.residual, threshold)
         n_viol += met
         if not added:
             break

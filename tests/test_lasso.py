@@ -107,17 +107,23 @@ def test_beta_above_beta_max_selects_nothing():
     assert np.isclose(big.objective_, 0.5 * np.sum((y - y.mean()) ** 2))
 
 
+def _cached(seed: int, N: int, size: int):
+    """A cache of ``size`` columns filled by a complete pass at a random centred residual on random data:
+    ``(rng, materialised A, its ids, r, source)``."""
+    rng = np.random.default_rng(seed)
+    D = Dictionary(rng.normal(size=(N, 2)), 3)
+    A, ids = D.materialize()
+    r = rng.normal(size=N)
+    r -= r.mean()
+    src = DictionaryPricing(D, cache_size=size)
+    src.first_pass(r, 0.0, 8)
+    return rng, A, ids, r, src
+
+
 def test_near_cache_keeps_the_best_columns_of_a_complete_pass_and_scores_them_exactly():
     """A complete pass refills the cache with its ``size`` best columns above the floor (brute force on the
     materialised dictionary); re-scoring the cache at another residual gives ``|A_j . r|`` exactly."""
-    rng = np.random.default_rng(11)
-    X = rng.normal(size=(13, 2))
-    D = Dictionary(X, 3)
-    A, ids = D.materialize()
-    r = rng.normal(size=13)
-    r -= r.mean()
-    src = DictionaryPricing(D, cache_size=500)
-    src.first_pass(r, 0.0, 8)
+    rng, A, ids, r, src = _cached(11, 13, 500)
     brute = np.abs(A.T @ r)
     assert len(src.cache) == 500
     assert set(src.cache.ids.tolist()) == set(ids[np.argsort(-brute, kind="stable")[:500]].tolist())
@@ -125,3 +131,25 @@ def test_near_cache_keeps_the_best_columns_of_a_complete_pass_and_scores_them_ex
     r2 -= r2.mean()
     pos = np.searchsorted(ids, src.cache.ids)
     assert np.allclose(src.cache.scores(r2), np.abs(A[:, pos].T @ r2), rtol=1e-12, atol=1e-12)
+
+
+def test_near_cache_violators_are_every_cached_column_above_the_threshold():
+    """``NearCache.violators`` scores only the columns its bound (the scores kept at earlier residuals plus the
+    column norm times the distance to their span) cannot exclude: it must still return exactly the cached
+    columns above the threshold (brute force), for residuals near the earlier ones (bound used) and far."""
+    rng, A, ids, r, src = _cached(5, 14, 2000)
+    src.cache.violators(r, np.inf)                                      # the cache's parameters: invalid ids dropped
+    Ac = A[:, np.searchsorted(ids, src.cache.ids)]
+    Ac = Ac - Ac.mean(axis=0)
+    scored, step, score = [], rng.normal(size=14), src.cache.scores
+    src.cache.scores = lambda r_, where=None, want_norms=False: \
+        scored.append(len(src.cache) if where is None else len(where)) or score(r_, where, want_norms)
+    for k in range(12):
+        rk = r + (0.01 if k % 3 else 1.0) * k * step + 1e-3 * rng.normal(size=14)
+        rk -= rk.mean()
+        brute = np.abs(Ac.T @ rk)
+        threshold = np.unique(brute.round(9))[-41:-39].mean()               # equal columns: no score at it
+        where, s = src.cache.violators(rk, threshold)
+        assert set(where.tolist()) == set(np.flatnonzero(brute > threshold).tolist()), k
+        assert np.allclose(s, brute[where], rtol=1e-12, atol=1e-12)
+    assert min(scored) < 0.5 * len(src.cache)                          # the bound excluded columns some time

@@ -115,7 +115,7 @@ def test_a_beta_is_certified_only_when_no_column_of_the_dictionary_violates(cach
     source = DictionaryPricing(D, cache=cache)
     first = source.first_pass(y - y.mean(), 0.0, 64)
     if stale:
-        source.cache.refill = lambda r: source.cache.drop_collected()
+        source.cache.refill = lambda *a, **k: source.cache.drop_collected()
     ws = WorkingSet(18, 2, 1)
     add_dictionary_columns(ws, D, first.ids)
     betas = beta_grid(first.max_score, 2e-3 * first.max_score, 9)
