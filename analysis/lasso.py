@@ -520,10 +520,11 @@ class NearCache:
         r = np.asarray(r, dtype=float)
         ids, R, S, norms = self._refs
         if ids is self.ids and R:
-            Q, T = np.linalg.qr(np.array(R).T)
+            M = np.array(R).T                            # (N, refs): the residuals scored in full
+            Q, T = np.linalg.qr(M)
             c = scipy.linalg.solve_triangular(T, Q.T @ r) if np.all(np.abs(np.diag(T)) > 1e-12 * np.abs(T).max()) \
-                else np.linalg.lstsq(np.array(R).T, r, rcond=None)[0]
-            e = np.linalg.norm(r - np.array(R).T @ c)
+                else np.linalg.lstsq(M, r, rcond=None)[0]
+            e = np.linalg.norm(r - M @ c)
             where = np.flatnonzero(np.abs(c @ np.array(S)) + norms * e > threshold)
             if where.size <= SPHERE_FULL * self.ids.size:
                 s = self.scores(r, where)
