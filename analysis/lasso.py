@@ -137,6 +137,15 @@ def _spd_solve(G, rhs):
     return scipy.linalg.cho_solve(L, rhs, check_finite=False)
 
 
+def _rounding(absA, yc, S, zS):
+    """Rigorous bound on the rounding error of ``g = A^T (y - A_S z_S)`` computed in floating point:
+    ``gamma_{N+|S|+1} |A|^T (|y| + |A_S| |z_S|)`` with ``gamma_n = n u / (1 - n u)`` (Higham, Accuracy and
+    Stability, 3.5: ``|fl(Mx) - Mx| <= gamma_n |M| |x|``, once for the residual and once for ``A^T r``)."""
+    n = absA.shape[0] + S.size + 1
+    u = np.finfo(float).eps / 2
+    return n * u / (1 - n * u) * (absA.T @ (np.abs(yc) + absA[:, S] @ np.abs(zS)))
+
+
 def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     """Feature-sign search (Lee et al. 2007) from ``z``: on the support with its signs fixed, step to
     the KKT solution with a line search over sign changes; activate the worst violator when the
@@ -149,6 +158,7 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
 
     if not Ac.shape[1]:
         return z
+    absA = np.abs(Ac)
     stalls, dependent = 0, True
     for _ in range(max_iter or 500 + 4 * Ac.shape[1]):
         if dependent:
@@ -156,10 +166,11 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
         S = np.flatnonzero(z)
         s = np.sign(z[S])
         g = Ac.T @ (yc - Ac[:, S] @ z[S])
-        if np.all(np.abs(g[S] - beta * s) <= KKT_TOL * beta):
+        slack = KKT_TOL * beta + _rounding(absA, yc, S, z[S])
+        if np.all(np.abs(g[S] - beta * s) <= slack[S]):
             g[S] = 0.0
-            j = int(np.argmax(np.abs(g)))
-            if abs(g[j]) <= beta * (1 + KKT_TOL):
+            j = int(np.argmax(np.abs(g) - slack))
+            if abs(g[j]) <= beta + slack[j]:
                 return _make_basic(Ac, z)
             S, s = np.append(S, j), np.append(s, np.sign(g[j]))
         AS = Ac[:, S]
