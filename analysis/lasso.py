@@ -146,6 +146,21 @@ def _rounding(absA, yc, S, zS):
     return n * u / (1 - n * u) * (absA.T @ (np.abs(yc) + absA[:, S] @ np.abs(zS)))
 
 
+def _pivot(AS, z, sign):
+    """The entering column (last, ``z = 0``) lies in the span of the support (first): step along the null
+    direction ``v`` of ``AS`` (same fit) with ``v_last sign > 0`` until a support coefficient reaches zero
+    (a basis exchange; the l1 norm falls by ``(|g_last| / beta - 1) beta t`` at KKT); ``None`` if none does."""
+    v = np.linalg.svd(AS, full_matrices=False)[2][-1]
+    v = v if v[-1] * sign > 0 else -v
+    t = np.where(z * v < 0, -z / np.where(v == 0, 1.0, v), np.inf)
+    k = int(np.argmin(t))
+    if not np.isfinite(t[k]):
+        return None
+    p = z + t[k] * v
+    p[k] = 0.0
+    return p
+
+
 def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     """Feature-sign search (Lee et al. 2007) from ``z``: on the support with its signs fixed, step to
     the KKT solution with a line search over sign changes; activate the worst violator when the
@@ -173,19 +188,22 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
             if abs(g[j]) <= beta + slack[j]:
                 return _make_basic(Ac, z)
             S, s = np.append(S, j), np.append(s, np.sign(g[j]))
-        AS = Ac[:, S]
+        AS, cur = Ac[:, S], z[S]
         GS, rhs = AS.T @ AS, AS.T @ yc - beta * s
         x = _spd_solve(GS, rhs)
         dependent = x is None
-        if dependent:
-            x = np.linalg.lstsq(GS, rhs, rcond=None)[0]
-        cur = z[S]
-        cross = np.flatnonzero((cur != 0) & (np.sign(x) != np.sign(cur)))
-        points = [x]
-        for k in cross:                                  # where coefficient k changes sign
-            p = cur + cur[k] / (cur[k] - x[k]) * (x - cur)
-            p[k] = 0.0
-            points.append(p)
+        pivot = _pivot(AS, cur, s[-1]) if dependent and cur[-1] == 0 else None
+        if pivot is not None:                            # the entering column is in the support's span
+            points, dependent = [pivot], False
+        else:
+            if dependent:
+                x = np.linalg.lstsq(GS, rhs, rcond=None)[0]
+            cross = np.flatnonzero((cur != 0) & (np.sign(x) != np.sign(cur)))
+            points = [x]
+            for k in cross:                              # where coefficient k changes sign
+                p = cur + cur[k] / (cur[k] - x[k]) * (x - cur)
+                p[k] = 0.0
+                points.append(p)
         values = [value(S, p) for p in points]
         best = int(np.argmin(values))
         now = value(S, cur)
