@@ -26,7 +26,7 @@ from .pricing import COLUMNS_PER_BLOCK, price, score_blocks
 
 log = logging.getLogger(__name__)
 
-KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
+KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) + rounding on the working set
 SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
 NEAR_VIOLATION = 0.03    # pricing passes also add the columns they meet within this fraction of beta
@@ -164,9 +164,10 @@ def _pivot(AS, z, sign):
 def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     """Feature-sign search (Lee et al. 2007) from ``z``: on the support with its signs fixed, step to
     the KKT solution with a line search over sign changes; activate the worst violator when the
-    support is optimal. Exact and basic when it returns; ``None`` if the steps stop decreasing the
-    objective. Steps solve the support's Gram system by Cholesky; a (near) dependent support falls
-    back to least squares and is made basic before the next step."""
+    support is optimal (KKT to ``KKT_TOL`` plus the rounding of ``g``, ``_rounding``). Exact and basic when
+    it returns; ``None`` if the steps stop decreasing the objective. Steps solve the support's Gram system
+    by Cholesky; an entering column in the span of the support is a basis exchange (``_pivot``); another
+    (near) dependent support falls back to least squares and is made basic before the next step."""
     def value(S, x):
         r = yc - Ac[:, S] @ x
         return 0.5 * r @ r + beta * np.abs(x).sum()
