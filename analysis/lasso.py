@@ -117,13 +117,19 @@ def _make_basic(Ac, z):
         if rank == S.size:
             return z
         v = Vt[-1]
-        v = v if v @ np.sign(z[S]) >= 0 else -v
-        # first coordinate to reach zero when stepping along -v (l1 changes by -t s.v <= 0)
-        t = np.where(v * z[S] > 0, z[S] / np.where(v == 0, 1.0, v), np.inf)
-        k = int(np.argmin(t))
-        z[S] = z[S] - t[k] * v
-        z[S[k]] = 0.0
+        z[S] = _to_zero(z[S], v if v @ np.sign(z[S]) >= 0 else -v)   # l1 changes by -t s.v <= 0
     return z
+
+
+def _to_zero(z, v):
+    """``z - t v`` for the least ``t > 0`` at which a coefficient reaches zero (set exactly); ``None`` if none does."""
+    t = np.where(v * z > 0, z / np.where(v == 0, 1.0, v), np.inf)
+    k = int(np.argmin(t))
+    if not np.isfinite(t[k]):
+        return None
+    p = z - t[k] * v
+    p[k] = 0.0
+    return p
 
 
 def _spd_solve(G, rhs):
@@ -151,14 +157,7 @@ def _pivot(AS, z, sign):
     direction ``v`` of ``AS`` (same fit) with ``v_last sign > 0`` until a support coefficient reaches zero
     (a basis exchange; the l1 norm falls by ``(|g_last| / beta - 1) beta t`` at KKT); ``None`` if none does."""
     v = np.linalg.svd(AS, full_matrices=False)[2][-1]
-    v = v if v[-1] * sign > 0 else -v
-    t = np.where(z * v < 0, -z / np.where(v == 0, 1.0, v), np.inf)
-    k = int(np.argmin(t))
-    if not np.isfinite(t[k]):
-        return None
-    p = z + t[k] * v
-    p[k] = 0.0
-    return p
+    return _to_zero(z, -v if v[-1] * sign > 0 else v)
 
 
 def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
