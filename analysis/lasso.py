@@ -26,7 +26,7 @@ from .pricing import COLUMNS_PER_BLOCK, price, score_blocks
 
 log = logging.getLogger(__name__)
 
-KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) on the working set
+KKT_TOL = 1e-10          # restricted solves: |A_j . r| <= beta (1 + KKT_TOL) + rounding on the working set
 SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one column
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
 NEAR_VIOLATION = 0.03    # pricing passes also add the columns they meet within this fraction of beta
@@ -117,13 +117,19 @@ def _make_basic(Ac, z):
         if rank == S.size:
             return z
         v = Vt[-1]
-        v = v if v @ np.sign(z[S]) >= 0 else -v
-        # first coordinate to reach zero when stepping along -v (l1 changes by -t s.v <= 0)
-        t = np.where(v * z[S] > 0, z[S] / np.where(v == 0, 1.0, v), np.inf)
-        k = int(np.argmin(t))
-        z[S] = z[S] - t[k] * v
-        z[S[k]] = 0.0
+        z[S] = _to_zero(z[S], v if v @ np.sign(z[S]) >= 0 else -v)   # l1 changes by -t s.v <= 0
     return z
+
+
+def _to_zero(z, v):
+    """``z - t v`` for the least ``t > 0`` at which a coefficient reaches zero (set exactly); ``None`` if none does."""
+    t = np.where(v * z > 0, z / np.where(v == 0, 1.0, v), np.inf)
+    k = int(np.argmin(t))
+    if not np.isfinite(t[k]):
+        return None
+    p = z - t[k] * v
+    p[k] = 0.0
+    return p
 
 
 def _spd_solve(G, rhs):
@@ -137,18 +143,37 @@ def _spd_solve(G, rhs):
     return scipy.linalg.cho_solve(L, rhs, check_finite=False)
 
 
+def _rounding(absA, yc, S, zS):
+    """Rigorous bound on the rounding error of ``g = A^T (y - A_S z_S)`` computed in floating point:
+    ``gamma_{N+|S|+1} |A|^T (|y| + |A_S| |z_S|)`` with ``gamma_n = n u / (1 - n u)`` (Higham, Accuracy and
+    Stability, 3.5: ``|fl(Mx) - Mx| <= gamma_n |M| |x|``, once for the residual and once for ``A^T r``)."""
+    n = absA.shape[0] + S.size + 1
+    u = np.finfo(float).eps / 2
+    return n * u / (1 - n * u) * (absA.T @ (np.abs(yc) + absA[:, S] @ np.abs(zS)))
+
+
+def _pivot(AS, z, sign):
+    """The entering column (last, ``z = 0``) lies in the span of the support (first): step along the null
+    direction ``v`` of ``AS`` (same fit) with ``v_last sign > 0`` until a support coefficient reaches zero
+    (a basis exchange; the l1 norm falls by ``(|g_last| / beta - 1) beta t`` at KKT); ``None`` if none does."""
+    v = np.linalg.svd(AS, full_matrices=False)[2][-1]
+    return _to_zero(z, -v if v[-1] * sign > 0 else v)
+
+
 def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     """Feature-sign search (Lee et al. 2007) from ``z``: on the support with its signs fixed, step to
     the KKT solution with a line search over sign changes; activate the worst violator when the
-    support is optimal. Exact and basic when it returns; ``None`` if the steps stop decreasing the
-    objective. Steps solve the support's Gram system by Cholesky; a (near) dependent support falls
-    back to least squares and is made basic before the next step."""
+    support is optimal (KKT to ``KKT_TOL`` plus the rounding of ``g``, ``_rounding``). Exact and basic when
+    it returns; ``None`` if the steps stop decreasing the objective. Steps solve the support's Gram system
+    by Cholesky; an entering column in the span of the support is a basis exchange (``_pivot``); another
+    (near) dependent support falls back to least squares and is made basic before the next step."""
     def value(S, x):
         r = yc - Ac[:, S] @ x
         return 0.5 * r @ r + beta * np.abs(x).sum()
 
     if not Ac.shape[1]:
         return z
+    absA = np.abs(Ac)
     stalls, dependent = 0, True
     for _ in range(max_iter or 500 + 4 * Ac.shape[1]):
         if dependent:
@@ -156,25 +181,29 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
         S = np.flatnonzero(z)
         s = np.sign(z[S])
         g = Ac.T @ (yc - Ac[:, S] @ z[S])
-        if np.all(np.abs(g[S] - beta * s) <= KKT_TOL * beta):
+        slack = KKT_TOL * beta + _rounding(absA, yc, S, z[S])
+        if np.all(np.abs(g[S] - beta * s) <= slack[S]):
             g[S] = 0.0
-            j = int(np.argmax(np.abs(g)))
-            if abs(g[j]) <= beta * (1 + KKT_TOL):
+            j = int(np.argmax(np.abs(g) - slack))
+            if abs(g[j]) <= beta + slack[j]:
                 return _make_basic(Ac, z)
             S, s = np.append(S, j), np.append(s, np.sign(g[j]))
-        AS = Ac[:, S]
+        AS, cur = Ac[:, S], z[S]
         GS, rhs = AS.T @ AS, AS.T @ yc - beta * s
         x = _spd_solve(GS, rhs)
         dependent = x is None
-        if dependent:
-            x = np.linalg.lstsq(GS, rhs, rcond=None)[0]
-        cur = z[S]
-        cross = np.flatnonzero((cur != 0) & (np.sign(x) != np.sign(cur)))
-        points = [x]
-        for k in cross:                                  # where coefficient k changes sign
-            p = cur + cur[k] / (cur[k] - x[k]) * (x - cur)
-            p[k] = 0.0
-            points.append(p)
+        pivot = _pivot(AS, cur, s[-1]) if dependent and cur[-1] == 0 else None
+        if pivot is not None:                            # the entering column is in the support's span
+            points, dependent = [pivot], False
+        else:
+            if dependent:
+                x = np.linalg.lstsq(GS, rhs, rcond=None)[0]
+            cross = np.flatnonzero((cur != 0) & (np.sign(x) != np.sign(cur)))
+            points = [x]
+            for k in cross:                              # where coefficient k changes sign
+                p = cur + cur[k] / (cur[k] - x[k]) * (x - cur)
+                p[k] = 0.0
+                points.append(p)
         values = [value(S, p) for p in points]
         best = int(np.argmin(values))
         now = value(S, cur)

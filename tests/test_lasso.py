@@ -32,6 +32,30 @@ def test_restricted_solve_is_exact_basic_and_matches_cvxpy(beta):
     assert np.linalg.matrix_rank(A[:, S] - A[:, S].mean(axis=0)) == S.size   # basic: independent support
 
 
+@pytest.mark.parametrize("N, ratio, seed", [(30, 3e-4, 2), (40, 3e-4, 3)])   # a basis exchange; rounding
+def test_near_interpolating_restricted_solves_are_exact_without_the_interior_point_fallback(N, ratio, seed, caplog):
+    """Noise on reflection-like columns at small beta: the support reaches rank N - 1 (entering columns in its
+    span) and the KKT residual cannot reach 1e-10 beta in floating point; both once ended in Clarabel."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2, 2, size=(N, 2))
+    W, b = rng.normal(size=(2, 2 * N)), rng.uniform(-1, 1, 2 * N)
+    A = np.abs(np.abs(x @ W + b) - rng.uniform(0, 1, 2 * N))
+    y = rng.normal(size=N)
+    Ac = A - A.mean(axis=0)
+    beta = ratio * np.abs(Ac.T @ (y - y.mean())).max()
+    with caplog.at_level("INFO", logger="analysis.lasso"):
+        z, xi = solve_restricted(A, y, beta)
+    assert not caplog.records                                # no fallback, no unpolished solution
+    zc, xc = cvxpy_lasso(A, y, beta)
+    assert _rel(objective(A, z, xi, y, beta), objective(A, zc, xc, y, beta)) < 1e-7
+    S = np.flatnonzero(z)
+    assert S.size >= N - 3
+    assert np.linalg.matrix_rank(Ac[:, S]) == S.size         # basic: independent support
+    r = y - A @ z - xi
+    assert np.allclose(A[:, S].T @ r, beta * np.sign(z[S]), rtol=0, atol=1e-6 * beta)
+    assert np.abs(A.T @ r).max() <= beta * (1 + 1e-6)
+
+
 def test_working_set_merges_equal_columns_up_to_sign_and_constant():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(6, 2))
