@@ -228,3 +228,20 @@ def test_pricing_several_residuals_equals_brute_force():
         assert np.array_equal(res.max_scores, [price(D, q, top_k=1).max_score for q in R])
         assert set(res.ids.tolist()) == set(ids[brute.max(axis=1) > t].tolist())
         assert res.bound >= brute.max() * (1 - 1e-12)
+
+
+def test_the_first_pass_floor_keeps_the_best_batch_and_the_maximum():
+    """The estimator's first pass: its floor (a sampled order statistic) is at most the dictionary's ``BATCH + 1``-th
+    best score, so the pass at that floor returns the brute-force best ``BATCH`` columns and the exact maximum."""
+    from analysis.estimator import BATCH, _first_floor
+    D, A, ids, r = _setup(2, 3, N=24, seed=4)
+    brute = np.abs(A.T @ r)
+    assert brute.size > 4 * BATCH
+    floor = _first_floor(D, r)
+    top = np.sort(brute)[::-1]
+    assert top[4 * BATCH] < floor <= top[BATCH]              # high, and below the best BATCH + 1
+    res = price(D, r, top_k=BATCH, threshold=floor)
+    assert np.isclose(res.max_score, top[0], rtol=1e-12) and res.complete
+    assert np.allclose(res.scores, top[:BATCH], rtol=1e-12)
+    pos = {c: i for i, c in enumerate(ids)}
+    assert np.allclose(brute[[pos[c] for c in res.ids]], res.scores, rtol=1e-12)
