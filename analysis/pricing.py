@@ -110,18 +110,11 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
-def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+def _sphere_bounds(screen: Screen, dists: np.ndarray) -> np.ndarray:
     """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored or not a
-    number), a chunk at a time (no float64 array over all cells)."""
+    number), in one compiled loop over the cells (``_kernels.sphere_bounds``)."""
     est = np.empty(screen.block_max.size, dtype=np.float32)
-    for lo in range(0, est.size, chunk):
-        ref = screen.block_ref[lo: lo + chunk]
-        e = dists[ref]
-        with np.errstate(invalid="ignore"):                  # inf x 0: not a number, made infinite below
-            e *= screen.block_norm[lo: lo + chunk]
-            e += screen.block_max[lo: lo + chunk]
-        np.copyto(e, np.inf, where=(ref < 0) | np.isnan(e))
-        est[lo: lo + chunk] = _up32(e)
+    _kernels.sphere_bounds(screen.block_max, screen.block_norm, screen.block_ref, np.asarray(dists, dtype=float), est)
     return est
 
 
@@ -259,8 +252,10 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     # compared in float64: against a Python float NumPy would round the threshold to float32, maybe up
     skip = est <= np.float64(threshold) if screening else np.zeros(nc, dtype=bool)
     plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
-    if stop_after is not None and screening:
-        plan.sort(key=lambda b: -est[b[0]:b[1]].max())
+    if stop_after is not None and screening and plan:       # by decreasing bound: the block maxima in one call
+        edges = np.array(plan, dtype=np.int64).ravel()
+        top = np.maximum.reduceat(np.append(est, np.float32(0)), edges)[::2]
+        plan = [plan[i] for i in np.argsort(-top, kind="stable")]
     for c0, c1 in plan:                                  # cells in a gap joined into a block are evaluated
         skip[c0:c1] = False
     bound = float(np.max(est, where=skip, initial=0.0)) if screening else 0.0

@@ -245,3 +245,26 @@ def test_the_first_pass_floor_keeps_the_best_batch_and_the_maximum():
     assert np.allclose(res.scores, top[:BATCH], rtol=1e-12)
     pos = {c: i for i, c in enumerate(ids)}
     assert np.allclose(brute[[pos[c] for c in res.ids]], res.scores, rtol=1e-12)
+
+
+def test_sphere_bounds_round_up_the_float64_value():
+    """The compiled sphere bounds against numpy: ``max + norm * dist`` in float64, cast to float32 and one step up
+    where the cast rounded down; infinite for cells never scored, an infinite norm at distance 0, or past float32."""
+    from analysis._kernels import sphere_bounds
+    rng = np.random.default_rng(0)
+    n = 10_000
+    bmax = (rng.random(n) * 10.0 ** rng.integers(-40, 38, n)).astype(np.float32)
+    bnorm = (rng.random(n) * 10.0 ** rng.integers(-40, 38, n)).astype(np.float32)
+    bnorm[:50] = np.inf
+    ref = rng.integers(-1, 4, n).astype(np.int32)
+    dists = np.array([1e-3, 0.0, 7.3, 1e10])
+    est = np.empty(n, dtype=np.float32)
+    sphere_bounds(bmax, bnorm, ref, dists, est)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = bnorm.astype(float) * dists[ref] + bmax.astype(float)
+        want = e.astype(np.float32)
+    want = np.nextafter(want, np.float32(np.inf), out=want, where=want < e)
+    want[(ref < 0) | np.isnan(e)] = np.inf
+    assert np.array_equal(est, want) and np.all(est >= np.where(np.isnan(e), 0, e))
+    assert np.isinf(est[:50][ref[:50] == 1]).all() and np.any(ref[:50] == 1)          # inf x 0
+    assert np.any(np.isinf(est[50:]) & (ref[50:] >= 0))                                 # beyond float32
