@@ -471,25 +471,19 @@ def _norm_bound32(s1, s2, e_phi, n_pts):
 
 @njit(cache=True)
 def sphere_bounds(block_max, block_norm, block_ref, dists, est):
-    """``est[c] = block_max[c] + block_norm[c] * dists[block_ref[c]]`` (nonnegative float32 arrays and distances)
-    evaluated in float64 and rounded up to float32; infinite where ``block_ref[c] < 0`` or the value is not a
-    number (an infinite norm at distance 0). One loop over the cells, no temporary array (no fastmath: NaN
-    tested, rounding kept)."""
-    one = np.empty(1, dtype=np.float32)
-    bits = one.view(np.int32)
+    """``est[c] >= block_max[c] + block_norm[c] * dists[block_ref[c]]`` (nonnegative float32 arrays and distances):
+    evaluated in float64, cast to float32 and, where the cast rounded down, raised by ``f (1 + 2^-23) + 2^-149``
+    (at least one float32 step, at most three); infinite where ``block_ref[c] < 0`` or the value is not a number (an
+    infinite norm at distance 0). One loop over the cells (no fastmath: NaN tested, float32 rounding kept)."""
+    up = np.float32(1.0 + 2.0 ** -23)
+    tiny = np.float32(2.0 ** -149)
     for i in range(est.size):
         ref = block_ref[i]
-        if ref < 0:
-            est[i] = np.inf
-            continue
-        e = np.float64(block_norm[i]) * dists[ref] + np.float64(block_max[i])
-        if np.isnan(e):
-            est[i] = np.inf
-            continue
-        one[0] = np.float32(e)
-        if np.float64(one[0]) < e:          # rounded down: one step up (a nonnegative float32's bits + 1)
-            bits[0] += 1
-        est[i] = one[0]
+        e = np.float64(block_norm[i]) * dists[max(ref, 0)] + np.float64(block_max[i])
+        f = np.float32(e)
+        if np.float64(f) < e:
+            f = f * up + tiny
+        est[i] = np.float32(np.inf) if ref < 0 or np.isnan(e) else f
 
 
 def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):

@@ -254,7 +254,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
     if stop_after is not None and screening and plan:       # by decreasing bound: the block maxima in one call
         edges = np.array(plan, dtype=np.int64).ravel()
-        top = np.maximum.reduceat(np.append(est, np.float32(0)), edges)[::2]
+        top = np.maximum.reduceat(est, edges[:-1] if edges[-1] == est.size else edges)[::2]
         plan = [plan[i] for i in np.argsort(-top, kind="stable")]
     for c0, c1 in plan:                                  # cells in a gap joined into a block are evaluated
         skip[c0:c1] = False
