@@ -271,3 +271,26 @@ def test_sphere_bounds_round_up_the_float64_value():
     assert np.all(est[~inf] <= steps[~inf]) and np.count_nonzero(est[~inf] == cast[~inf]) > n // 10
     assert np.any(est[~inf] < 1e-38) and np.any(np.isinf(est[~inf]))           # subnormal, and beyond float32
     assert np.any(ref[:50] == 1) and np.isinf(est[:50][ref[:50] == 1]).all()    # inf x 0
+
+
+@pytest.mark.parametrize("gap", [0, 40, 10**6])
+def test_the_plan_covers_the_needed_cells_in_ordered_disjoint_blocks_of_one_family(monkeypatch, gap):
+    from analysis.pricing import _block_max, _cells, _plan_blocks
+    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 64)
+    D = Dictionary(np.random.default_rng(0).normal(size=(16, 2)), 3)
+    cells = _cells(D)
+    need = np.random.default_rng(1).random(cells.size) < 0.3
+    need[-1] = True                                                     # a block ends at the last cell
+    plan = _plan_blocks(D, cells, need, gap)
+    covered = np.zeros(cells.size, dtype=int)
+    for c0, c1 in plan.tolist():
+        covered[c0:c1] += 1
+        fam = np.searchsorted(cells.first, [c0, c1 - 1], side="right") - 1
+        assert c0 < c1 and fam[0] == fam[1]
+        assert (c1 - c0) * cells.sets_per_cell[fam[0]] * cells.n_labelings[fam[0]] <= max(
+            64, cells.sets_per_cell[fam[0]] * cells.n_labelings[fam[0]])
+    assert np.all(plan[1:, 0] >= plan[:-1, 1]) and covered.max() == 1 and np.all(covered[need] == 1)
+    assert (covered.sum() == need.sum()) == (gap == 0)                 # gaps joined only when asked
+    v = np.random.default_rng(2).random(cells.size).astype(np.float32)
+    shuffled = plan[np.random.default_rng(3).permutation(len(plan))]
+    assert np.array_equal(_block_max(v, shuffled), [v[a:b].max() for a, b in shuffled.tolist()])
