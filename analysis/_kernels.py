@@ -214,6 +214,38 @@ def _fold2(s, m, c0, c1):
 
 
 @njit(cache=True, fastmath=True, inline='always')
+def _fused_dot(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m, n, moments):
+    """``(sum_i r_i phi_i, sum_i phi_i, sum_i phi_i^2)`` over the first ``n`` points, one vectorised pass (d <= 3,
+    m <= 2 fold offsets), in the arguments' precision (float64, or float32 for the pre-screen); the moments are
+    zero unless ``moments``."""
+    acc = w0 - w0                  # zero of the arguments' type (w is a unit vector: finite)
+    s1 = acc
+    s2 = acc
+    if d == 1:
+        for i in range(n):
+            a = _fold2(b + w0 * x0[i], m, c0, c1)
+            acc += r[i] * a
+            if moments:
+                s1 += a
+                s2 += a * a
+    elif d == 2:
+        for i in range(n):
+            a = _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
+            acc += r[i] * a
+            if moments:
+                s1 += a
+                s2 += a * a
+    else:
+        for i in range(n):
+            a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+            acc += r[i] * a
+            if moments:
+                s1 += a
+                s2 += a * a
+    return acc, s1, s2
+
+
+@njit(cache=True, fastmath=True, inline='always')
 def _column_dot(XT, r, w, b, c, u, want_norm):
     """``(sum_i r_i phi_i, ||phi - mean phi||)`` for one column (norm 0 unless ``want_norm``).
 
@@ -240,27 +272,7 @@ def _column_dot(XT, r, w, b, c, u, want_norm):
         x0 = XT[0]
         x1 = XT[1] if d > 1 else XT[0]
         x2 = XT[2] if d > 2 else XT[0]
-        if d == 1:
-            for i in range(n_pts):
-                a = _fold2(b + w0 * x0[i], m, c0, c1)
-                acc += r[i] * a
-                if want_norm:
-                    s1 += a
-                    s2 += a * a
-        elif d == 2:
-            for i in range(n_pts):
-                a = _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
-                acc += r[i] * a
-                if want_norm:
-                    s1 += a
-                    s2 += a * a
-        else:
-            for i in range(n_pts):
-                a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
-                acc += r[i] * a
-                if want_norm:
-                    s1 += a
-                    s2 += a * a
+        acc, s1, s2 = _fused_dot(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m, n_pts, want_norm)
     nrm = np.sqrt(max(s2 - s1 * s1 / n_pts, 0.0)) if want_norm else 0.0
     return acc, nrm
 
@@ -380,39 +392,8 @@ BIG32 = 1e15               # float32 evaluation only below this magnitude of |x|
 
 
 @njit(cache=True, fastmath=True, inline='always')
-def _column_dot32(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m, n, moments):
-    """``(sum_i r_i phi_i, sum_i phi_i, sum_i phi_i^2)`` over the first ``n`` points in float32 (all arguments
-    float32; d <= 3, m <= 2 fold offsets), one pass over the points; the moments are zero unless ``moments``."""
-    acc = np.float32(0.0)
-    s1 = np.float32(0.0)
-    s2 = np.float32(0.0)
-    if d == 1:
-        for i in range(n):
-            a = _fold2(b + w0 * x0[i], m, c0, c1)
-            acc += r[i] * a
-            if moments:
-                s1 += a
-                s2 += a * a
-    elif d == 2:
-        for i in range(n):
-            a = _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
-            acc += r[i] * a
-            if moments:
-                s1 += a
-                s2 += a * a
-    else:
-        for i in range(n):
-            a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
-            acc += r[i] * a
-            if moments:
-                s1 += a
-                s2 += a * a
-    return acc, s1, s2
-
-
-@njit(cache=True, fastmath=True, inline='always')
 def _column_values32(x0, x1, x2, w0, w1, w2, b, c0, c1, d, m, u):
-    """``u_i = phi_i`` in float32 for every (padded) point, the values ``_column_dot32`` sums."""
+    """``u_i = phi_i`` in float32 for every (padded) point, the values ``_fused_dot`` sums."""
     for i in range(u.shape[0]):
         u[i] = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
 
@@ -437,7 +418,7 @@ def _gamma32(n):
 @njit(cache=True, inline='always')
 def _bound32(w, b, c, R, Q, xmax, g_sum, tiny, err):
     """Rigorous bounds ``err[k]`` of ``|float32 sum - exact sum|`` for one column and each residual ``k``
-    (``_column_dot32`` or ``_column_values32`` then a dot, on data cast to float32), and ``max_i h_i``.
+    (``_fused_dot`` or ``_column_values32`` then a dot, on data cast to float32), and ``max_i h_i``.
 
     With ``h_i = |b| + sum_t |w_t x_ti| + sum_l c_l`` (a bound of every intermediate of ``phi_i``) and any
     evaluation order: the casts, ``b + w.x`` and the folds cost ``gamma_(2d+2m+6) h_i``, the products and the
@@ -461,7 +442,7 @@ def _bound32(w, b, c, R, Q, xmax, g_sum, tiny, err):
 
 @njit(cache=True, inline='always')
 def _norm_bound32(s1, s2, e_phi, n_pts):
-    """Upper bound of the centred norm ``||phi - mean phi||`` from float32 moments (``_column_dot32``):
+    """Upper bound of the centred norm ``||phi - mean phi||`` from float32 moments (``_fused_dot``):
     ``||phi - mean|| <= ||phi32 - mean32|| + ||phi32 - phi||``, the first from ``s2 - s1^2 / n`` with the
     sums' relative errors (``gamma_(n+1)``, doubled) taken against it."""
     g = 2.0 * _gamma32(n_pts + 1)
@@ -617,8 +598,8 @@ def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_nor
                     b32 = np.float32(b)
                     hmax = _bound32(w, b, c, Rsum, Q, xmax, g_sum, tiny, err)
                     if K == 1:     # the moments in the same pass, over the real points only (r is 0 beyond)
-                        dot32, s1, s2 = _column_dot32(x0, x1, x2, r32[0], w0, w1, w2, b32, c0f, c1f, d, m,
-                                                      n_pts if want_norms else n_pad, want_norms)
+                        dot32, s1, s2 = _fused_dot(x0, x1, x2, r32[0], w0, w1, w2, b32, c0f, c1f, d, m,
+                                                   n_pts if want_norms else n_pad, want_norms)
                         upper[0] = (abs(np.float64(dot32)) + (err[0] + tiny_sum)) / scale[0]
                     else:
                         _column_values32(x0, x1, x2, w0, w1, w2, b32, c0f, c1f, d, m, u32)
