@@ -214,6 +214,38 @@ def _fold2(s, m, c0, c1):
 
 
 @njit(cache=True, fastmath=True, inline='always')
+def _fused_dot(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m, n, moments):
+    """``(sum_i r_i phi_i, sum_i phi_i, sum_i phi_i^2)`` over the first ``n`` points, one vectorised pass (d <= 3,
+    m <= 2 fold offsets), in the arguments' precision (float64, or float32 for the pre-screen); the moments are
+    zero unless ``moments``."""
+    acc = w0 - w0                  # zero of the arguments' type (w is a unit vector: finite)
+    s1 = acc
+    s2 = acc
+    if d == 1:
+        for i in range(n):
+            a = _fold2(b + w0 * x0[i], m, c0, c1)
+            acc += r[i] * a
+            if moments:
+                s1 += a
+                s2 += a * a
+    elif d == 2:
+        for i in range(n):
+            a = _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
+            acc += r[i] * a
+            if moments:
+                s1 += a
+                s2 += a * a
+    else:
+        for i in range(n):
+            a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
+            acc += r[i] * a
+            if moments:
+                s1 += a
+                s2 += a * a
+    return acc, s1, s2
+
+
+@njit(cache=True, fastmath=True, inline='always')
 def _column_dot(XT, r, w, b, c, u, want_norm):
     """``(sum_i r_i phi_i, ||phi - mean phi||)`` for one column (norm 0 unless ``want_norm``).
 
@@ -240,27 +272,7 @@ def _column_dot(XT, r, w, b, c, u, want_norm):
         x0 = XT[0]
         x1 = XT[1] if d > 1 else XT[0]
         x2 = XT[2] if d > 2 else XT[0]
-        if d == 1:
-            for i in range(n_pts):
-                a = _fold2(b + w0 * x0[i], m, c0, c1)
-                acc += r[i] * a
-                if want_norm:
-                    s1 += a
-                    s2 += a * a
-        elif d == 2:
-            for i in range(n_pts):
-                a = _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
-                acc += r[i] * a
-                if want_norm:
-                    s1 += a
-                    s2 += a * a
-        else:
-            for i in range(n_pts):
-                a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
-                acc += r[i] * a
-                if want_norm:
-                    s1 += a
-                    s2 += a * a
+        acc, s1, s2 = _fused_dot(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m, n_pts, want_norm)
     nrm = np.sqrt(max(s2 - s1 * s1 / n_pts, 0.0)) if want_norm else 0.0
     return acc, nrm
 
@@ -380,38 +392,20 @@ BIG32 = 1e15               # float32 evaluation only below this magnitude of |x|
 
 
 @njit(cache=True, fastmath=True, inline='always')
-def _column_dot32(x0, x1, x2, r, w0, w1, w2, b, c0, c1, d, m):
-    """``sum_i r_i phi_i`` in float32 (all arguments float32; d <= 3, m <= 2 fold offsets)."""
-    acc = np.float32(0.0)
-    n_pts = r.shape[0]
-    if d == 1:
-        for i in range(n_pts):
-            acc += r[i] * _fold2(b + w0 * x0[i], m, c0, c1)
-    elif d == 2:
-        for i in range(n_pts):
-            acc += r[i] * _fold2(b + w0 * x0[i] + w1 * x1[i], m, c0, c1)
-    else:
-        for i in range(n_pts):
-            acc += r[i] * _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
-    return acc
-
-
-@njit(cache=True, fastmath=True, inline='always')
 def _column_values32(x0, x1, x2, w0, w1, w2, b, c0, c1, d, m, u):
-    """``u_i = phi_i`` in float32 for every (padded) point, the values ``_column_dot32`` sums."""
+    """``u_i = phi_i`` in float32 for every (padded) point, the values ``_fused_dot`` sums."""
     for i in range(u.shape[0]):
         u[i] = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
 
 
 @njit(cache=True, fastmath=True, inline='always')
-def _moments32(x0, x1, x2, w0, w1, w2, b, c0, c1, d, m, n_pts):
-    """``(sum_i phi_i, sum_i phi_i^2)`` over the first ``n_pts`` points in float32 (as ``_column_dot32``)."""
+def _moments32(u, n_pts):
+    """``(sum_i u_i, sum_i u_i^2)`` over the first ``n_pts`` values ``u`` (``_column_values32``) in float32."""
     s1 = np.float32(0.0)
     s2 = np.float32(0.0)
     for i in range(n_pts):
-        a = _fold2(b + w0 * x0[i] + w1 * x1[i] + w2 * x2[i], m, c0, c1)
-        s1 += a
-        s2 += a * a
+        s1 += u[i]
+        s2 += u[i] * u[i]
     return s1, s2
 
 
@@ -424,7 +418,7 @@ def _gamma32(n):
 @njit(cache=True, inline='always')
 def _bound32(w, b, c, R, Q, xmax, g_sum, tiny, err):
     """Rigorous bounds ``err[k]`` of ``|float32 sum - exact sum|`` for one column and each residual ``k``
-    (``_column_dot32`` or ``_column_values32`` then a dot, on data cast to float32), and ``max_i h_i``.
+    (``_fused_dot`` or ``_column_values32`` then a dot, on data cast to float32), and ``max_i h_i``.
 
     With ``h_i = |b| + sum_t |w_t x_ti| + sum_l c_l`` (a bound of every intermediate of ``phi_i``) and any
     evaluation order: the casts, ``b + w.x`` and the folds cost ``gamma_(2d+2m+6) h_i``, the products and the
@@ -448,12 +442,29 @@ def _bound32(w, b, c, R, Q, xmax, g_sum, tiny, err):
 
 @njit(cache=True, inline='always')
 def _norm_bound32(s1, s2, e_phi, n_pts):
-    """Upper bound of the centred norm ``||phi - mean phi||`` from float32 moments (``_moments32``):
+    """Upper bound of the centred norm ``||phi - mean phi||`` from float32 moments (``_fused_dot``):
     ``||phi - mean|| <= ||phi32 - mean32|| + ||phi32 - phi||``, the first from ``s2 - s1^2 / n`` with the
     sums' relative errors (``gamma_(n+1)``, doubled) taken against it."""
     g = 2.0 * _gamma32(n_pts + 1)
     var = s2 / (1.0 - g) - s1 * s1 / ((1.0 + g) * (1.0 + g) * n_pts) + TINY32 * n_pts     # (+ underflow)
     return np.sqrt(max(var, 0.0)) + np.sqrt(n_pts) * e_phi
+
+
+@njit(cache=True)
+def sphere_bounds(block_max, block_norm, block_ref, dists, est):
+    """``est[c] >= block_max[c] + block_norm[c] * dists[block_ref[c]]`` (nonnegative float32 arrays and distances):
+    evaluated in float64, cast to float32 and, where the cast rounded down, raised by ``f (1 + 2^-23) + 2^-149``
+    (at least one float32 step, at most three); infinite where ``block_ref[c] < 0`` or the value is not a number (an
+    infinite norm at distance 0). One loop over the cells (no fastmath: NaN tested, float32 rounding kept)."""
+    up = np.float32(1.0 + 2.0 ** -23)
+    tiny = np.float32(2.0 ** -149)
+    for i in range(est.size):
+        ref = block_ref[i]
+        e = np.float64(block_norm[i]) * dists[max(ref, 0)] + np.float64(block_max[i])
+        f = np.float32(e)
+        if np.float64(f) < e:
+            f = f * up + tiny
+        est[i] = np.float32(np.inf) if ref < 0 or np.isnan(e) else f
 
 
 def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
@@ -463,7 +474,6 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, flo
     return scores, norms, best[0]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
 def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
     """``max_q |A_j . R_q|`` over the residuals ``R`` (K, N) for the columns of combinations ``start ..
     start+count-1`` and every labeling, each column's parameters computed once for all K residuals.
@@ -477,9 +487,19 @@ def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norm
     float32 with a rigorous error bound per residual (``_bound32``); it is scored again in float64 (for each
     residual, the same value as alone and without ``floor``) when one residual's upper bound reaches ``floor``
     or the largest float64 score of that residual met so far in its chunk, else its entry is the largest upper
-    bound (and its norm an upper bound, ``_norm_bound32``). So every score ``>= floor`` and each residual's
-    maximum are exact, and every entry is at least the column's score.
+    bound; either way its norm is an upper bound from the float32 pass (``_norm_bound32``, moments summed in the
+    dot's loop). So every score ``>= floor`` and each residual's maximum are exact, and every entry is at least
+    the column's score.
     """
+    # tested here: under fastmath (no NaN nor infinity assumed) the kernel's own isnan / isfinite fold away
+    prescreen = not np.isnan(floor) and bool(np.isfinite(R).all())
+    return _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms,
+                              float(floor) if prescreen else np.inf, prescreen)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms, floor, prescreen):
+    """``score_block_multi`` (``prescreen``: the float32 pre-screen against ``floor``)."""
     n_pts, d = X.shape
     K = R.shape[0]
     XT = np.ascontiguousarray(X.T)
@@ -496,8 +516,8 @@ def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norm
     xmax = np.zeros(d)
     for t in range(d):
         xmax[t] = np.abs(XT[t]).max() if n_pts else 0.0
-    f32 = (not np.isnan(floor) and d <= 3 and m <= 2 and n_pts > 0 and rmax.max() > 0.0
-           and xmax.max() < BIG32 and np.all(np.isfinite(rmax)))
+    f32 = (prescreen and d <= 3 and m <= 2 and n_pts > 0 and rmax.max() > 0.0
+           and xmax.max() < BIG32)
     scale = np.ones(K)
     Rs = np.empty((K, n_pts))
     Rsum = np.zeros(K)
@@ -577,28 +597,37 @@ def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norm
                     c1f = np.float32(c[1]) if m > 1 else np.float32(0.0)
                     b32 = np.float32(b)
                     hmax = _bound32(w, b, c, Rsum, Q, xmax, g_sum, tiny, err)
-                    if K == 1:
-                        dot32 = _column_dot32(x0, x1, x2, r32[0], w0, w1, w2, b32, c0f, c1f, d, m)
+                    if K == 1:     # the moments in the same pass, over the real points only (r is 0 beyond)
+                        dot32, s1, s2 = _fused_dot(x0, x1, x2, r32[0], w0, w1, w2, b32, c0f, c1f, d, m,
+                                                   n_pts if want_norms else n_pad, want_norms)
                         upper[0] = (abs(np.float64(dot32)) + (err[0] + tiny_sum)) / scale[0]
                     else:
                         _column_values32(x0, x1, x2, w0, w1, w2, b32, c0f, c1f, d, m, u32)
+                        s1 = s2 = np.float32(0.0)
                         for q in range(K):
                             acc = np.float32(0.0)
                             rq = r32[q]
                             for i in range(n_pad):
                                 acc += rq[i] * u32[i]
                             upper[q] = (abs(np.float64(acc)) + (err[q] + tiny_sum)) / scale[q]
+                        if want_norms:
+                            s1, s2 = _moments32(u32, n_pts)
+                    if want_norms:     # an upper bound of the norm, whether the column is scored again or not
+                        e_phi = g_phi * hmax + TINY32 * (ops + hmax + xmax.sum())    # |phi32 - phi|
+                        norms[j, lab] = _norm_bound32(np.float64(s1), np.float64(s2), e_phi, n_pts)
                     screened = True
                     for q in range(K):
                         if not (upper[q] < floor and upper[q] < top[q]):
                             screened = False
                     if screened:
                         scores[j, lab] = upper.max()
-                        if want_norms:
-                            s1, s2 = _moments32(x0, x1, x2, w0, w1, w2, b32, c0f, c1f, d, m, n_pts)
-                            e_phi = g_phi * hmax + TINY32 * (ops + hmax + xmax.sum())    # |phi32 - phi|
-                            norms[j, lab] = _norm_bound32(np.float64(s1), np.float64(s2), e_phi, n_pts)
                         continue
+                    for q in range(K):
+                        dot, _ = _column_dot(XT, R[q], w, b, c, u, False)
+                        top[q] = max(top[q], abs(dot))
+                        upper[q] = abs(dot)
+                    scores[j, lab] = upper.max()
+                    continue
                 most = 0.0
                 for q in range(K):
                     dot, nrm = _column_dot(XT, R[q], w, b, c, u, want_norms and q == 0)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("dictionary", "continuum", "sampled")
 SOLVERS = ("column-generation", "cvxpy")
 BATCH = 256                   # columns added per pricing pass
+PROBE = 64 * BATCH            # random columns scored before the first pass, for its floor (``_first_floor``)
 CVXPY_MAX_COLUMNS = 300_000
 PATH_GROUP = 4                # betas of a path certified by one complete pricing pass (lasso.path_generation)
 FEATURE_COLUMNS = ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source", "equivalents"]
@@ -45,6 +46,15 @@ def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray
     W = np.asarray(features["w"].tolist(), dtype=float).reshape(len(features), X.shape[1])
     phi = FoldFeatures.of(W, features["b"].to_numpy(float), features["offsets"]).values(X)
     return float(intercept) + phi @ features["coef"].to_numpy(float)
+
+
+def _first_floor(D: Dictionary, rc: np.ndarray) -> float:
+    """The first pass's float32 floor: the ``BATCH + 1``-th best ``|A_j . rc|`` over ``PROBE`` distinct random
+    columns (0 if fewer), at most the dictionary's ``BATCH + 1``-th best, so its best ``BATCH`` score above it and
+    it scores in float64 only the columns whose float32 bound reaches the floor (a few percent, not a quarter)."""
+    ids = np.unique(np.random.default_rng(0).integers(D.n_candidates, size=min(PROBE, D.n_candidates)))
+    s = np.concatenate([np.abs(rc @ D.columns(c[D.valid(c)])) for c in np.array_split(ids, -(-ids.size // 2048))])
+    return float(np.partition(s, s.size - BATCH - 1)[s.size - BATCH - 1]) if s.size > BATCH else 0.0
 
 
 def _is_int(v) -> bool:
@@ -248,12 +258,11 @@ class _ReflectionLassoBase(BaseEstimator):
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
             self._matrix = None
             scorer = parallel_scorer(D, self.n_jobs)         # None: price in this process
-            probe = np.random.default_rng(0).integers(D.n_candidates, size=min(512, D.n_candidates))
-            floor = 0.5 * float(np.abs(rc @ D.columns(probe[D.valid(probe)])).max(initial=0.0))
+            floor = _first_floor(D, rc)
             n_betas, _, betas = self._path_spec
             self._source = lasso.DictionaryPricing(D, progress=self.verbose, scorer=scorer,   # a cache along paths
                                                    cache=n_betas > 1 or (betas is not None and len(betas) > 1))
-            res = self._source.first_pass(rc, floor, BATCH)                # floor <= beta_max
+            res = self._source.first_pass(rc, floor, BATCH)        # its best BATCH are above the floor
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
             self.beta_max_ = float(res.max_score)

@@ -110,23 +110,16 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
-def _sphere_bounds(screen: Screen, dists: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+def _sphere_bounds(screen: Screen, dists: np.ndarray) -> np.ndarray:
     """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored or not a
-    number), a chunk at a time (no float64 array over all cells)."""
+    number), in one compiled loop over the cells (``_kernels.sphere_bounds``)."""
     est = np.empty(screen.block_max.size, dtype=np.float32)
-    for lo in range(0, est.size, chunk):
-        ref = screen.block_ref[lo: lo + chunk]
-        e = dists[ref]
-        with np.errstate(invalid="ignore"):                  # inf x 0: not a number, made infinite below
-            e *= screen.block_norm[lo: lo + chunk]
-            e += screen.block_max[lo: lo + chunk]
-        np.copyto(e, np.inf, where=(ref < 0) | np.isnan(e))
-        est[lo: lo + chunk] = _up32(e)
+    _kernels.sphere_bounds(screen.block_max, screen.block_norm, screen.block_ref, np.asarray(dists, dtype=float), est)
     return est
 
 
-def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> list[tuple[int, int]]:
-    """Cell ranges ``[c0, c1)`` covering the needed cells, one family each, at most
+def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> np.ndarray:
+    """Cell ranges ``[c0, c1)`` (rows of an int64 array) covering the needed cells, one family each, at most
     ``COLUMNS_PER_BLOCK`` columns; runs closer than ``gap`` columns are joined, and closer ones
     still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate).
     Works on the runs of needed cells (no integer array over all cells)."""
@@ -141,13 +134,25 @@ def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> li
     gaps = np.concatenate([g for *_, g in found]) if found else np.empty(0, dtype=np.int64)
     if np.count_nonzero(gaps > gap) > MAX_RUNS:
         gap = max(gap, int(np.partition(gaps, gaps.size - MAX_RUNS)[gaps.size - MAX_RUNS]))
-    out = []
+    out = [np.empty((0, 2), dtype=np.int64)]
     for starts, ends, cell_columns, g in found:
         per_block = max(1, COLUMNS_PER_BLOCK // cell_columns)
         cut = np.flatnonzero(g > gap) + 1
-        for a, b in zip(np.concatenate([[0], cut]), np.concatenate([cut, [starts.size]])):
-            c0, c1 = int(starts[a]), int(ends[b - 1])
-            out += [(s, min(s + per_block, c1)) for s in range(c0, c1, per_block)]
+        c0, c1 = starts[np.concatenate([[0], cut])], ends[np.concatenate([cut, [starts.size]]) - 1]   # joined runs
+        n = -(-(c1 - c0) // per_block)                                          # blocks of each run
+        first = np.repeat(c0, n) + per_block * (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        out.append(np.stack([first, np.minimum(first + per_block, np.repeat(c1, n))], axis=1))
+    return np.concatenate(out).astype(np.int64)
+
+
+def _block_max(v: np.ndarray, plan: np.ndarray) -> np.ndarray:
+    """``max v[c0:c1]`` of each block ``[c0, c1)`` of ``plan`` (non-empty, disjoint, any order), by one ``reduceat``
+    over the span of the blocks only (between two blocks it also reduces their gap: linear in the span)."""
+    order = np.argsort(plan[:, 0], kind="stable")
+    lo = int(plan[order[0], 0])
+    part = v[lo: int(plan[order[-1], 1])]
+    out = np.empty(len(plan), dtype=v.dtype)
+    out[order] = np.maximum.reduceat(part, (plan[order] - lo).ravel()[:-1])[::2]   # the last block: to the end
     return out
 
 
@@ -259,9 +264,9 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     # compared in float64: against a Python float NumPy would round the threshold to float32, maybe up
     skip = est <= np.float64(threshold) if screening else np.zeros(nc, dtype=bool)
     plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
-    if stop_after is not None and screening:
-        plan.sort(key=lambda b: -est[b[0]:b[1]].max())
-    for c0, c1 in plan:                                  # cells in a gap joined into a block are evaluated
+    if stop_after is not None and screening and len(plan):        # by decreasing bound: the block maxima
+        plan = plan[np.argsort(-_block_max(est, plan), kind="stable")]
+    for c0, c1 in plan.tolist():                         # cells in a gap joined into a block are evaluated
         skip[c0:c1] = False
     bound = float(np.max(est, where=skip, initial=0.0)) if screening else 0.0
     n_skip = int(skip.sum())
@@ -282,9 +287,9 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         if stop_after is not None and n_found >= stop_after:
             complete = False
             break
-        chunk = plan[lo: lo + batch]
-        blocks = cells.blocks(chunk)
-        want = [not multi and bool(np.isinf(screen.block_norm[c0:c1]).any()) for c0, c1 in chunk]
+        blocks = cells.blocks(plan[lo: lo + batch])
+        chunk = plan[lo: lo + batch].tolist()
+        want = [False] * len(chunk) if multi else np.isinf(_block_max(screen.block_norm, plan[lo: lo + batch])).tolist()
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
         for pos, ((c0, c1), wn, b) in enumerate(zip(chunk, want, done)):
             if pos and stop_after is not None and n_found >= stop_after:

@@ -20,7 +20,8 @@
    plus the time outside pricing. ``BENCH_DASK_N=600`` (any N) runs case 2 at another size. It also prints
    what the client holds and receives per pass at that N: the screen (float32 maximum and centred norm and
    an int32 reference per cell) and the per-cell arrays a complete pass ships (maxima, plus norms on the
-   first pass; passes against several residuals ship none), computed from the number of cells.
+   first pass; passes against several residuals ship none), computed from the number of cells, and the wall time
+   of the first pass (beta_max, all columns) beside the largest later complete pass.
 
 Timings exclude numba compilation (every worker loads the kernels before the first pass).
 """
@@ -72,13 +73,15 @@ def _workers_busy(client):
 
 @contextmanager
 def _timed_pricing():
-    """Every ``price`` call made by a fit: wall and client CPU seconds, start and end (epoch), columns."""
+    """Every ``price`` call made by a fit: wall and client CPU seconds, start and end (epoch), and its columns
+    evaluated and whether it was complete (as a list per call); the total columns."""
     seen = {"calls": [], "columns": 0}
 
     def timed(*args, **kwargs):
         t0, c0, e0 = time.perf_counter(), time.process_time(), time.time()
         res = price(*args, **kwargs)
-        seen["calls"].append((time.perf_counter() - t0, time.process_time() - c0, e0, time.time()))
+        seen["calls"].append((time.perf_counter() - t0, time.process_time() - c0, e0, time.time(),
+                              res.n_evaluated + res.n_degenerate, res.complete))
         seen["columns"] += res.n_evaluated + res.n_degenerate
         return res
 
@@ -166,7 +169,7 @@ def _projection(calls, tasks) -> tuple[float, dict]:
     total = 0.0
     runs = sorted((s["start"], s["stop"], t["worker"]) for t in tasks for s in t["startstops"]
                    if s["action"] == "compute")
-    for wall, cpu, e0, e1 in calls:
+    for wall, cpu, e0, e1, *_ in calls:
         mine = [r for r in runs if e0 <= r[0] < e1]
         if not mine:                                             # certified without a task (cannot happen)
             total += wall
@@ -204,11 +207,15 @@ def _large(N: int) -> list[tuple[str, str]]:
     cert = model.certificate_
     n = len(tasks)
     cells = _cells(Dictionary(X, 3)).size
+    first, later = seen["calls"][0], max((c for c in seen["calls"][1:] if c[5]), key=lambda c: c[4],
+                                         default=(float("nan"),) * 5 + (True,))
     return [(f"N={N:,} d=2 L=3 at 0.1 beta_max: candidate columns", f"{model.n_candidates_:,}"),
             (f"LocalCluster {workers} workers: time to certified s [load {load0:.1f}->{load1:.1f}]", f"{wall:.1f}"),
             ("  dictionary ratio", f"{cert['dictionary_ratio']:.9f}"),
             ("  pricing passes (complete at the final beta)", f"{len(seen['calls'])} ({complete})"),
             ("  columns priced", f"{seen['columns']:,}"),
+            ("  first pass s / Gcolumns; largest later complete pass s / Gcolumns",
+             f"{first[0]:.1f} / {first[4] / 1e9:.2f}; {later[0]:.1f} / {later[4] / 1e9:.2f}"),
             ("  pricing wall s / outside pricing s", f"{pricing_s:.1f} / {serial:.1f}"),
             ("  workers' task compute s / process CPU s", f"{compute:.1f} / {busy['cpu']:.1f}"),
             ("  pricing tasks / mean task s", f"{n} / {compute / n:.3f}"),

@@ -228,3 +228,69 @@ def test_pricing_several_residuals_equals_brute_force():
         assert np.array_equal(res.max_scores, [price(D, q, top_k=1).max_score for q in R])
         assert set(res.ids.tolist()) == set(ids[brute.max(axis=1) > t].tolist())
         assert res.bound >= brute.max() * (1 - 1e-12)
+
+
+def test_the_first_pass_floor_keeps_the_best_batch_and_the_maximum():
+    """The estimator's first pass: its floor (a sampled order statistic) is at most the dictionary's ``BATCH + 1``-th
+    best score, so the pass at that floor returns the brute-force best ``BATCH`` columns and the exact maximum."""
+    from analysis.estimator import BATCH, _first_floor
+    D, A, ids, r = _setup(2, 3, N=24, seed=4)
+    brute = np.abs(A.T @ r)
+    assert brute.size > 4 * BATCH
+    floor = _first_floor(D, r)
+    top = np.sort(brute)[::-1]
+    assert top[4 * BATCH] < floor <= top[BATCH]              # high, and below the best BATCH + 1
+    res = price(D, r, top_k=BATCH, threshold=floor)
+    assert np.isclose(res.max_score, top[0], rtol=1e-12) and res.complete
+    assert np.allclose(res.scores, top[:BATCH], rtol=1e-12)
+    pos = {c: i for i, c in enumerate(ids)}
+    assert np.allclose(brute[[pos[c] for c in res.ids]], res.scores, rtol=1e-12)
+
+
+def test_sphere_bounds_round_up_the_float64_value():
+    """The compiled sphere bounds against numpy: ``max + norm * dist`` in float64, then float32 at or above it, at
+    most three float32 steps; infinite for cells never scored, an infinite norm at distance 0, or past float32."""
+    from analysis._kernels import sphere_bounds
+    rng = np.random.default_rng(0)
+    n = 10_000
+    bmax = (rng.random(n) * 10.0 ** rng.integers(-48, 38, n)).astype(np.float32)
+    bnorm = (rng.random(n) * 10.0 ** rng.integers(-48, 38, n)).astype(np.float32)
+    bnorm[:50] = np.inf
+    ref = rng.integers(-1, 4, n).astype(np.int32)
+    dists = np.array([1e-3, 0.0, 7.3, 1e10])
+    est = np.empty(n, dtype=np.float32)
+    sphere_bounds(bmax, bnorm, ref, dists, est)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = bnorm.astype(float) * dists[ref] + bmax.astype(float)
+        cast = e.astype(np.float32)
+    inf = (ref < 0) | np.isnan(e)
+    assert np.all(np.isinf(est[inf])) and np.all(est[~inf] >= e[~inf])
+    steps = cast.copy()
+    for _ in range(3):
+        steps = np.nextafter(steps, np.float32(np.inf))
+    assert np.all(est[~inf] <= steps[~inf]) and np.count_nonzero(est[~inf] == cast[~inf]) > n // 10
+    assert np.any(est[~inf] < 1e-38) and np.any(np.isinf(est[~inf]))           # subnormal, and beyond float32
+    assert np.any(ref[:50] == 1) and np.isinf(est[:50][ref[:50] == 1]).all()    # inf x 0
+
+
+@pytest.mark.parametrize("gap", [0, 40, 10**6])
+def test_the_plan_covers_the_needed_cells_in_ordered_disjoint_blocks_of_one_family(monkeypatch, gap):
+    from analysis.pricing import _block_max, _cells, _plan_blocks
+    monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 64)
+    D = Dictionary(np.random.default_rng(0).normal(size=(16, 2)), 3)
+    cells = _cells(D)
+    need = np.random.default_rng(1).random(cells.size) < 0.3
+    need[-1] = True                                                     # a block ends at the last cell
+    plan = _plan_blocks(D, cells, need, gap)
+    covered = np.zeros(cells.size, dtype=int)
+    for c0, c1 in plan.tolist():
+        covered[c0:c1] += 1
+        fam = np.searchsorted(cells.first, [c0, c1 - 1], side="right") - 1
+        assert c0 < c1 and fam[0] == fam[1]
+        assert (c1 - c0) * cells.sets_per_cell[fam[0]] * cells.n_labelings[fam[0]] <= max(
+            64, cells.sets_per_cell[fam[0]] * cells.n_labelings[fam[0]])
+    assert np.all(plan[1:, 0] >= plan[:-1, 1]) and covered.max() == 1 and np.all(covered[need] == 1)
+    assert (covered.sum() == need.sum()) == (gap == 0)                 # gaps joined only when asked
+    v = np.random.default_rng(2).random(cells.size).astype(np.float32)
+    shuffled = plan[np.random.default_rng(3).permutation(len(plan))]
+    assert np.array_equal(_block_max(v, shuffled), [v[a:b].max() for a, b in shuffled.tolist()])
