@@ -589,6 +589,7 @@ def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_nor
                 if status != VALID:
                     scores[j, lab] = -1.0 if status == DEGENERATE else -3.0 if status == REPEATED else -2.0
                     continue
+                normed = False
                 if f32 and abs(b) + c.sum() < BIG32:
                     w0 = np.float32(w[0])
                     w1 = np.float32(w[1]) if d > 1 else np.float32(0.0)
@@ -622,16 +623,11 @@ def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_nor
                     if screened:
                         scores[j, lab] = upper.max()
                         continue
-                    for q in range(K):
-                        dot, _ = _column_dot(XT, R[q], w, b, c, u, False)
-                        top[q] = max(top[q], abs(dot))
-                        upper[q] = abs(dot)
-                    scores[j, lab] = upper.max()
-                    continue
+                    normed = True                   # its norm bound is set: scored again in float64 below
                 most = 0.0
                 for q in range(K):
-                    dot, nrm = _column_dot(XT, R[q], w, b, c, u, want_norms and q == 0)
-                    if q == 0:
+                    dot, nrm = _column_dot(XT, R[q], w, b, c, u, want_norms and q == 0 and not normed)
+                    if q == 0 and not normed:
                         norms[j, lab] = nrm
                     top[q] = max(top[q], abs(dot))
                     most = max(most, abs(dot))

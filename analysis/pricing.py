@@ -287,9 +287,9 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         if stop_after is not None and n_found >= stop_after:
             complete = False
             break
-        blocks = cells.blocks(plan[lo: lo + batch])
-        chunk = plan[lo: lo + batch].tolist()
-        want = [False] * len(chunk) if multi else np.isinf(_block_max(screen.block_norm, plan[lo: lo + batch])).tolist()
+        part = plan[lo: lo + batch]
+        blocks, chunk = cells.blocks(part), part.tolist()
+        want = [False] * len(chunk) if multi else np.isinf(_block_max(screen.block_norm, part)).tolist()
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
         for pos, ((c0, c1), wn, b) in enumerate(zip(chunk, want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
