@@ -54,11 +54,12 @@ def symmetry_run(store, run_id: str, n_planes: int = SYMMETRY_PLANES, random_sta
     and against the shallower depth (``analysis.symmetry.fit_symmetry``); refit each depth's estimator
     (``ReflectionLasso(depth, **refit)`` at the fit's beta) on ``n_resamples`` subsamples to measure how stable its
     planes and their defining texts are (``analysis.stability.fit_stability``; none when 0); rewrite each fit with its
-    ``symmetry`` and ``stability`` entries and mark step "symmetry"."""
+    ``symmetry`` and ``stability`` entries, record the wall time and mark step "symmetry"."""
     from .records import FitResult
     from .stability import fit_stability
     from .symmetry import fit_symmetry
 
+    start = time.perf_counter()
     X, y, train = run_points(store, run_id)
     fits = {int(f["depth"]): f for f in store.get_fits(run_id)}
     symmetry = fit_symmetry(fits, X[train], n_planes, random_state=random_state)
@@ -71,6 +72,7 @@ def symmetry_run(store, run_id: str, n_planes: int = SYMMETRY_PLANES, random_sta
         result = FitResult.from_dict(fit)
         result.extra.update({k: v[depth] for k, v in (("symmetry", symmetry), ("stability", stability)) if depth in v})
         store.put_fit(run_id, depth, result.to_dict(), fit["features"], fit["path"])
+    store.update_run(run_id, timings={"symmetry": time.perf_counter() - start})
     store.mark_step(run_id, "symmetry")
 
 

@@ -1,8 +1,10 @@
-"""The default pipeline as a user runs it: ``lookingglass run --workspace WS`` twice, in its own process with
-the environment the Makefile sets (adjectives corpus, 200 points, the packaged all-MiniLM-L6-v2, PCA to 2,
-depths 2 and 3 over a beta path, networks). The printed report opens in headless Chromium without errors,
-the second run takes its embeddings from the cache and says so, and the store holds both runs with fits
-whose certificates hold, the depth-2 one checked against the whole plane dictionary by brute force."""
+"""The default pipeline as a user runs it: ``lookingglass run --workspace WS`` in its own process with the
+environment the Makefile sets (adjectives corpus, 200 points, the packaged all-MiniLM-L6-v2, PCA to 2, depths
+2 and 3 over a beta path, networks), then a lighter second run on the same corpus and model (depth 2 only, no
+networks, no subsample refits). The printed report opens in headless Chromium without errors, the second run
+takes its embeddings from the cache and says so, and the store holds both runs with fits whose certificates
+hold, the depth-2 ones checked against the whole plane dictionary by brute force and equal across the runs.
+How long the default run takes is a benchmark (``python -m benchmarks run``), not a test."""
 import os
 import re
 import subprocess
@@ -20,8 +22,8 @@ from flows.config import RunConfig
 from tests._browser import PLOTS, needs_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(900)]
-FIRST_RUN_LIMIT_S = 180     # `make run` once installed, on 2 cores
 N_POINTS = 200
+SECOND_RUN = ("--depths", "2", "--no-networks", "--stability-resamples", "0")
 
 
 @dataclass
@@ -32,13 +34,13 @@ class Run:
     seconds: float
 
 
-def lookingglass_run(workspace: Path) -> Run:
-    """``lookingglass run --workspace workspace`` with no other option; its printed run id, report and lines."""
+def lookingglass_run(workspace: Path, *options: str) -> Run:
+    """``lookingglass run --workspace workspace [options]``; its printed run id, report and lines."""
     command = Path(sys.executable).with_name("lookingglass")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "LOOKINGGLASS_WORKSPACE"}
     t0 = time.monotonic()
-    done = subprocess.run([str(command), "run", "--workspace", str(workspace)], capture_output=True, text=True,
-                          env=env, cwd=workspace.parent, timeout=600)
+    done = subprocess.run([str(command), "run", "--workspace", str(workspace), *options], capture_output=True,
+                          text=True, env=env, cwd=workspace.parent, timeout=600)
     seconds = time.monotonic() - t0
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     lines = done.stdout.strip().splitlines()
@@ -51,7 +53,7 @@ def default_runs(tmp_path_factory) -> tuple[Path, Run, Run]:
     workspace = tmp_path_factory.mktemp("default-run") / "workspace"
     first = lookingglass_run(workspace)
     print(f"first default run: {first.seconds:.1f} s")
-    return workspace, first, lookingglass_run(workspace)
+    return workspace, first, lookingglass_run(workspace, *SECOND_RUN)
 
 
 def training_set(bundle: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -81,19 +83,18 @@ def plane_ratio(X: np.ndarray, r: np.ndarray, beta: float) -> float:
     return float(np.abs(r @ columns).max() / beta)
 
 
-def test_first_run_prints_its_report_within_the_time_the_product_promises(default_runs):
+def test_first_run_embeds_every_text_and_prints_its_report(default_runs):
     workspace, first, _ = default_runs
     assert first.report == workspace.resolve() / "reports" / f"{first.run_id}.html" and first.report.is_file()
     assert f"corpus adjectives: {N_POINTS} points (160 train, 40 test)" in first.lines
     assert f"embeddings (all-MiniLM-L6-v2): 0 distinct texts from the cache, {N_POINTS} embedded now" in first.lines
-    assert first.seconds < FIRST_RUN_LIMIT_S, f"the default run took {first.seconds:.0f} s"
 
 
-def test_second_identical_run_takes_its_embeddings_from_the_cache(default_runs):
+def test_second_run_takes_its_embeddings_from_the_cache(default_runs):
     workspace, first, second = default_runs
     assert second.run_id != first.run_id and second.report.is_file() and first.report.is_file()
     assert f"embeddings (all-MiniLM-L6-v2): {N_POINTS} distinct texts from the cache, 0 embedded now" in second.lines
-    print(f"second default run (cached embeddings): {second.seconds:.1f} s")
+    print(f"second run (cached embeddings, depth 2, no networks, no refits): {second.seconds:.1f} s")
 
 
 def test_store_holds_both_runs_completed_with_certified_fits(default_runs):
@@ -102,11 +103,14 @@ def test_store_holds_both_runs_completed_with_certified_fits(default_runs):
     runs = store.list_runs()
     assert sorted(zip(runs["run_id"], runs["status"])) == [(first.run_id, "completed"), (second.run_id, "completed")]
     bundles = [store.load_run(run.run_id) for run in (first, second)]
-    for bundle in bundles:
-        assert RunConfig.from_dict(bundle["run"]["config"]) == RunConfig(workspace=str(workspace))
+    configs = (RunConfig(workspace=str(workspace)),
+               RunConfig(workspace=str(workspace), depths=(2,), networks=False, stability_resamples=0))
+    for bundle, config in zip(bundles, configs):
+        assert RunConfig.from_dict(bundle["run"]["config"]) == config
         assert bundle["run"]["info"]["embeddings"]["dim"] == 384
         assert len(bundle["points"]) == N_POINTS and len(bundle["points"]["coords"][0]) == 2
-        assert [f["depth"] for f in bundle["fits"]] == [2, 3] and [n["depth"] for n in bundle["networks"]] == [2, 3]
+        assert [f["depth"] for f in bundle["fits"]] == list(config.depths)
+        assert [n["depth"] for n in bundle["networks"]] == (list(config.depths) if config.networks else [])
         X, y, _ = training_set(bundle)
         for fit in bundle["fits"]:
             cert, r = fit["certificate"], residual(fit, X, y)
@@ -120,9 +124,9 @@ def test_store_holds_both_runs_completed_with_certified_fits(default_runs):
             assert ratio <= 1 + cert["tol"]
             if fit["depth"] == 2:
                 assert ratio == pytest.approx(cert["dictionary_ratio"], rel=1e-6)
-    # the same defaults give the same points and the same optima
+    # the same corpus, model and reduction give the same points, and depth 2 the same optimum
     np.testing.assert_array_equal(*(np.array(b["points"]["coords"].tolist()) for b in bundles))
-    assert [f["objective"] for f in bundles[0]["fits"]] == [f["objective"] for f in bundles[1]["fits"]]
+    assert bundles[0]["fits"][0]["objective"] == bundles[1]["fits"][0]["objective"]
 
 
 @needs_chromium
