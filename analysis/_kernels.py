@@ -476,7 +476,8 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, flo
 
 def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
     """``max_q |A_j . R_q|`` over the residuals ``R`` (K, N) for the columns of combinations ``start ..
-    start+count-1`` and every labeling, each column's parameters computed once for all K residuals.
+    start+count-1`` and every labeling, each column's parameters computed once for all K residuals; ``start`` and
+    ``count`` may be arrays: runs of combinations scored in one call, their rows concatenated in order.
 
     Returns ``scores`` (count, n_lab), -1 where the point set is degenerate, -3 where repeated points
     make it exactly so, -2 where its signs give a negative fold offset (no feature); with ``want_norms``
@@ -493,14 +494,18 @@ def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norm
     """
     # tested here: under fastmath (no NaN nor infinity assumed) the kernel's own isnan / isfinite fold away
     prescreen = not np.isnan(floor) and bool(np.isfinite(R).all())
-    return _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms,
+    starts = np.atleast_1d(np.asarray(start, dtype=np.int64))
+    ends = np.cumsum(np.atleast_1d(np.asarray(count, dtype=np.int64)))
+    return _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_norms,
                               float(floor) if prescreen else np.inf, prescreen)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms, floor, prescreen):
-    """``score_block_multi`` (``prescreen``: the float32 pre-screen against ``floor``)."""
+def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_norms, floor, prescreen):
+    """``score_block_multi`` (``prescreen``: the float32 pre-screen against ``floor``); row ``j`` of run ``i``
+    (``ends[i-1] <= j < ends[i]``) is combination ``starts[i] + j - ends[i-1]``."""
     n_pts, d = X.shape
+    count = ends[-1] if ends.size else 0
     K = R.shape[0]
     XT = np.ascontiguousarray(X.T)
     n_lab = labels.shape[0]
@@ -550,7 +555,8 @@ def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_nor
         if lo >= hi:
             continue
         pts = np.empty(k, dtype=np.int64)
-        _unrank(start + lo, n_pts, k, binom, pts)
+        run = np.searchsorted(ends, lo, side="right")
+        _unrank(starts[run] + lo - (ends[run - 1] if run else 0), n_pts, k, binom, pts)
         M = np.empty((max(k, 1), k + 1))
         minor = np.empty((max(k, 1), max(k, 1)))
         v = np.empty(k + 1)
@@ -632,7 +638,12 @@ def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_nor
                     top[q] = max(top[q], abs(dot))
                     most = max(most, abs(dot))
                 scores[j, lab] = most
-            _next_comb(pts, n_pts, k)
+            if j + 1 < ends[run]:
+                _next_comb(pts, n_pts, k)
+            elif j + 1 < hi:
+                while ends[run] <= j + 1:              # the next non-empty run
+                    run += 1
+                _unrank(starts[run], n_pts, k, binom, pts)
         best[ch] = top
     out = np.zeros(K)
     for ch in range(best.shape[0]):
