@@ -107,12 +107,24 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
-def _sphere_bounds(screen: Screen, dists: np.ndarray) -> np.ndarray:
-    """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored or not a
-    number), in one compiled loop over the cells (``_kernels.sphere_bounds``)."""
+def _sphere_bounds(screen: Screen, refs: np.ndarray) -> np.ndarray:
+    """A sphere bound of every cell (float32, rounded up; infinite where never scored or not a number): the smaller
+    of ``max + norm * ||r - r_ref||`` and the bound around the best multiple of ``r_ref``, in one compiled loop over
+    the cells (``_kernels.sphere_bounds``; ``refs`` from ``_ref_geometry``)."""
     est = np.empty(screen.block_max.size, dtype=np.float32)
-    _kernels.sphere_bounds(screen.block_max, screen.block_norm, screen.block_ref, np.asarray(dists, dtype=float), est)
+    _kernels.sphere_bounds(screen.block_max, screen.block_norm, screen.block_ref, refs, est)
     return est
+
+
+def _ref_geometry(r: np.ndarray, refs) -> np.ndarray:
+    """``(||r - q||, ||q||, p, ||r - p q||)`` of each stored residual ``q`` (``p = r . q / ||q||^2``, 0 for ``q = 0``),
+    then ``(0, ||r||, 1, 0)`` for ``r`` itself."""
+    out = np.zeros((len(refs) + 1, 4))
+    for i, q in enumerate(list(refs) + [r]):
+        a2 = float(q @ q)
+        p = float(r @ q) / a2 if a2 > 0 else 0.0
+        out[i] = np.linalg.norm(r - q), np.sqrt(a2), p, np.linalg.norm(r - p * q)
+    return out
 
 
 def _runs(cells: _Cells, need: np.ndarray) -> np.ndarray:
@@ -268,15 +280,15 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         screen = Screen(np.full(nc, np.inf, dtype=np.float32), np.full(nc, np.inf, dtype=np.float32),
                         np.full(nc, -1, dtype=np.int32))
     centred = not multi and abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
-    dists = np.zeros(len(screen.refs) + 1)
+    geometry = np.zeros((len(screen.refs) + 1, 4))
     if not multi:
-        dists = np.array([np.linalg.norm(r - ref) for ref in screen.refs] + [0.0])
+        geometry = _ref_geometry(r, screen.refs)
         screen.refs.append(r.copy())
     ref_now = len(screen.refs) - 1
 
     # 1. the plan: cells whose sphere bound cannot exceed the threshold are skipped
     screening = threshold is not None and centred
-    est = _sphere_bounds(screen, dists) if screening else None
+    est = _sphere_bounds(screen, geometry) if screening else None
     # compared in float64: against a Python float NumPy would round the threshold to float32, maybe up
     skip = est <= np.float64(threshold) if screening else np.zeros(nc, dtype=bool)
     runs = _runs(cells, ~skip)

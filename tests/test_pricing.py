@@ -259,7 +259,7 @@ def test_sphere_bounds_round_up_the_float64_value():
     ref = rng.integers(-1, 4, n).astype(np.int32)
     dists = np.array([1e-3, 0.0, 7.3, 1e10])
     est = np.empty(n, dtype=np.float32)
-    sphere_bounds(bmax, bnorm, ref, dists, est)
+    sphere_bounds(bmax, bnorm, ref, np.stack([dists, 0 * dists, 0 * dists, 0 * dists], axis=1), est)   # no scaling
     with np.errstate(invalid="ignore", over="ignore"):
         e = bnorm.astype(float) * dists[ref] + bmax.astype(float)
         cast = e.astype(np.float32)
