@@ -1,10 +1,11 @@
 """Implicit pricing: ``max_j |A_j . r|`` over a whole dictionary, block by block.
 
-The matrix is never held: each block of point sets is scored by a fused numba kernel. Safe
-screening works on cells (one point set with all its fold labelings, or a few sets): a cell is
-skipped when ``score(r_ref) + max_j ||A_j - mean A_j|| * ||r - r_ref||`` is below the caller's
-threshold, a sphere test around the residual ``r_ref`` at which the cell was last scored (valid
-for centred residuals, ``sum(r) = 0``; the skipped bounds still enter ``bound``). Cells scored at
+The matrix is never held: each block (runs of point sets, however scattered) is scored by one call of a
+fused numba kernel. Safe screening works on cells (one point set with all its fold labelings, or a few
+sets): a cell is skipped when ``c score(r_ref) + max_j ||A_j - mean A_j|| * ||r - c r_ref||`` is below the
+caller's threshold, a sphere test around a multiple ``c`` (1, or the best one: ``_kernels.sphere_bounds``) of
+the residual ``r_ref`` at which the cell was last scored (valid for centred residuals, ``sum(r) = 0``; the
+skipped bounds still enter ``bound``). Cells scored at
 the last residual of the previous beta carry over along a path (a sequential rule). The test
 needs ``||r - r_ref||`` small against the cell's slack: at small beta, where a few percent of all
 columns score within 10% of beta, it skips little unless the residual has nearly stopped moving.
