@@ -30,7 +30,6 @@ COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
 COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
 
 
-
 @dataclass
 class Screen:
     """Per-cell state kept between pricing passes: a bound of the best score at a reference residual, the
@@ -311,6 +310,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     bar.update(n_skip_cols)
     complete = True
     n_groups = groups.size - 1
+    run_norm = _block_max(screen.block_norm, plan) if n_groups and not multi else None   # its cells are set once
     for lo in range(0, n_groups, batch):
         if stop_after is not None and n_found >= stop_after:
             complete = False
@@ -318,7 +318,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         g = groups[lo: lo + batch + 1]
         blocks = cells.blocks(plan[g[0]: g[-1]], g - g[0])
         want = [False] * len(blocks) if multi else \
-            np.isinf(np.maximum.reduceat(_block_max(screen.block_norm, plan[g[0]: g[-1]]), g[:-1] - g[0])).tolist()
+            np.isinf(np.maximum.reduceat(run_norm[g[0]: g[-1]], g[:-1] - g[0])).tolist()
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
         for pos, (a, z, wn, b) in enumerate(zip(g[:-1], g[1:], want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
