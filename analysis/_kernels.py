@@ -451,20 +451,31 @@ def _norm_bound32(s1, s2, e_phi, n_pts):
 
 
 @njit(cache=True)
-def sphere_bounds(block_max, block_norm, block_ref, dists, est):
-    """``est[c] >= block_max[c] + block_norm[c] * dists[block_ref[c]]`` (nonnegative float32 arrays and distances):
-    evaluated in float64, cast to float32 and, where the cast rounded down, raised by ``f (1 + 2^-23) + 2^-149``
+def sphere_bounds(block_max, block_norm, block_ref, refs, est):
+    """``est[c] >=`` a bound of the scores at ``r`` of cell ``c`` (``m = block_max[c]``, ``n = block_norm[c]`` bounds
+    of its scores and centred norms at the reference residual ``q``: ``refs[block_ref[c]] = (||r - q||, ||q||, p, e)``,
+    ``r = p q + e`` with ``e`` orthogonal to ``q`` as a length): ``min(m + n ||r - q||, c m + n ||r - c q||)``
+    with the best scale ``c >= 0`` (where ``||q|| > 0``): ``|A_j . r| <= c |A_j . q| + ||A_j - mean A_j|| ||r - c q||``
+    for every ``c``, minimised by ``c = p - m e / (||q|| sqrt(n^2 ||q||^2 - m^2))``; ``||r - c q||`` from
+    ``sqrt(e^2 + ||q||^2 (c - p)^2)`` raised by ``2^-30`` of ``||r|| + c ||q||`` (far above float64 rounding).
+    Evaluated in float64, cast to float32 and, where the cast rounded down, raised by ``f (1 + 2^-23) + 2^-149``
     (at least one float32 step, at most three); infinite where ``block_ref[c] < 0`` or the value is not a number (an
     infinite norm at distance 0). One loop over the cells (no fastmath: NaN tested, float32 rounding kept)."""
     up = np.float32(1.0 + 2.0 ** -23)
     tiny = np.float32(2.0 ** -149)
     for i in range(est.size):
         ref = block_ref[i]
-        e = np.float64(block_norm[i]) * dists[max(ref, 0)] + np.float64(block_max[i])
-        f = np.float32(e)
-        if np.float64(f) < e:
+        dist, a, p, e = refs[max(ref, 0)]
+        m, n = np.float64(block_max[i]), np.float64(block_norm[i])
+        v = n * dist + m
+        if a > 0.0 and n * a > m:
+            c = max(0.0, p - m * e / (a * np.sqrt((n * a - m) * (n * a + m))))
+            length = np.sqrt(e * e + a * a * (c - p) * (c - p)) + 2.0 ** -30 * (np.sqrt(e * e + a * a * p * p) + c * a)
+            v = min(v, c * m + n * length)
+        f = np.float32(v)
+        if np.float64(f) < v:
             f = f * up + tiny
-        est[i] = np.float32(np.inf) if ref < 0 or np.isnan(e) else f
+        est[i] = np.float32(np.inf) if ref < 0 or np.isnan(v) else f
 
 
 def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
@@ -476,7 +487,8 @@ def score_block(X, r, labels, bias, k, start, count, binom, tol, want_norms, flo
 
 def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms, floor=np.nan):
     """``max_q |A_j . R_q|`` over the residuals ``R`` (K, N) for the columns of combinations ``start ..
-    start+count-1`` and every labeling, each column's parameters computed once for all K residuals.
+    start+count-1`` and every labeling, each column's parameters computed once for all K residuals; ``start`` and
+    ``count`` may be arrays: runs of combinations scored in one call, their rows concatenated in order.
 
     Returns ``scores`` (count, n_lab), -1 where the point set is degenerate, -3 where repeated points
     make it exactly so, -2 where its signs give a negative fold offset (no feature); with ``want_norms``
@@ -493,14 +505,18 @@ def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norm
     """
     # tested here: under fastmath (no NaN nor infinity assumed) the kernel's own isnan / isfinite fold away
     prescreen = not np.isnan(floor) and bool(np.isfinite(R).all())
-    return _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms,
+    starts = np.atleast_1d(np.asarray(start, dtype=np.int64))
+    ends = np.cumsum(np.atleast_1d(np.asarray(count, dtype=np.int64)))
+    return _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_norms,
                               float(floor) if prescreen else np.inf, prescreen)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norms, floor, prescreen):
-    """``score_block_multi`` (``prescreen``: the float32 pre-screen against ``floor``)."""
+def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_norms, floor, prescreen):
+    """``score_block_multi`` (``prescreen``: the float32 pre-screen against ``floor``); row ``j`` of run ``i``
+    (``ends[i-1] <= j < ends[i]``) is combination ``starts[i] + j - ends[i-1]``."""
     n_pts, d = X.shape
+    count = ends[-1] if ends.size else 0
     K = R.shape[0]
     XT = np.ascontiguousarray(X.T)
     n_lab = labels.shape[0]
@@ -550,7 +566,8 @@ def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_nor
         if lo >= hi:
             continue
         pts = np.empty(k, dtype=np.int64)
-        _unrank(start + lo, n_pts, k, binom, pts)
+        run = np.searchsorted(ends, lo, side="right")
+        _unrank(starts[run] + lo - (ends[run - 1] if run else 0), n_pts, k, binom, pts)
         M = np.empty((max(k, 1), k + 1))
         minor = np.empty((max(k, 1), max(k, 1)))
         v = np.empty(k + 1)
@@ -632,7 +649,12 @@ def _score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_nor
                     top[q] = max(top[q], abs(dot))
                     most = max(most, abs(dot))
                 scores[j, lab] = most
-            _next_comb(pts, n_pts, k)
+            if j + 1 < ends[run]:
+                _next_comb(pts, n_pts, k)
+            elif j + 1 < hi:
+                while ends[run] <= j + 1:              # the next non-empty run
+                    run += 1
+                _unrank(starts[run], n_pts, k, binom, pts)
         best[ch] = top
     out = np.zeros(K)
     for ch in range(best.shape[0]):

@@ -1,10 +1,11 @@
 """Implicit pricing: ``max_j |A_j . r|`` over a whole dictionary, block by block.
 
-The matrix is never held: each block of point sets is scored by a fused numba kernel. Safe
-screening works on cells (one point set with all its fold labelings, or a few sets): a cell is
-skipped when ``score(r_ref) + max_j ||A_j - mean A_j|| * ||r - r_ref||`` is below the caller's
-threshold, a sphere test around the residual ``r_ref`` at which the cell was last scored (valid
-for centred residuals, ``sum(r) = 0``; the skipped bounds still enter ``bound``). Cells scored at
+The matrix is never held: each block (runs of point sets, however scattered) is scored by one call of a
+fused numba kernel. Safe screening works on cells (one point set with all its fold labelings, or a few
+sets): a cell is skipped when ``c score(r_ref) + max_j ||A_j - mean A_j|| * ||r - c r_ref||`` is below the
+caller's threshold, a sphere test around a multiple ``c`` (1, or the best one: ``_kernels.sphere_bounds``) of
+the residual ``r_ref`` at which the cell was last scored (valid for centred residuals, ``sum(r) = 0``; the
+skipped bounds still enter ``bound``). Cells scored at
 the last residual of the previous beta carry over along a path (a sequential rule). The test
 needs ``||r - r_ref||`` small against the cell's slack: at small beta, where a few percent of all
 columns score within 10% of beta, it skips little unless the residual has nearly stopped moving.
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 
 COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
 COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
-GAP_POINT_EVALS = 400_000     # screened-out runs cheaper than this (columns x points) are evaluated anyway:
-                              # one call of the parallel kernel costs about as much (1.4 ms CPU, measured)
-MAX_RUNS = 2048               # at most about this many separate runs of needed cells per pass
 
 
 @dataclass
@@ -72,15 +70,14 @@ class _Cells:
     def size(self) -> int:
         return int(self.first[-1])
 
-    def blocks(self, ranges) -> list[tuple[int, int, int, int]]:
-        """Cell ranges ``[c0, c1)``, each within one family, as blocks ``(family, first set, number of sets,
-        sets per cell)``."""
-        c = np.array(ranges, dtype=np.int64).reshape(-1, 2)
-        fi = np.searchsorted(self.first, c[:, 0], side="right") - 1
+    def blocks(self, runs: np.ndarray, starts: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray, int]]:
+        """Blocks of cell runs ``runs[starts[g]:starts[g + 1]]`` (one family each) as ``(family, first sets, numbers
+        of sets, sets per cell)``, one entry of the arrays per run."""
+        fi = np.searchsorted(self.first, runs[:, 0], side="right") - 1
         p = self.sets_per_cell[fi]
-        start = (c[:, 0] - self.first[fi]) * p
-        count = np.minimum((c[:, 1] - self.first[fi]) * p, self.n_sets[fi]) - start
-        return list(zip(fi.tolist(), start.tolist(), count.tolist(), p.tolist()))
+        first = (runs[:, 0] - self.first[fi]) * p
+        count = np.minimum((runs[:, 1] - self.first[fi]) * p, self.n_sets[fi]) - first
+        return [(int(fi[lo]), first[lo:hi], count[lo:hi], int(p[lo])) for lo, hi in zip(starts[:-1], starts[1:])]
 
     def columns(self, mask: np.ndarray) -> int:
         """Number of columns in the cells where ``mask`` is true."""
@@ -110,39 +107,65 @@ def _up32(v: np.ndarray) -> np.ndarray:
     return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
-def _sphere_bounds(screen: Screen, dists: np.ndarray) -> np.ndarray:
-    """``max + norm * ||r - r_ref||`` of every cell (float32, rounded up; infinite where never scored or not a
-    number), in one compiled loop over the cells (``_kernels.sphere_bounds``)."""
+def _sphere_bounds(screen: Screen, refs: np.ndarray) -> np.ndarray:
+    """A sphere bound of every cell (float32, rounded up; infinite where never scored or not a number): the smaller
+    of ``max + norm * ||r - r_ref||`` and the bound around the best multiple of ``r_ref``, in one compiled loop over
+    the cells (``_kernels.sphere_bounds``; ``refs`` from ``_ref_geometry``)."""
     est = np.empty(screen.block_max.size, dtype=np.float32)
-    _kernels.sphere_bounds(screen.block_max, screen.block_norm, screen.block_ref, np.asarray(dists, dtype=float), est)
+    _kernels.sphere_bounds(screen.block_max, screen.block_norm, screen.block_ref, refs, est)
     return est
 
 
-def _plan_blocks(D: Dictionary, cells: _Cells, need: np.ndarray, gap: int) -> np.ndarray:
-    """Cell ranges ``[c0, c1)`` (rows of an int64 array) covering the needed cells, one family each, at most
-    ``COLUMNS_PER_BLOCK`` columns; runs closer than ``gap`` columns are joined, and closer ones
-    still while there would be more than ``MAX_RUNS`` runs (the overhead of a call would dominate).
-    Works on the runs of needed cells (no integer array over all cells)."""
-    found = []
-    for fi in range(len(D.families)):
+def _ref_geometry(r: np.ndarray, refs) -> np.ndarray:
+    """``(||r - q||, ||q||, p, ||r - p q||)`` of each stored residual ``q`` (``p = r . q / ||q||^2``, 0 for ``q = 0``),
+    then ``(0, ||r||, 1, 0)`` for ``r`` itself."""
+    out = np.zeros((len(refs) + 1, 4))
+    for i, q in enumerate(list(refs) + [r]):
+        a2 = float(q @ q)
+        p = float(r @ q) / a2 if a2 > 0 else 0.0
+        out[i] = np.linalg.norm(r - q), np.sqrt(a2), p, np.linalg.norm(r - p * q)
+    return out
+
+
+def _runs(cells: _Cells, need: np.ndarray) -> np.ndarray:
+    """The runs ``[c0, c1)`` (rows of an int64 array) of needed cells, family by family, each within one family."""
+    out = [np.empty((0, 2), dtype=np.int64)]
+    for fi in range(cells.first.size - 1):
         lo, hi = int(cells.first[fi]), int(cells.first[fi + 1])
         edges = np.flatnonzero(np.diff(need[lo:hi].view(np.int8), prepend=np.int8(0), append=np.int8(0)))
-        if edges.size:
-            starts, ends = lo + edges[0::2], lo + edges[1::2]               # runs [start, end) of needed cells
-            cell_columns = int(cells.sets_per_cell[fi] * cells.n_labelings[fi])
-            found.append((starts, ends, cell_columns, (starts[1:] - ends[:-1]) * cell_columns))   # gaps in columns
-    gaps = np.concatenate([g for *_, g in found]) if found else np.empty(0, dtype=np.int64)
-    if np.count_nonzero(gaps > gap) > MAX_RUNS:
-        gap = max(gap, int(np.partition(gaps, gaps.size - MAX_RUNS)[gaps.size - MAX_RUNS]))
-    out = [np.empty((0, 2), dtype=np.int64)]
-    for starts, ends, cell_columns, g in found:
-        per_block = max(1, COLUMNS_PER_BLOCK // cell_columns)
-        cut = np.flatnonzero(g > gap) + 1
-        c0, c1 = starts[np.concatenate([[0], cut])], ends[np.concatenate([cut, [starts.size]]) - 1]   # joined runs
-        n = -(-(c1 - c0) // per_block)                                          # blocks of each run
-        first = np.repeat(c0, n) + per_block * (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
-        out.append(np.stack([first, np.minimum(first + per_block, np.repeat(c1, n))], axis=1))
+        out.append(lo + edges.reshape(-1, 2))
     return np.concatenate(out).astype(np.int64)
+
+
+def _plan_blocks(cells: _Cells, runs: np.ndarray, est: np.ndarray | None = None):
+    """Runs of needed cells grouped into blocks of one family and at most ``COLUMNS_PER_BLOCK`` columns (runs cut
+    where needed), each block scored by one call of the kernel however scattered its cells: ``(runs, starts)``,
+    block ``g`` made of rows ``starts[g]:starts[g + 1]``. With ``est`` (per cell), blocks by decreasing maximum of
+    ``est``, each family's runs taken in that order; else in the order of the cells."""
+    if not len(runs):
+        return runs, np.zeros(1, dtype=np.int64)
+    fi = np.searchsorted(cells.first, runs[:, 0], side="right") - 1
+    order = np.lexsort((-_block_max(est, runs), fi)) if est is not None else np.argsort(runs[:, 0], kind="stable")
+    runs, fi = runs[order], fi[order]
+    n = runs[:, 1] - runs[:, 0]
+    per = np.maximum(1, COLUMNS_PER_BLOCK // (cells.sets_per_cell * cells.n_labelings))[fi]   # cells per block
+    end = np.cumsum(n)
+    seg = np.concatenate([[0], end[:-1]])                  # cells before each run, restarted at each family
+    seg -= np.maximum.accumulate(np.where(np.diff(fi, prepend=-1) != 0, seg, 0))
+    g0, g1 = seg // per, (seg + n - 1) // per                # the blocks each run falls in
+    pieces = g1 - g0 + 1
+    row = np.repeat(np.arange(n.size), pieces)
+    g = g0[row] + np.arange(row.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    lo = np.maximum(seg[row], g * per[row]) - seg[row]
+    hi = np.minimum(seg[row] + n[row], (g + 1) * per[row]) - seg[row]
+    out = np.stack([runs[row, 0] + lo, runs[row, 0] + hi], axis=1)
+    starts = np.flatnonzero(np.diff(fi[row], prepend=-1) | np.diff(g, prepend=-1))
+    if est is not None:
+        rank = np.argsort(-np.maximum.reduceat(_block_max(est, out), starts), kind="stable")
+        sizes = np.diff(np.append(starts, row.size))[rank]
+        take = np.repeat(starts[rank] - np.cumsum(sizes) + sizes, sizes) + np.arange(row.size)
+        out, starts = out[take], np.cumsum(sizes) - sizes
+    return out, np.append(starts, row.size).astype(np.int64)
 
 
 def _block_max(v: np.ndarray, plan: np.ndarray) -> np.ndarray:
@@ -202,9 +225,13 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
     multi, none = np.ndim(r) == 2, np.empty(0, dtype=np.float32)
     for (fi, start, count, *per), wn in zip(blocks, want_norms):
         f = D.families[fi]
+        start, count = np.atleast_1d(start), np.atleast_1d(count)
         s, norms, bests = _kernels.score_block_multi(X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
                                                      bool(wn), floor)
-        cuts = np.arange(0, count, per[0] if per else 1)
+        p, at = per[0] if per else 1, np.cumsum(count) - count                # where each run's rows begin
+        cells = -(-count // p)
+        cuts = np.repeat(at, cells) + p * (np.arange(cells.sum()) - np.repeat(np.cumsum(cells) - cells, cells))
+        sets = np.repeat(start - at, count) + np.arange(int(count.sum()))     # the set of each row
         cell_max = none if multi else _up32(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
         cell_norm = _up32(np.maximum.reduceat(norms.max(axis=1, initial=0.0), cuts)) if wn and not multi else none
         s = s.ravel()
@@ -215,7 +242,8 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
             pick = pick[np.argpartition(-s[pick], top_k - 1)[:top_k]]
         n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
         yield Block(cell_max, cell_norm, int(ok.sum()), int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found,
-                    f.offset + start * f.n_labelings + pick, s[pick], float(bests.max()), bests if multi else None)
+                    f.offset + sets[pick // f.n_labelings] * f.n_labelings + pick % f.n_labelings, s[pick],
+                    float(bests.max()), bests if multi else None)
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -252,22 +280,20 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         screen = Screen(np.full(nc, np.inf, dtype=np.float32), np.full(nc, np.inf, dtype=np.float32),
                         np.full(nc, -1, dtype=np.int32))
     centred = not multi and abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
-    dists = np.zeros(len(screen.refs) + 1)
+    geometry = np.zeros((len(screen.refs) + 1, 4))
     if not multi:
-        dists = np.array([np.linalg.norm(r - ref) for ref in screen.refs] + [0.0])
+        geometry = _ref_geometry(r, screen.refs)
         screen.refs.append(r.copy())
     ref_now = len(screen.refs) - 1
 
     # 1. the plan: cells whose sphere bound cannot exceed the threshold are skipped
     screening = threshold is not None and centred
-    est = _sphere_bounds(screen, dists) if screening else None
+    est = _sphere_bounds(screen, geometry) if screening else None
     # compared in float64: against a Python float NumPy would round the threshold to float32, maybe up
     skip = est <= np.float64(threshold) if screening else np.zeros(nc, dtype=bool)
-    plan = _plan_blocks(D, cells, ~skip, GAP_POINT_EVALS // D.n_points if skip.any() else 0)
-    if stop_after is not None and screening and len(plan):        # by decreasing bound: the block maxima
-        plan = plan[np.argsort(-_block_max(est, plan), kind="stable")]
-    for c0, c1 in plan.tolist():                         # cells in a gap joined into a block are evaluated
-        skip[c0:c1] = False
+    runs = _runs(cells, ~skip)
+    by_bound = stop_after is not None and screening and len(runs)      # by decreasing bound
+    plan, groups = _plan_blocks(cells, runs, est if by_bound else None)
     bound = float(np.max(est, where=skip, initial=0.0)) if screening else 0.0
     n_skip = int(skip.sum())
     keep = threshold if collect is None or threshold is None else min(collect, threshold)
@@ -283,23 +309,28 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     n_skip_cols = cells.columns(skip)
     bar.update(n_skip_cols)
     complete = True
-    for lo in range(0, len(plan), batch):
+    n_groups = groups.size - 1
+    run_norm = _block_max(screen.block_norm, plan) if n_groups and not multi else None   # its cells are set once
+    for lo in range(0, n_groups, batch):
         if stop_after is not None and n_found >= stop_after:
             complete = False
             break
-        part = plan[lo: lo + batch]
-        blocks, chunk = cells.blocks(part), part.tolist()
-        want = [False] * len(chunk) if multi else np.isinf(_block_max(screen.block_norm, part)).tolist()
+        g = groups[lo: lo + batch + 1]
+        blocks = cells.blocks(plan[g[0]: g[-1]], g - g[0])
+        want = [False] * len(blocks) if multi else \
+            np.isinf(np.maximum.reduceat(run_norm[g[0]: g[-1]], g[:-1] - g[0])).tolist()
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
-        for pos, ((c0, c1), wn, b) in enumerate(zip(chunk, want, done)):
+        for pos, (a, z, wn, b) in enumerate(zip(g[:-1], g[1:], want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
                 complete = False
                 break
             if not multi:
-                screen.block_max[c0:c1] = b.cell_max
-                screen.block_ref[c0:c1] = ref_now
-            if wn:
-                screen.block_norm[c0:c1] = b.cell_norm
+                c0, c1 = plan[a:z, 0], plan[a:z, 1]
+                at = np.repeat(c0 - np.cumsum(c1 - c0) + (c1 - c0), c1 - c0) + np.arange(int((c1 - c0).sum()))
+                screen.block_max[at] = b.cell_max
+                screen.block_ref[at] = ref_now
+                if wn:
+                    screen.block_norm[at] = b.cell_norm
             n_degen += b.n_degenerate
             n_repeat += b.n_repeated
             n_negative += b.n_negative

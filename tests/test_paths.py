@@ -53,10 +53,9 @@ def test_working_set_scales_with_the_support():
     assert h["working_set"].max() <= 3 * n_features + 64
 
 
-def test_pricing_collects_near_violators_and_screens_per_point_set(monkeypatch):
+def test_pricing_collects_near_violators_and_screens_per_point_set():
     """``collect`` returns every column above it; cells of one point set are skipped only when safe."""
     from analysis.pricing import price
-    monkeypatch.setattr("analysis.pricing.GAP_POINT_EVALS", 0)
     rng = np.random.default_rng(7)
     X = rng.normal(size=(14, 2))
     r = rng.normal(size=14)

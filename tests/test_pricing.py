@@ -259,7 +259,7 @@ def test_sphere_bounds_round_up_the_float64_value():
     ref = rng.integers(-1, 4, n).astype(np.int32)
     dists = np.array([1e-3, 0.0, 7.3, 1e10])
     est = np.empty(n, dtype=np.float32)
-    sphere_bounds(bmax, bnorm, ref, dists, est)
+    sphere_bounds(bmax, bnorm, ref, np.stack([dists, 0 * dists, 0 * dists, 0 * dists], axis=1), est)   # no scaling
     with np.errstate(invalid="ignore", over="ignore"):
         e = bnorm.astype(float) * dists[ref] + bmax.astype(float)
         cast = e.astype(np.float32)
@@ -273,24 +273,41 @@ def test_sphere_bounds_round_up_the_float64_value():
     assert np.any(ref[:50] == 1) and np.isinf(est[:50][ref[:50] == 1]).all()    # inf x 0
 
 
-@pytest.mark.parametrize("gap", [0, 40, 10**6])
-def test_the_plan_covers_the_needed_cells_in_ordered_disjoint_blocks_of_one_family(monkeypatch, gap):
-    from analysis.pricing import _block_max, _cells, _plan_blocks
+@pytest.mark.parametrize("ordered", [False, True])
+def test_the_plan_covers_the_needed_cells_once_in_blocks_of_one_family(monkeypatch, ordered):
+    """Blocks of scattered runs: every needed cell exactly once, one family and at most ``COLUMNS_PER_BLOCK`` columns
+    a block (or one cell), by decreasing bound when ordered; the kernel scores a block's runs as one call would
+    score each alone."""
+    from analysis._kernels import score_block
+    from analysis.pricing import _block_max, _cells, _plan_blocks, _runs
     monkeypatch.setattr("analysis.pricing.COLUMNS_PER_BLOCK", 64)
     D = Dictionary(np.random.default_rng(0).normal(size=(16, 2)), 3)
     cells = _cells(D)
     need = np.random.default_rng(1).random(cells.size) < 0.3
     need[-1] = True                                                     # a block ends at the last cell
-    plan = _plan_blocks(D, cells, need, gap)
+    est = np.random.default_rng(4).random(cells.size).astype(np.float32)
+    runs = _runs(cells, need)
+    plan, starts = _plan_blocks(cells, runs, est if ordered else None)
     covered = np.zeros(cells.size, dtype=int)
-    for c0, c1 in plan.tolist():
-        covered[c0:c1] += 1
-        fam = np.searchsorted(cells.first, [c0, c1 - 1], side="right") - 1
-        assert c0 < c1 and fam[0] == fam[1]
-        assert (c1 - c0) * cells.sets_per_cell[fam[0]] * cells.n_labelings[fam[0]] <= max(
-            64, cells.sets_per_cell[fam[0]] * cells.n_labelings[fam[0]])
-    assert np.all(plan[1:, 0] >= plan[:-1, 1]) and covered.max() == 1 and np.all(covered[need] == 1)
-    assert (covered.sum() == need.sum()) == (gap == 0)                 # gaps joined only when asked
+    tops = []
+    for lo, hi in zip(starts[:-1], starts[1:]):
+        fam = np.searchsorted(cells.first, plan[lo:hi].ravel() - [0, 1] * (hi - lo), side="right") - 1
+        cell_cols = cells.sets_per_cell[fam[0]] * cells.n_labelings[fam[0]]
+        assert lo < hi and np.all(fam == fam[0]) and np.all(plan[lo:hi, 0] < plan[lo:hi, 1])
+        assert (plan[lo:hi, 1] - plan[lo:hi, 0]).sum() * cell_cols <= max(64, cell_cols)
+        for c0, c1 in plan[lo:hi].tolist():
+            covered[c0:c1] += 1
+        tops.append(max(est[c0:c1].max() for c0, c1 in plan[lo:hi].tolist()))
+    assert covered.max() == 1 and np.array_equal(covered == 1, need)
+    assert not ordered or np.all(np.diff(tops) <= 0)
+    r = np.random.default_rng(5).normal(size=16)
+    for fi, first, count, _ in cells.blocks(plan, starts)[:20]:
+        f = D.families[fi]
+        args = (f.labels, D.bias, f.k)
+        got = score_block(D.X, r, *args, first, count, D.binom, D.tol, True)
+        alone = [score_block(D.X, r, *args, a, n, D.binom, D.tol, True) for a, n in zip(first, count)]
+        assert np.array_equal(got[0], np.concatenate([s for s, *_ in alone]))
+        assert np.array_equal(got[1], np.concatenate([s for _, s, _ in alone])) and got[2] == max(b for *_, b in alone)
     v = np.random.default_rng(2).random(cells.size).astype(np.float32)
     shuffled = plan[np.random.default_rng(3).permutation(len(plan))]
     assert np.array_equal(_block_max(v, shuffled), [v[a:b].max() for a, b in shuffled.tolist()])
