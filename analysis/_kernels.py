@@ -453,25 +453,29 @@ def _norm_bound32(s1, s2, e_phi, n_pts):
 @njit(cache=True)
 def sphere_bounds(block_max, block_norm, block_ref, refs, est):
     """``est[c] >=`` a bound of the scores at ``r`` of cell ``c`` (``m = block_max[c]``, ``n = block_norm[c]`` bounds
-    of its scores and centred norms at the reference residual ``q``: ``refs[block_ref[c]] = (||r - q||, ||q||, p, e)``,
-    ``r = p q + e`` with ``e`` orthogonal to ``q`` as a length): ``min(m + n ||r - q||, c m + n ||r - c q||)``
-    with the best scale ``c >= 0`` (where ``||q|| > 0``): ``|A_j . r| <= c |A_j . q| + ||A_j - mean A_j|| ||r - c q||``
-    for every ``c``, minimised by ``c = p - m e / (||q|| sqrt(n^2 ||q||^2 - m^2))``; ``||r - c q||`` from
-    ``sqrt(e^2 + ||q||^2 (c - p)^2)`` raised by ``2^-30`` of ``||r|| + c ||q||`` (far above float64 rounding).
-    Evaluated in float64, cast to float32 and, where the cast rounded down, raised by ``f (1 + 2^-23) + 2^-149``
-    (at least one float32 step, at most three); infinite where ``block_ref[c] < 0`` or the value is not a number (an
+    of its scores and centred norms at the reference residual ``q``: ``refs[block_ref[c]] = (||r - q||, ||q||, p, e,
+    x)``, ``r = p q + e`` with ``e`` orthogonal to ``q`` as a length, ``x`` from ``pricing._ref_geometry``):
+    ``min(m + n ||r - q||, c m + n ||r - c q||)`` with the best scale ``c >= 0`` (where ``||q|| > 0``):
+    ``|A_j . r| <= c |A_j . q| + ||A_j - mean A_j|| ||r - c q||`` for every ``c``, minimised by
+    ``c = p - m e / (||q|| sqrt(n^2 ||q||^2 - m^2))``. Rounding: ``||r - q||`` is raised by ``2^-30`` of itself;
+    ``||r - c q||`` is taken as ``sqrt(e^2 + ||q||^2 (c - p)^2) + sqrt(|c - p| x)`` (``x`` bounds twice the rounded
+    ``p``'s cross term ``2 q . (r - p q)``) raised by ``2^-30`` of ``||r|| + c ||q||``; the value by ``2^-40`` of itself
+    (float64 evaluation). Cast to float32 and, where the cast rounded down, raised by ``f (1 + 2^-23) + 2^-149`` (at
+    least one float32 step, at most three); infinite where ``block_ref[c] < 0`` or the value is not a number (an
     infinite norm at distance 0). One loop over the cells (no fastmath: NaN tested, float32 rounding kept)."""
     up = np.float32(1.0 + 2.0 ** -23)
     tiny = np.float32(2.0 ** -149)
     for i in range(est.size):
         ref = block_ref[i]
-        dist, a, p, e = refs[max(ref, 0)]
+        dist, a, p, e, x = refs[max(ref, 0)]
         m, n = np.float64(block_max[i]), np.float64(block_norm[i])
-        v = n * dist + m
+        v = n * (dist * (1.0 + 2.0 ** -30)) + m
         if a > 0.0 and n * a > m:
             c = max(0.0, p - m * e / (a * np.sqrt((n * a - m) * (n * a + m))))
-            length = np.sqrt(e * e + a * a * (c - p) * (c - p)) + 2.0 ** -30 * (np.sqrt(e * e + a * a * p * p) + c * a)
+            length = (np.sqrt(e * e + a * a * (c - p) * (c - p)) + np.sqrt(abs(c - p) * x)
+                      + 2.0 ** -30 * (np.sqrt(e * e + a * a * p * p) + c * a))
             v = min(v, c * m + n * length)
+        v *= 1.0 + 2.0 ** -40
         f = np.float32(v)
         if np.float64(f) < v:
             f = f * up + tiny

@@ -117,13 +117,19 @@ def _sphere_bounds(screen: Screen, refs: np.ndarray) -> np.ndarray:
 
 
 def _ref_geometry(r: np.ndarray, refs) -> np.ndarray:
-    """``(||r - q||, ||q||, p, ||r - p q||)`` of each stored residual ``q`` (``p = r . q / ||q||^2``, 0 for ``q = 0``),
-    then ``(0, ||r||, 1, 0)`` for ``r`` itself."""
-    out = np.zeros((len(refs) + 1, 4))
-    for i, q in enumerate(list(refs) + [r]):
+    """``(||r - q||, ||q||, p, ||r - p q||, x)`` of each stored residual ``q`` (``p = r . q / ||q||^2`` as rounded, 0
+    for ``q = 0``), then ``(0, ||r||, 1, 0, 0)`` for ``r`` itself. ``x = 8 gamma_(N+2) ||r|| ||q||`` bounds twice the
+    cross term ``|q . (r - p q)|`` that the rounding of ``p`` leaves (``|p - r.q/||q||^2| ||q||^2 <= 4 gamma_(N+2)
+    ||r|| ||q||``), which ``||r - c q||^2 = ||r - p q||^2 + (c - p)^2 ||q||^2 - 2 (c - p) q . (r - p q)`` contains."""
+    n = r.size + 2
+    gamma = n * 2.0 ** -53 / (1 - n * 2.0 ** -53)
+    norm_r = float(np.linalg.norm(r))
+    out = np.zeros((len(refs) + 1, 5))
+    for i, q in enumerate(refs):
         a2 = float(q @ q)
         p = float(r @ q) / a2 if a2 > 0 else 0.0
-        out[i] = np.linalg.norm(r - q), np.sqrt(a2), p, np.linalg.norm(r - p * q)
+        out[i] = np.linalg.norm(r - q), np.sqrt(a2), p, np.linalg.norm(r - p * q), 8 * gamma * norm_r * np.sqrt(a2)
+    out[-1] = 0.0, norm_r, 1.0, 0.0, 0.0
     return out
 
 

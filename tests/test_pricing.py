@@ -259,9 +259,9 @@ def test_sphere_bounds_round_up_the_float64_value():
     ref = rng.integers(-1, 4, n).astype(np.int32)
     dists = np.array([1e-3, 0.0, 7.3, 1e10])
     est = np.empty(n, dtype=np.float32)
-    sphere_bounds(bmax, bnorm, ref, np.stack([dists, 0 * dists, 0 * dists, 0 * dists], axis=1), est)   # no scaling
+    sphere_bounds(bmax, bnorm, ref, np.stack([dists] + [0 * dists] * 4, axis=1), est)   # no scaling
     with np.errstate(invalid="ignore", over="ignore"):
-        e = bnorm.astype(float) * dists[ref] + bmax.astype(float)
+        e = bnorm.astype(float) * dists[ref] + bmax.astype(float)     # (raised by 2^-30 and 2^-40: < a float32 step)
         cast = e.astype(np.float32)
     inf = (ref < 0) | np.isnan(e)
     assert np.all(np.isinf(est[inf])) and np.all(est[~inf] >= e[~inf])
