@@ -177,8 +177,9 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     the KKT solution with a line search over sign changes; activate the worst violator when the
     support is optimal (KKT to ``KKT_TOL`` plus the rounding of ``g``, ``_rounding``, computed only where it
     can matter: ``_worst``). Exact and basic when it returns; ``None`` if the steps stop decreasing the
-    objective. Steps solve the support's Gram system by Cholesky; an entering column in the span of the support is a basis exchange (``_pivot``); another
-    (near) dependent support falls back to least squares and is made basic before the next step."""
+    objective. Steps solve the support's Gram system by Cholesky; an entering column in the span of the
+    support is a basis exchange (``_pivot``); another (near) dependent support falls back to least squares
+    and is made basic before the next step."""
     def value(S, x):
         r = yc - Ac[:, S] @ x
         return 0.5 * r @ r + beta * np.abs(x).sum()
