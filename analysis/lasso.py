@@ -349,18 +349,24 @@ class WorkingSet:
         atom_of: dict[int, int] = {}                      # batch column -> its new atom
         by_hash = np.argsort(self._hash, kind="stable")   # atoms met so far, by hash
         sorted_hash = self._hash[by_hash]
-        for j in np.argsort(hashes, kind="stable"):       # equal columns meet as neighbours
+        tols = SAME_COLUMN_TOL * norms
+        lo = np.searchsorted(sorted_hash, hashes - tols)
+        hi = np.searchsorted(sorted_hash, hashes + tols, side="right")
+        constant = norms <= 1e-12 * np.maximum(1.0, np.abs(A).max(axis=0, initial=0.0))
+        order = np.argsort(hashes, kind="stable")         # equal columns meet as neighbours
+        close = np.zeros(order.size, dtype=bool)          # the previous column by hash is within tol
+        close[order[1:]] = np.diff(hashes[order]) <= tols[order[1:]]
+        for j in order:
             key = keys[j]
             if key in self._index:
                 continue
-            if norms[j] <= 1e-12 * max(1.0, float(np.abs(A[:, j]).max())):
+            if constant[j]:
                 self._index[key] = -1                     # constant on the data: the intercept's job
                 continue
-            tol = SAME_COLUMN_TOL * norms[j]
-            near = by_hash[np.searchsorted(sorted_hash, hashes[j] - tol):
-                           np.searchsorted(sorted_hash, hashes[j] + tol, side="right")]
-            atom = next((i for i in np.sort(near) if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None)
-            if atom is None:
+            tol = tols[j]
+            atom = next((i for i in np.sort(by_hash[lo[j]: hi[j]])
+                         if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None) if lo[j] < hi[j] else None
+            if atom is None and close[j]:
                 for i in reversed(fresh):
                     if hashes[j] - hashes[i] > tol:
                         break
@@ -545,6 +551,11 @@ class NearCache:
         self._made = (self.ids, W[keep], b[keep], C[keep])
         return self._made[1:]
 
+    def features(self, where) -> FoldFeatures:
+        """The ``FoldFeatures`` of the cached columns at positions ``where``."""
+        W, b, C = self._params()
+        return FoldFeatures(W[where], b[where], C[where])
+
     def scores(self, r, where=None, want_norms: bool = False):
         """``|A_j . r|`` of the cached columns (or of those at positions ``where``); with ``want_norms``, also
         their centred norms."""
@@ -675,8 +686,11 @@ class DictionaryPricing:
         if not len(self.cache):
             return 0, 0
         where, s = self.cache.violators(residual, threshold)
-        ids = [int(i) for i in self.cache.ids[where[np.argsort(-s, kind="stable")]] if int(i) not in ws]
-        return add_dictionary_columns(ws, self.D, ids[: CACHE_TOP_K]), len(ids)
+        where = where[np.argsort(-s, kind="stable")]
+        where = where[[int(i) not in ws for i in self.cache.ids[where]]]
+        take = where[: CACHE_TOP_K]                     # their parameters are the cache's: no D.params again
+        features = self.cache.features(take)
+        return ws.add(features.values(self.D.X), [int(i) for i in self.cache.ids[take]], features), where.size
 
     def price_many(self, ws: WorkingSet, residuals, thresholds):
         """One complete pass at ``residuals`` (K, N), each divided by its threshold (``pricing.price`` with
