@@ -143,25 +143,13 @@ def _spd_solve(G, rhs):
     return scipy.linalg.cho_solve(L, rhs, check_finite=False)
 
 
-def _rounding(Ac, yc, S, zS):
-    """Rigorous bound on the rounding error of ``g = A^T (y - A_S z_S)`` computed in floating point, as
-    ``(gamma, v)``: the bound of column ``j`` is ``gamma |A_j| . v``, ``gamma = gamma_{N+|S|+1}``, ``v = |y| +
-    |A_S| |z_S|``, ``gamma_n = n u / (1 - n u)`` (Higham, Accuracy and Stability, 3.5: ``|fl(Mx) - Mx| <=
-    gamma_n |M| |x|``, once for the residual and once for ``A^T r``)."""
-    n = Ac.shape[0] + S.size + 1
+def _rounding(absA, yc, S, zS):
+    """Rigorous bound on the rounding error of ``g = A^T (y - A_S z_S)`` computed in floating point:
+    ``gamma_{N+|S|+1} |A|^T (|y| + |A_S| |z_S|)`` with ``gamma_n = n u / (1 - n u)`` (Higham, Accuracy and
+    Stability, 3.5: ``|fl(Mx) - Mx| <= gamma_n |M| |x|``, once for the residual and once for ``A^T r``)."""
+    n = absA.shape[0] + S.size + 1
     u = np.finfo(float).eps / 2
-    return n * u / (1 - n * u), np.abs(yc) + np.abs(Ac[:, S]) @ np.abs(zS)
-
-
-def _worst(Ac, norms, g, beta, gamma, v):
-    """``argmax_j |g_j| - slack_j`` with ``slack_j = KKT_TOL beta + gamma |A_j| . v`` and that slack, computing it
-    only where ``gamma ||A_j|| ||v||`` (Cauchy-Schwarz, a margin for its rounding) cannot exclude the maximum."""
-    a, low = np.abs(g), KKT_TOL * beta
-    cap = low + gamma * (1 + 1e-10) * float(np.linalg.norm(v)) * norms
-    cand = np.flatnonzero(a - low >= np.max(a - cap))
-    slack = low + gamma * (np.abs(Ac[:, cand]).T @ v)
-    k = int(np.argmax(a[cand] - slack))
-    return int(cand[k]), float(slack[k])
+    return n * u / (1 - n * u) * (absA.T @ (np.abs(yc) + absA[:, S] @ np.abs(zS)))
 
 
 def _pivot(AS, z, sign):
@@ -175,33 +163,34 @@ def _pivot(AS, z, sign):
 def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     """Feature-sign search (Lee et al. 2007) from ``z``: on the support with its signs fixed, step to
     the KKT solution with a line search over sign changes; activate the worst violator when the
-    support is optimal (KKT to ``KKT_TOL`` plus the rounding of ``g``, ``_rounding``, computed only where it
-    can matter: ``_worst``). Exact and basic when it returns; ``None`` if the steps stop decreasing the
-    objective. Steps solve the support's Gram system by Cholesky; an entering column in the span of the
-    support is a basis exchange (``_pivot``); another (near) dependent support falls back to least squares
-    and is made basic before the next step."""
-    def value(S, x):
-        r = yc - Ac[:, S] @ x
+    support is optimal (KKT to ``KKT_TOL`` plus the rounding of ``g``, ``_rounding``). Exact and basic when
+    it returns; ``None`` if the steps stop decreasing the objective. Steps solve the support's Gram system
+    by Cholesky; an entering column in the span of the support is a basis exchange (``_pivot``); another
+    (near) dependent support falls back to least squares and is made basic before the next step."""
+    def value(AS, x):
+        r = yc - AS @ x
         return 0.5 * r @ r + beta * np.abs(x).sum()
 
     if not Ac.shape[1]:
         return z
-    norms = np.sqrt(np.einsum("ij,ij->j", Ac, Ac))
+    absA = np.abs(Ac)
     stalls, dependent = 0, True
     for _ in range(max_iter or 500 + 4 * Ac.shape[1]):
         if dependent:
             z = _make_basic(Ac, z)
         S = np.flatnonzero(z)
         s = np.sign(z[S])
-        g = Ac.T @ (yc - Ac[:, S] @ z[S])
-        gamma, v = _rounding(Ac, yc, S, z[S])
-        if np.all(np.abs(g[S] - beta * s) <= KKT_TOL * beta + gamma * (np.abs(Ac[:, S]).T @ v)):
+        AS = Ac[:, S]
+        g = Ac.T @ (yc - AS @ z[S])
+        slack = KKT_TOL * beta + _rounding(absA, yc, S, z[S])
+        if np.all(np.abs(g[S] - beta * s) <= slack[S]):
             g[S] = 0.0
-            j, slack = _worst(Ac, norms, g, beta, gamma, v)
-            if abs(g[j]) <= beta + slack:
+            j = int(np.argmax(np.abs(g) - slack))
+            if abs(g[j]) <= beta + slack[j]:
                 return _make_basic(Ac, z)
             S, s = np.append(S, j), np.append(s, np.sign(g[j]))
-        AS, cur = Ac[:, S], z[S]
+            AS = Ac[:, S]
+        cur = z[S]
         GS, rhs = AS.T @ AS, AS.T @ yc - beta * s
         x = _spd_solve(GS, rhs)
         dependent = x is None
@@ -217,9 +206,9 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
                 p = cur + cur[k] / (cur[k] - x[k]) * (x - cur)
                 p[k] = 0.0
                 points.append(p)
-        values = [value(S, p) for p in points]
+        values = [value(AS, p) for p in points]
         best = int(np.argmin(values))
-        now = value(S, cur)
+        now = value(AS, cur)
         if values[best] > now + 1e-15 * abs(now):
             return None
         stalls = stalls + 1 if values[best] >= now - 1e-15 * abs(now) else 0

@@ -1,36 +1,10 @@
-"""The restricted side's shortcuts against their direct computations: the rounding slack computed only where it
-can matter, cache violators entering with the cache's parameters, the working set's vectorised merging."""
+"""The restricted side's shortcuts against their direct computations: cache violators entering with the cache's
+parameters, the working set's vectorised merging."""
 import numpy as np
-import pytest
 
 from analysis.dictionary import Dictionary
 from analysis.features import FoldFeatures
-from analysis.lasso import KKT_TOL, DictionaryPricing, WorkingSet, _rounding, _worst, add_dictionary_columns
-
-
-@pytest.mark.parametrize("seed, inflate", [(0, 1.0), (1, 1e8), (2, 1e11), (3, 1e13)])
-def test_worst_violator_is_the_one_of_the_full_rounding_slack(seed, inflate):
-    """``_worst`` computes the slack ``KKT_TOL beta + gamma |A_j| . v`` only where its Cauchy-Schwarz cap cannot
-    exclude the maximum of ``|g_j| - slack_j``: same column and slack as over every column (``inflate`` blows the
-    rounding up until it decides the order, and near-ties of |g| are planted)."""
-    rng = np.random.default_rng(seed)
-    N, m = 30, 400
-    Ac = rng.normal(size=(N, m)) * rng.uniform(0.1, 3.0, m)
-    Ac -= Ac.mean(axis=0)
-    yc = rng.normal(size=N)
-    yc -= yc.mean()
-    S = rng.choice(m, 8, replace=False)
-    zS = rng.normal(size=8)
-    beta = 0.5
-    gamma, v = _rounding(Ac, yc, S, zS)
-    gamma *= inflate
-    g = Ac.T @ (yc - Ac[:, S] @ zS)
-    g[rng.choice(m, 50, replace=False)] = g.max() * (1 - 1e-14 * rng.uniform(size=50))
-    g[S] = 0.0
-    full = KKT_TOL * beta + gamma * (np.abs(Ac).T @ v)
-    j, slack = _worst(Ac, np.linalg.norm(Ac, axis=0), g, beta, gamma, v)
-    assert j == int(np.argmax(np.abs(g) - full))
-    assert slack == pytest.approx(full[j], rel=1e-13)
+from analysis.lasso import DictionaryPricing, WorkingSet, add_dictionary_columns
 
 
 def test_cache_violators_enter_as_the_dictionary_columns_themselves():
