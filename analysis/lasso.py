@@ -167,8 +167,8 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
     it returns; ``None`` if the steps stop decreasing the objective. Steps solve the support's Gram system
     by Cholesky; an entering column in the span of the support is a basis exchange (``_pivot``); another
     (near) dependent support falls back to least squares and is made basic before the next step."""
-    def value(S, x):
-        r = yc - Ac[:, S] @ x
+    def value(AS, x):
+        r = yc - AS @ x
         return 0.5 * r @ r + beta * np.abs(x).sum()
 
     if not Ac.shape[1]:
@@ -180,7 +180,8 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
             z = _make_basic(Ac, z)
         S = np.flatnonzero(z)
         s = np.sign(z[S])
-        g = Ac.T @ (yc - Ac[:, S] @ z[S])
+        AS = Ac[:, S]
+        g = Ac.T @ (yc - AS @ z[S])
         slack = KKT_TOL * beta + _rounding(absA, yc, S, z[S])
         if np.all(np.abs(g[S] - beta * s) <= slack[S]):
             g[S] = 0.0
@@ -188,7 +189,8 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
             if abs(g[j]) <= beta + slack[j]:
                 return _make_basic(Ac, z)
             S, s = np.append(S, j), np.append(s, np.sign(g[j]))
-        AS, cur = Ac[:, S], z[S]
+            AS = Ac[:, S]
+        cur = z[S]
         GS, rhs = AS.T @ AS, AS.T @ yc - beta * s
         x = _spd_solve(GS, rhs)
         dependent = x is None
@@ -204,9 +206,9 @@ def _feature_sign(Ac, yc, beta, z, max_iter: int | None = None):
                 p = cur + cur[k] / (cur[k] - x[k]) * (x - cur)
                 p[k] = 0.0
                 points.append(p)
-        values = [value(S, p) for p in points]
+        values = [value(AS, p) for p in points]
         best = int(np.argmin(values))
-        now = value(S, cur)
+        now = value(AS, cur)
         if values[best] > now + 1e-15 * abs(now):
             return None
         stalls = stalls + 1 if values[best] >= now - 1e-15 * abs(now) else 0
@@ -336,18 +338,24 @@ class WorkingSet:
         atom_of: dict[int, int] = {}                      # batch column -> its new atom
         by_hash = np.argsort(self._hash, kind="stable")   # atoms met so far, by hash
         sorted_hash = self._hash[by_hash]
-        for j in np.argsort(hashes, kind="stable"):       # equal columns meet as neighbours
+        tols = SAME_COLUMN_TOL * norms
+        lo = np.searchsorted(sorted_hash, hashes - tols)
+        hi = np.searchsorted(sorted_hash, hashes + tols, side="right")
+        constant = norms <= 1e-12 * np.maximum(1.0, np.abs(A).max(axis=0, initial=0.0))
+        order = np.argsort(hashes, kind="stable")         # equal columns meet as neighbours
+        close = np.zeros(order.size, dtype=bool)          # the previous column by hash is within tol
+        close[order[1:]] = np.diff(hashes[order]) <= tols[order[1:]]
+        for j in order:
             key = keys[j]
             if key in self._index:
                 continue
-            if norms[j] <= 1e-12 * max(1.0, float(np.abs(A[:, j]).max())):
+            if constant[j]:
                 self._index[key] = -1                     # constant on the data: the intercept's job
                 continue
-            tol = SAME_COLUMN_TOL * norms[j]
-            near = by_hash[np.searchsorted(sorted_hash, hashes[j] - tol):
-                           np.searchsorted(sorted_hash, hashes[j] + tol, side="right")]
-            atom = next((i for i in np.sort(near) if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None)
-            if atom is None:
+            tol = tols[j]
+            atom = next((i for i in np.sort(by_hash[lo[j]: hi[j]])
+                         if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None) if lo[j] < hi[j] else None
+            if atom is None and close[j]:
                 for i in reversed(fresh):
                     if hashes[j] - hashes[i] > tol:
                         break
@@ -532,6 +540,11 @@ class NearCache:
         self._made = (self.ids, W[keep], b[keep], C[keep])
         return self._made[1:]
 
+    def features(self, where) -> FoldFeatures:
+        """The ``FoldFeatures`` of the cached columns at positions ``where``."""
+        W, b, C = self._params()
+        return FoldFeatures(W[where], b[where], C[where])
+
     def scores(self, r, where=None, want_norms: bool = False):
         """``|A_j . r|`` of the cached columns (or of those at positions ``where``); with ``want_norms``, also
         their centred norms."""
@@ -662,8 +675,11 @@ class DictionaryPricing:
         if not len(self.cache):
             return 0, 0
         where, s = self.cache.violators(residual, threshold)
-        ids = [int(i) for i in self.cache.ids[where[np.argsort(-s, kind="stable")]] if int(i) not in ws]
-        return add_dictionary_columns(ws, self.D, ids[: CACHE_TOP_K]), len(ids)
+        where = where[np.argsort(-s, kind="stable")]
+        where = where[[int(i) not in ws for i in self.cache.ids[where]]]
+        take = where[: CACHE_TOP_K]                     # their parameters are the cache's: no D.params again
+        features = self.cache.features(take)
+        return ws.add(features.values(self.D.X), [int(i) for i in self.cache.ids[take]], features), where.size
 
     def price_many(self, ws: WorkingSet, residuals, thresholds):
         """One complete pass at ``residuals`` (K, N), each divided by its threshold (``pricing.price`` with
