@@ -15,8 +15,10 @@ to the whole dictionary.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from collections import deque
+from concurrent.futures import CancelledError
 from itertools import islice
 
 import joblib
@@ -31,6 +33,8 @@ TASK_WORK = 1e9            # column x point products per task: ~0.1-0.3 s on one
 GUIDED = 2                 # a task takes at most 1/(GUIDED x workers) of the blocks left (load balance)
 TAIL = 8                   # the last tasks of a pass are at least 1/TAIL of a full one
 IN_FLIGHT_PER_WORKER = 2   # tasks submitted ahead per worker while results stream back
+RESCATTERS = 3             # times a pass sends its data again after a lost worker took the last copy
+log = logging.getLogger(__name__)
 
 
 def dask_client():
@@ -107,16 +111,36 @@ class BlockScorer:
             raise ValueError("BlockScorer: priced a different dictionary than the one it was built for")
         shared = self.client.scatter(r, broadcast=True, hash=False) if self.client is not None else r
         ranges = self._task_ranges(len(blocks))
-        pending: deque = deque()
+        pending: deque = deque()                         # (future, first block, end block), in block order
+        rescatters = 0
+
+        def submit(lo, hi):
+            self.n_tasks += 1
+            return self._submit(self._D, shared, blocks[lo:hi], want_norms[lo:hi], threshold, keep, top_k), lo, hi
         try:
             while True:
                 for lo, hi in islice(ranges, IN_FLIGHT_PER_WORKER * self.n_workers - len(pending)):
-                    pending.append(self._submit(self._D, shared, blocks[lo:hi], want_norms[lo:hi],
-                                                threshold, keep, top_k))
-                    self.n_tasks += 1
+                    pending.append(submit(lo, hi))
                 if not pending:
                     return
-                yield from pending.popleft().result()
+                try:
+                    done = pending[0][0].result()
+                except CancelledError:
+                    # Dask cancels the tasks whose scattered inputs died with their last holder (a worker lost
+                    # before the broadcast reached the others): send the dictionary and residual again, resubmit
+                    if self.client is None or rescatters == RESCATTERS:
+                        raise
+                    rescatters += 1
+                    log.warning("a lost worker took the pass's scattered data with it; sending it again (%d of %d)",
+                                rescatters, RESCATTERS)
+                    for f, *_ in pending:
+                        f.cancel()
+                    self._D = self.client.scatter(D, broadcast=True, hash=False)
+                    shared = self.client.scatter(r, broadcast=True, hash=False)
+                    pending = deque(submit(lo, hi) for _, lo, hi in pending)
+                    continue
+                pending.popleft()
+                yield from done
         finally:                                         # a partial pass stopped early: drop what is queued
-            for f in pending:
+            for f, *_ in pending:
                 f.cancel()

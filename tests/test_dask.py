@@ -167,3 +167,24 @@ def test_a_worker_killed_during_a_fit_does_not_change_the_result(client, local_f
         remote = ReflectionLasso(depth=3).fit(X, y)
     assert killed and killed[0] not in client.run(os.getpid).values()
     _same_fit(local, remote)
+
+
+def test_a_pass_whose_scattered_data_was_lost_sends_it_again(client, local_fit, monkeypatch, caplog):
+    """Dask cancels the tasks whose scattered inputs died with their only holder: the pass scatters the dictionary
+    and the residual again and resubmits, and the fit is the local one."""
+    X, y, local = local_fit
+    submit, cancelled = parallel.BlockScorer._submit, []
+
+    def lose_one(self, *args, worker=None):
+        future = submit(self, *args, worker=worker)
+        if worker is None and self.n_tasks == 3 and not cancelled:    # a task of the first pass after the warm-up
+            future.cancel()
+            cancelled.append(future)
+        return future
+
+    monkeypatch.setattr(parallel.BlockScorer, "_submit", lose_one)
+    caplog.set_level("WARNING", logger="analysis.parallel")
+    with joblib.parallel_config(backend="dask"):
+        remote = ReflectionLasso(depth=3).fit(X, y)
+    assert cancelled and "sending it again (1 of 3)" in caplog.text
+    _same_fit(local, remote)
