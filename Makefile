@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 WORKSPACE ?= workspace
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2     # pytest-xdist processes (whole test files each: a module's fixtures run once)
 
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
@@ -40,7 +41,7 @@ run: $(STAMP)
 	$(VENV)/bin/lookingglass run --workspace $(WORKSPACE)
 
 test: $(STAMP) browser lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff, configured in pyproject.toml ([tool.ruff]); not yet part of `test`
 lint: $(STAMP)
