@@ -67,14 +67,17 @@ class BlockScorer:
         self.client = dask_client()
         if self.client is not None:
             self.n_workers = max(1, sum(self.client.ncores().values()))
-            self._D = self.client.scatter(D, broadcast=True, hash=False)
         else:
             self.n_workers = joblib.effective_n_jobs(n_jobs)
             self._executor = get_reusable_executor(max_workers=self.n_workers)
-            self._D = D
+        self._D = self._share(D)
         self.blocks_per_task = max(1, int(TASK_WORK // (COLUMNS_PER_BLOCK * D.n_points)))
         self.n_tasks = 0
         self._warm_up()
+
+    def _share(self, x):
+        """``x`` on every Dask worker (scattered, unhashed), or ``x`` itself for local processes."""
+        return self.client.scatter(x, broadcast=True, hash=False) if self.client is not None else x
 
     def _submit(self, *args, worker=None):
         if self.client is None:
@@ -109,7 +112,7 @@ class BlockScorer:
         """``pricing.Block`` summaries of ``blocks`` against ``r``, in order, computed by the workers."""
         if D is not self.dictionary:
             raise ValueError("BlockScorer: priced a different dictionary than the one it was built for")
-        shared = self.client.scatter(r, broadcast=True, hash=False) if self.client is not None else r
+        shared = self._share(r)
         ranges = self._task_ranges(len(blocks))
         pending: deque = deque()                         # (future, first block, end block), in block order
         rescatters = 0
@@ -135,8 +138,7 @@ class BlockScorer:
                                 rescatters, RESCATTERS)
                     for f, *_ in pending:
                         f.cancel()
-                    self._D = self.client.scatter(D, broadcast=True, hash=False)
-                    shared = self.client.scatter(r, broadcast=True, hash=False)
+                    self._D, shared = self._share(D), self._share(r)
                     pending = deque(submit(lo, hi) for _, lo, hi in pending)
                     continue
                 pending.popleft()

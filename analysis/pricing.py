@@ -133,6 +133,13 @@ def _ref_geometry(r: np.ndarray, refs) -> np.ndarray:
     return out
 
 
+def _aranges(starts, counts, step: int = 1) -> np.ndarray:
+    """``starts[i] + step * arange(counts[i])`` for every ``i``, concatenated (int64, no Python loop)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    before = np.cumsum(counts) - counts
+    return np.repeat(np.asarray(starts, dtype=np.int64) - step * before, counts) + step * np.arange(int(counts.sum()))
+
+
 def _runs(cells: _Cells, need: np.ndarray) -> np.ndarray:
     """The runs ``[c0, c1)`` (rows of an int64 array) of needed cells, family by family, each within one family."""
     out = [np.empty((0, 2), dtype=np.int64)]
@@ -161,7 +168,7 @@ def _plan_blocks(cells: _Cells, runs: np.ndarray, est: np.ndarray | None = None)
     g0, g1 = seg // per, (seg + n - 1) // per                # the blocks each run falls in
     pieces = g1 - g0 + 1
     row = np.repeat(np.arange(n.size), pieces)
-    g = g0[row] + np.arange(row.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    g = _aranges(g0, pieces)
     lo = np.maximum(seg[row], g * per[row]) - seg[row]
     hi = np.minimum(seg[row] + n[row], (g + 1) * per[row]) - seg[row]
     out = np.stack([runs[row, 0] + lo, runs[row, 0] + hi], axis=1)
@@ -169,7 +176,7 @@ def _plan_blocks(cells: _Cells, runs: np.ndarray, est: np.ndarray | None = None)
     if est is not None:
         rank = np.argsort(-np.maximum.reduceat(_block_max(est, out), starts), kind="stable")
         sizes = np.diff(np.append(starts, row.size))[rank]
-        take = np.repeat(starts[rank] - np.cumsum(sizes) + sizes, sizes) + np.arange(row.size)
+        take = _aranges(starts[rank], sizes)
         out, starts = out[take], np.cumsum(sizes) - sizes
     return out, np.append(starts, row.size).astype(np.int64)
 
@@ -236,8 +243,8 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
                                                      bool(wn), floor)
         p, at = per[0] if per else 1, np.cumsum(count) - count                # where each run's rows begin
         cells = -(-count // p)
-        cuts = np.repeat(at, cells) + p * (np.arange(cells.sum()) - np.repeat(np.cumsum(cells) - cells, cells))
-        sets = np.repeat(start - at, count) + np.arange(int(count.sum()))     # the set of each row
+        cuts = _aranges(at, cells, p)
+        sets = _aranges(start, count)                                        # the set of each row
         cell_max = none if multi else _up32(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
         cell_norm = _up32(np.maximum.reduceat(norms.max(axis=1, initial=0.0), cuts)) if wn and not multi else none
         s = s.ravel()
@@ -286,7 +293,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         screen = Screen(np.full(nc, np.inf, dtype=np.float32), np.full(nc, np.inf, dtype=np.float32),
                         np.full(nc, -1, dtype=np.int32))
     centred = not multi and abs(r.sum()) <= 1e-9 * (1.0 + np.abs(r).sum())
-    geometry = np.zeros((len(screen.refs) + 1, 4))
+    geometry = None                                   # several residuals: no screening
     if not multi:
         geometry = _ref_geometry(r, screen.refs)
         screen.refs.append(r.copy())
@@ -332,7 +339,7 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
                 break
             if not multi:
                 c0, c1 = plan[a:z, 0], plan[a:z, 1]
-                at = np.repeat(c0 - np.cumsum(c1 - c0) + (c1 - c0), c1 - c0) + np.arange(int((c1 - c0).sum()))
+                at = _aranges(c0, c1 - c0)
                 screen.block_max[at] = b.cell_max
                 screen.block_ref[at] = ref_now
                 if wn:
