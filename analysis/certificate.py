@@ -106,6 +106,8 @@ def _cells3(V, r):
     i, j, P = i[ok], j[ok], P[ok] / pn[ok, None]
     G = P @ V.T                                          # (vertices, n)
     on = np.abs(G) <= 1e-10 * norms
+    at = np.arange(len(P))
+    on[at, i] = on[at, j] = True                         # its own planes, whatever the rounding of a near-parallel pair
     generic = on.sum(axis=1) == 2
     S = np.where(on, 0.0, np.sign(G))                    # planes through p: their signs vary around it
     base = (S * r) @ V
@@ -317,15 +319,27 @@ def certify(X, y, objective: float, residual, beta: float, bound: float, depth: 
 
 
 def certify_constant(objective: float, dim: int, y_constant: bool, depth: int, tol: float, span: str = "",
-                     sampled: bool = False) -> dict:
+                     sampled: bool = False, level: float = 0.0, beta: float = 0.0) -> dict:
     """The certificate of ``z = 0`` when ``beta_max = 0`` (no candidate correlates with ``y - mean(y)``).
 
     Exact for the network when every function is constant on the data (one distinct point) or ``y``
-    is constant, and in one intrinsic dimension (the dictionary is exact there).
+    is constant, and in one intrinsic dimension (the dictionary is exact there). With ``level > 0`` the computed
+    ``beta_max`` was within the rounding of the scores: ``level`` bounds every score, so ``z = 0`` is certified for
+    ``beta >= level`` only, and never claimed exact.
     """
-    cert = {"scope": "sampled" if sampled else "dictionary", "exact": False, "dictionary_ratio": 0.0,
+    cert = {"scope": "sampled" if sampled else "dictionary", "exact": False,
+            "dictionary_ratio": level / beta if level and beta else 0.0,
             "duality_gap": 0.0, "tol": float(tol), "upper_bound": float(objective), "intrinsic_dim": int(dim),
             "n_degenerate": 0, "n_repeated": 0}
+    if level:
+        cert["rounding_level"] = float(level)
+        held = "" if not beta else "; it is the optimum at this beta" if beta >= level else \
+            f"; nothing is certified at beta={beta:.3g}, below that level"
+        over = "sampled candidates" if sampled else "dictionary"
+        cert["statement"] = (f"The constant mean(y) is the optimum over the {over} for every beta >= {level:.3g}: "
+                             "every candidate's score |A_j . (y - mean(y))| is within the rounding of its computation, "
+                             f"below {level:.3g} (e.g. duplicated points whose targets average to mean(y)){held}.")
+        return cert
     why = ("y is constant" if y_constant else f"{span or 'the points coincide'}: every feature is constant on them"
            if dim == 0 else "every candidate column is orthogonal to y - mean(y) (beta_max = 0)")
     if y_constant or dim == 0 or (dim == 1 and not sampled):

@@ -57,6 +57,18 @@ def _first_floor(D: Dictionary, rc: np.ndarray) -> float:
     return float(np.partition(s, s.size - BATCH - 1)[s.size - BATCH - 1]) if s.size > BATCH else 0.0
 
 
+def _rounding_level(y, rc, l1: float, rel: float) -> float:
+    """A bound of the rounding error of a computed score ``A_j . rc`` with ``||A_j||_1 <= l1`` and the column's values
+    computed to ``rel`` relative accuracy: the mean's ``gamma_N max|y|``, the dot's ``2 gamma_N max|rc|`` and
+    ``rel max|rc|``, each times ``l1``. ``beta_max`` within it for its own column (``rel = 2^-40``) is zero: ``y -
+    mean(y)`` is orthogonal to every column (e.g. duplicated points whose conflicting targets average to the mean).
+    In intrinsic coordinates (unit-size data) ``|A_nj| <= 2^(depth - 1)``, so ``l1 = N 2^(depth - 1)`` with ``rel =
+    2^-30`` (point sets near the degeneracy tolerance) bounds the rounding of every score."""
+    n = y.size
+    gamma = n * 2.0 ** -53 / (1 - n * 2.0 ** -53)
+    return l1 * (gamma * (float(np.abs(y).max()) + 2 * float(np.abs(rc).max())) + rel * float(np.abs(rc).max()))
+
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -254,6 +266,7 @@ class _ReflectionLassoBase(BaseEstimator):
             ws.add(A, keys, features, "sampled")
             self._source = SampledSource(self._sampler, self.n_samples, BATCH)
             self.beta_max_ = float(scores.max(initial=0.0))
+            l1_best = float(np.abs(A[:, np.argmax(scores)]).sum()) if scores.size else 0.0
         else:
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
             self._matrix = None
@@ -266,9 +279,11 @@ class _ReflectionLassoBase(BaseEstimator):
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
             self.beta_max_ = float(res.max_score)
+            l1_best = float(np.abs(D.columns(res.ids[:1])).sum()) if res.ids.size else 0.0
         timings["beta_max_s"] = time.perf_counter() - t0
-        if self.beta_max_ <= 0:
-            return self._fit_constant(X_user, y, t_start, timings)
+        if self.beta_max_ <= _rounding_level(y, rc, l1_best, 2.0 ** -40):   # zero, or the best score is rounding
+            level = self.beta_max_ + _rounding_level(y, rc, N * 2.0 ** (self.depth - 1), 2.0 ** -30)   # any score's
+            return self._fit_constant(X_user, y, t_start, timings, F.beta_to_user(level) if self.beta_max_ else 0.0)
         self.beta_max_ = F.beta_to_user(self.beta_max_)
         self.beta_, grid = self._betas(self.beta_max_)
         self._beta_int = self.beta_ / F.scale
@@ -325,12 +340,17 @@ class _ReflectionLassoBase(BaseEstimator):
         unconverged = {k: v for k, v in ratios.items() if not v <= limit}
         if unconverged:
             said = ", ".join(f"{k} ratio {v:.9g}" for k, v in unconverged.items())
+            advice = f"raise max_iter={self.max_iter}" if self.n_iter_ >= self.max_iter else (
+                "no pass found a new column: the violators are in the working set, but the restricted solve cannot "
+                "bring their scores under beta in float64 (ill-conditioned at this beta, e.g. near-duplicate points, "
+                "or data far from the origin without bias); a larger beta may converge")
             warnings.warn(f"{type(self).__name__}: stopped unconverged after {self.n_iter_} passes ({said} > 1 + "
-                          f"tol={self.tol:g}); the result is a feasible point, not the Lasso optimum: raise "
-                          f"max_iter={self.max_iter}", ConvergenceWarning, stacklevel=4)
+                          f"tol={self.tol:g}); the result is a feasible point, not the Lasso optimum: {advice}",
+                          ConvergenceWarning, stacklevel=4)
 
-    def _fit_constant(self, X, y, t_start, timings):
-        """``beta_max = 0``: no feature correlates with ``y - mean(y)``; ``z = 0`` for every beta."""
+    def _fit_constant(self, X, y, t_start, timings, level: float = 0.0):
+        """``beta_max = 0``: no feature correlates with ``y - mean(y)``; ``z = 0`` for every beta (every beta above
+        ``level`` when the computed ``beta_max`` was not zero but within the rounding of the scores)."""
         self.beta_max_, self.beta_ = 0.0, float(self.beta) if self.beta is not None else 0.0
         rc = y - y.mean()
         self.intercept_, self.objective_ = float(y.mean()), 0.5 * float(rc @ rc)
@@ -340,7 +360,8 @@ class _ReflectionLassoBase(BaseEstimator):
         self.coef_ = np.zeros(0)
         self._features = FoldFeatures.empty(X.shape[1], self.depth - 2)
         self.certificate_ = certify_constant(self.objective_, self._frame.dim, np.ptp(y) == 0, self.depth, self.tol,
-                                             self._frame.describe(X.shape[1]), self.candidates == "sampled")
+                                             self._frame.describe(X.shape[1]), self.candidates == "sampled",
+                                             level, self.beta_)
         self.history_ = pd.DataFrame()
         self.n_iter_ = 1
         timings.update(solve_s=0.0, certificate_s=0.0, total_s=time.perf_counter() - t_start)

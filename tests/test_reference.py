@@ -24,6 +24,23 @@ def test_cvxpy_reference_matches_the_closed_form_at_every_scale(a_scale, y_scale
     assert xi == pytest.approx(y.mean() - A.mean(axis=0) @ exact, rel=1e-9, abs=1e-9 * y_scale)
 
 
+def test_cvxpy_reference_ignores_columns_constant_to_rounding():
+    """Duplicated points make some columns constant up to rounding (centred norm ~1e-17), which made Clarabel report
+    the Lasso "unbounded"; such a column is the intercept's (as in ``WorkingSet.add``): the closed form holds."""
+    rng = np.random.default_rng(1)
+    Q, _ = np.linalg.qr(rng.normal(size=(12, 3)) - rng.normal(size=(12, 3)).mean(axis=0))
+    Q, _ = np.linalg.qr(Q - Q.mean(axis=0))
+    flat = 0.7 + 3e-17 * rng.choice([-1.0, 1.0], size=(12, 4))          # constant on the data, to rounding
+    A = np.hstack([Q * [0.5, 1.0, 2.0], flat])
+    y = rng.normal(size=12)
+    score = Q.T @ (y - y.mean()) * [0.5, 1.0, 2.0]
+    beta = 0.5 * np.median(np.abs(score))
+    exact = np.sign(score) * np.maximum(np.abs(score) - beta, 0.0) / np.array([0.25, 1.0, 4.0])
+    z, xi = cvxpy_lasso(A, y, beta)
+    np.testing.assert_allclose(z[:3], exact, rtol=1e-7, atol=1e-9)
+    assert np.all(z[3:] == 0.0)
+
+
 def _hard_data(kind, rng, N=11):
     X = rng.normal(size=(N, 2))
     if kind == "collinear":                           # on a line, but three points
