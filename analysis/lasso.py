@@ -20,9 +20,9 @@ from numba import njit, prange
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from ._kernels import _column_dot
+from ._kernels import BIG32, PAD32, TINY32, _bound32, _column_dot, _fused_dot, _gamma32
 from .features import FoldFeatures
-from .pricing import COLUMNS_PER_BLOCK, price, score_blocks
+from .pricing import COLUMNS_PER_BLOCK, _up32, price, score_blocks
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,9 @@ SAME_COLUMN_TOL = 1e-10  # centred columns closer than this (relative) are one c
 NEAR_COLUMN_COS = 0.999  # violators this correlated with one already picked wait for the next pass
 NEAR_VIOLATION = 0.03    # pricing passes also add the columns they meet within this fraction of beta
 CACHE_FLOOR = 0.3        # complete passes cache their best columns above this fraction of beta (NearCache)
+PATH_CACHE_FLOOR = 0.7   # the same for the shared passes of a path (price_many), which score in float64 only
+                         # above it (N = 180 paths, 20 betas to 1e-3: CPU 96.9 -> 66.3 s noise, 101.4 -> 62.3 s
+                         # sign, loaded 2 cores; the same passes and objectives as at 0.3)
 CACHE_RATIO = 2.0        # partial passes re-score the cache when the last complete pass scored <= this x beta
 CACHE_TOP_K = 4096       # violators a partial pass over the cache adds, at most
 SPHERE_FULL = 0.5         # the cache is scored in full (its scores kept) when its bound keeps more than this
@@ -495,10 +498,78 @@ def _scores_of(X, r, W, b, C, want_norms):
     return out, norms
 
 
+@njit(cache=True, fastmath=True, parallel=True)
+def _dots32(X, r, W, b, C, floor, prescreen):
+    """``(v, e)`` with ``|v_j - A_j . r| <= e_j`` for the columns ``(W, b, C)``: with ``prescreen`` (d <= 3, at most
+    two fold offsets, finite ``r``), the float32 dot of ``r`` scaled by a power of two to ``max |r_i| <= 1`` and
+    ``_kernels._bound32``'s rigorous bound of its error, kept where ``|v_j| + e_j < floor``; elsewhere the float64 dot
+    of ``_scores_of`` and ``e_j = 0``. So every ``|A_j . r| >= floor`` is exact (the pricing kernel's pre-screen)."""
+    n_pts, d = X.shape
+    n, m = W.shape[0], C.shape[1]
+    XT = np.ascontiguousarray(X.T)
+    rmax = np.abs(r).max() if n_pts else 0.0
+    xmax = np.zeros(d)
+    for t in range(d):
+        xmax[t] = np.abs(XT[t]).max() if n_pts else 0.0
+    f32 = prescreen and d <= 3 and m <= 2 and n_pts > 0 and rmax > 0.0 and xmax.max() < BIG32
+    scale = 2.0 ** -np.ceil(np.log2(rmax)) if f32 else 1.0
+    rs = r * scale
+    Rsum = np.full(1, np.abs(rs).sum())
+    Q = np.zeros((1, d))
+    for t in range(d):
+        Q[0, t] = (np.abs(rs) * np.abs(XT[t])).sum()
+    n_pad = -(-n_pts // PAD32) * PAD32 if f32 else 0   # zero-padded points (r = 0), as the pricing kernel's
+    ops = 2 * d + 2 * m + 8
+    g_sum = 2.0 * _gamma32(n_pad + ops)
+    tiny = 2.0 * TINY32 * max(n_pad, 1)
+    tiny_sum = tiny * (ops + xmax.sum())
+    r32 = np.zeros(n_pad, dtype=np.float32)
+    r32[:n_pts] = rs[:n_pad]
+    XT32 = np.zeros((d, n_pad), dtype=np.float32)
+    XT32[:, :n_pts] = XT[:, :n_pad]
+    x0 = XT32[0]
+    x1 = XT32[1] if d > 1 else XT32[0]
+    x2 = XT32[2] if d > 2 else XT32[0]
+    v, e = np.zeros(n), np.zeros(n)
+    n_chunks = min(n, 64)
+    for ch in prange(n_chunks):
+        u = np.empty(n_pts)
+        err = np.empty(1)
+        for j in range(n * ch // n_chunks, n * (ch + 1) // n_chunks):
+            w, c = W[j], C[j]
+            if f32 and abs(b[j]) + c.sum() < BIG32:
+                dot32, _, _ = _fused_dot(x0, x1, x2, r32, np.float32(w[0]), np.float32(w[1]) if d > 1 else
+                                         np.float32(0.0), np.float32(w[2]) if d > 2 else np.float32(0.0),
+                                         np.float32(b[j]), np.float32(c[0]) if m > 0 else np.float32(0.0),
+                                         np.float32(c[1]) if m > 1 else np.float32(0.0), d, m, n_pad, False)
+                _bound32(w, b[j], c, Rsum, Q, xmax, g_sum, tiny, err)
+                rad = (err[0] + tiny_sum) / scale
+                val = np.float64(dot32) / scale
+                if abs(val) + rad < floor:
+                    v[j], e[j] = val, rad
+                    continue
+            v[j] = _column_dot(XT, r, w, b[j], c, u, False)[0]
+    return v, e
+
+
+@njit(cache=True, parallel=True)
+def _sphere_out(V, E, slots, c, norms, e, threshold):
+    """Positions ``j`` with ``|sum_k c_k V[j, s_k]| + sum_k |c_k| E[j, s_k] + norms_j e > threshold``, ``s = slots``."""
+    out = np.zeros(norms.size, dtype=np.bool_)
+    for j in prange(norms.size):
+        dot, rad = 0.0, norms[j] * e
+        for k in range(slots.size):
+            dot += c[k] * V[j, slots[k]]
+            rad += abs(c[k]) * E[j, slots[k]]
+        out[j] = abs(dot) + rad > threshold
+    return np.flatnonzero(out)
+
+
 class NearCache:
     """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it, when it
-    was used), kept as ids; their parameters are computed on first use (a fit that certifies at that pass never
-    pays for them). Re-scoring them costs one dot per column, like the pricing kernel's; ``violators`` re-scores
+    was used), kept as ids; their parameters and centred norms are computed on first use (a fit that certifies at
+    that pass never pays for them). Re-scoring them costs one dot per column, like the pricing kernel's, in float32
+    where a rigorous error bound keeps the column below the threshold (``_dots32``); ``violators`` re-scores
     only those that a bound from its last full scorings cannot exclude.
 
     ``collect`` wraps a ``pricing.price`` scorer so that one pass also hands over, per block, up to ``cap``
@@ -509,75 +580,90 @@ class NearCache:
         self.D, self.size = D, int(size)
         self.cap = max(256, -(-8 * self.size * COLUMNS_PER_BLOCK // max(D.n_candidates, 1)))
         self.ids = np.empty(0, dtype=np.int64)
-        self._made = None                  # (ids, W, b, C) of the last cache whose parameters were computed
+        self._made = None                  # (ids, W, b, C, centred norms) of the last cache whose parameters were made
         self.floor: float | None = None
         self._parts: list = []
         self._held = 0
-        self._refs = (None, [], [], None)  # (ids, residuals, their scores A_j . r_i, centred norms): full scorings
+        # full scorings at the last SPHERE_REFS residuals (oldest first): (ids, residuals, their slots in V and E),
+        # V[j, slot] within E[j, slot] (float32, rounded up) of A_j . r (``_dots32``)
+        self._refs = (None, [], [])
+        self._V = self._E = None
 
     def __len__(self) -> int:
         return self.ids.size
 
     def _params(self):
-        """``(W, b, C)`` of ``ids`` (invalid columns dropped), reusing those of the last cache computed."""
+        """``(W, b, C, norms)`` of ``ids`` (invalid columns dropped), reusing those of the last cache made."""
         if self._made is not None and self._made[0] is self.ids:
             return self._made[1:]
         ids, D = self.ids, self.D
         W, b, C = np.empty((ids.size, D.dim)), np.empty(ids.size), np.empty((ids.size, D.depth - 2))
+        norms = np.empty(ids.size)
         keep = np.ones(ids.size, dtype=bool)
         new = np.arange(ids.size)
         if self._made is not None and self._made[0].size:
             before = self._made[0]
             pos = np.minimum(np.searchsorted(before, ids), before.size - 1)
             old = before[pos] == ids
-            W[old], b[old], C[old] = (a[pos[old]] for a in self._made[1:])
+            W[old], b[old], C[old], norms[old] = (a[pos[old]] for a in self._made[1:])
             new = np.flatnonzero(~old)
+        zero = np.zeros(D.n_points)
         for lo in range(0, new.size, 1 << 20):           # in chunks: parameters of millions of columns
             at = new[lo: lo + (1 << 20)]
             features, keep[at] = D.params(ids[at])
             W[at], b[at], C[at] = features.W, features.b, features.C
+            norms[at] = _scores_of(D.X, zero, W[at], b[at], C[at], True)[1]
         self.ids = ids[keep]
-        self._made = (self.ids, W[keep], b[keep], C[keep])
+        self._made = (self.ids, W[keep], b[keep], C[keep], norms[keep])
         return self._made[1:]
 
     def features(self, where) -> FoldFeatures:
         """The ``FoldFeatures`` of the cached columns at positions ``where``."""
-        W, b, C = self._params()
+        W, b, C, _ = self._params()
         return FoldFeatures(W[where], b[where], C[where])
 
-    def scores(self, r, where=None, want_norms: bool = False):
-        """``|A_j . r|`` of the cached columns (or of those at positions ``where``); with ``want_norms``, also
-        their centred norms."""
-        W, b, C = self._params()
+    def scores(self, r, where=None):
+        """``|A_j . r|`` of the cached columns (or of those at positions ``where``), in float64."""
+        return np.abs(self._dots(r, where, 0.0)[0])
+
+    def _dots(self, r, where, floor: float):
+        """``_dots32`` of the cached columns (or of those at ``where``): exact at every ``|A_j . r| >= floor``."""
+        W, b, C, _ = self._params()
         if where is not None:
             W, b, C = W[where], b[where], C[where]
-        out, norms = _scores_of(self.D.X, np.ascontiguousarray(r, dtype=float), W, b, C, want_norms)
-        return (out, norms) if want_norms else np.abs(out)
+        r = np.ascontiguousarray(r, dtype=float)
+        return _dots32(self.D.X, r, W, b, C, float(floor), bool(floor > 0 and np.isfinite(r).all()))
 
     def violators(self, r, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Positions and scores of every cached column with ``|A_j . r| > threshold``. With ``r = sum_i c_i r_i + e``
         (``r_i`` the last ``SPHERE_REFS`` residuals scored in full, ``e`` orthogonal to them; all centred),
-        ``|A_j . r| <= |sum_i c_i A_j . r_i| + ||A_j - mean(A_j)|| ||e||``: only columns this bound cannot exclude
-        are scored, or all of them (their scores kept) when that is most of the cache (``SPHERE_FULL``)."""
+        ``|A_j . r| <= |sum_i c_i v_ij| + sum_i |c_i| e_ij + ||A_j - mean(A_j)|| ||e||`` (``|v_ij - A_j . r_i| <=
+        e_ij``, ``_dots32``): only columns this bound cannot exclude are scored, or all of them (kept) when that is
+        most of the cache (``SPHERE_FULL``)."""
         r = np.asarray(r, dtype=float)
-        ids, R, S, norms = self._refs
+        norms = self._params()[3]
+        ids, R, slots = self._refs
         if ids is self.ids and R:
             M = np.array(R).T                            # (N, refs): the residuals scored in full
             Q, T = np.linalg.qr(M)
             c = scipy.linalg.solve_triangular(T, Q.T @ r) if np.all(np.abs(np.diag(T)) > 1e-12 * np.abs(T).max()) \
                 else np.linalg.lstsq(M, r, rcond=None)[0]
-            e = np.linalg.norm(r - M @ c)
-            where = np.flatnonzero(np.abs(c @ np.array(S)) + norms * e > threshold)
+            e = float(np.linalg.norm(r - M @ c))
+            where = _sphere_out(self._V, self._E, np.array(slots, dtype=np.int64), c, norms, e, float(threshold))
             if where.size <= SPHERE_FULL * self.ids.size:
-                s = self.scores(r, where)
-                hit = s > threshold
-                return where[hit], s[hit]
-        s, norms = self.scores(r, want_norms=True)
-        R, S = (R, S) if ids is self.ids else ([], [])
-        self._refs = (self.ids, (R + [r.copy()])[-SPHERE_REFS:], (S + [s])[-SPHERE_REFS:], norms)
-        s = np.abs(s)
-        where = np.flatnonzero(s > threshold)
-        return where, s[where]
+                v, err = self._dots(r, where, threshold)
+                hit = np.abs(v) + err > threshold        # exact there (err = 0)
+                return where[hit], np.abs(v[hit])
+        v, err = self._dots(r, None, threshold)
+        if ids is not self.ids:
+            R, slots = [], []
+            self._V = np.empty((self.ids.size, SPHERE_REFS))
+            self._E = np.empty((self.ids.size, SPHERE_REFS), dtype=np.float32)
+        slot = len(slots) if len(slots) < SPHERE_REFS else slots[0]
+        self._V[:, slot], self._E[:, slot] = v, _up32(err)
+        self._refs = (self.ids, (R + [r.copy()])[-SPHERE_REFS:], (slots + [slot])[-SPHERE_REFS:])
+        where = np.flatnonzero(np.abs(v) + err > threshold)
+        return where, np.abs(v[where])
 
     def collect(self, scorer):
         """A scorer like ``scorer`` that also keeps, while ``floor`` is set, the columns above it."""
@@ -684,13 +770,15 @@ class DictionaryPricing:
     def price_many(self, ws: WorkingSet, residuals, thresholds):
         """One complete pass at ``residuals`` (K, N), each divided by its threshold (``pricing.price`` with
         several residuals); ``bounds[q]`` below is the exact maximum of ``|A_j . r_q|``.
-        The cache is refilled by the scores ``max_q |A_j . r_q| / threshold_q``, so it holds every violator;
+        The cache is refilled by the scores ``max_q |A_j . r_q| / threshold_q`` above ``PATH_CACHE_FLOOR``, so it
+        holds every violator (the pass scores in float64 only the columns above that floor: at 0.3 nearly all of
+        them at small beta, the kernel's CPU 5.4x that at 0.7 for 7 random residuals, N = 180);
         without a cache, when some residual violates, the columns above ``1 - NEAR_VIOLATION`` of one of the
         thresholds (the best ``top_k``) enter ``ws``: ``(bounds, pricing result, new columns for the failing
         betas: violators in the cache, or atoms added)``."""
         thresholds = np.asarray(thresholds, dtype=float)
         R = np.asarray(residuals, dtype=float) / thresholds[:, None]
-        self.cache.floor = CACHE_FLOOR if self.use_cache else None
+        self.cache.floor = PATH_CACHE_FLOOR if self.use_cache else None
         try:
             res = price(self.D, R, top_k=self.top_k, threshold=1.0, screen=self.screen, progress=self.progress,
                         scorer=self.scorer, collect=1 - NEAR_VIOLATION)

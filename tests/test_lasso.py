@@ -1,10 +1,12 @@
 """The restricted Lasso and column generation against cvxpy + Clarabel on materialised dictionaries."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import ReflectionLasso
+from analysis import ReflectionLasso, lasso
 from analysis.dictionary import Dictionary
 from analysis.features import FoldFeatures
 from analysis.lasso import DictionaryPricing, WorkingSet, column_generation, cvxpy_lasso, objective, solve_restricted
@@ -165,9 +167,9 @@ def test_near_cache_violators_are_every_cached_column_above_the_threshold():
     src.cache.violators(r, np.inf)                                      # the cache's parameters: invalid ids dropped
     Ac = A[:, np.searchsorted(ids, src.cache.ids)]
     Ac = Ac - Ac.mean(axis=0)
-    scored, step, score = [], rng.normal(size=14), src.cache.scores
-    src.cache.scores = lambda r_, where=None, want_norms=False: \
-        scored.append(len(src.cache) if where is None else len(where)) or score(r_, where, want_norms)
+    scored, step, dots = [], rng.normal(size=14), src.cache._dots
+    src.cache._dots = lambda r_, where, floor: \
+        scored.append(len(src.cache) if where is None else len(where)) or dots(r_, where, floor)
     for k in range(12):
         rk = r + (0.01 if k % 3 else 1.0) * k * step + 1e-3 * rng.normal(size=14)
         rk -= rk.mean()
@@ -177,3 +179,34 @@ def test_near_cache_violators_are_every_cached_column_above_the_threshold():
         assert set(where.tolist()) == set(np.flatnonzero(brute > threshold).tolist()), k
         assert np.allclose(s, brute[where], rtol=1e-12, atol=1e-12)
     assert min(scored) < 0.5 * len(src.cache)                          # the bound excluded columns some time
+
+
+@pytest.mark.parametrize("x_scale, shift, r_scale", [(1.0, 0.0, 1.0), (1e-6, 0.0, 1e6), (1e6, 0.0, 1e-6),
+                                                     (1.0, 1e6, 1.0), (1e-3, 0.0, 1e-30)])
+def test_float32_cache_dots_stay_within_their_rigorous_bound(x_scale, shift, r_scale):
+    """``_dots32``: every float32 value is within its bound of the exact ``A_j . r`` (``math.fsum`` of the float64
+    column values), at hard scales of the data (x1e-6, x1e6, shifted by 1e6: the offset cancels 1e6) and the
+    residual; the bound is not vacuous; with a floor, every column at or above it is exact (float64) and only
+    columns below it keep a float32 value."""
+    rng = np.random.default_rng(8)
+    N = 37
+    X = rng.normal(size=(N, 2)) * x_scale + shift
+    W = rng.normal(size=(3000, 2))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    b, C = -W @ X.mean(axis=0) + x_scale * rng.normal(size=3000), x_scale * np.abs(rng.normal(size=(3000, 1)))
+    f = FoldFeatures(W, b, C)
+    A = f.values(X)                                  # random folds through the data: b cancels w . x at the shift
+    r = rng.normal(size=N) * r_scale
+    r -= r.mean()
+    exact = np.array([math.fsum(A[:, j] * r) for j in range(A.shape[1])])
+    v, e = lasso._dots32(X, r, f.W, f.b, f.C, 1e300, True)                  # float32 for every column
+    assert np.all(e > 0) and np.all(np.abs(v - exact) <= e)
+    h = np.abs(f.b) + f.C.sum(axis=1) + (np.abs(X) @ np.abs(f.W.T)).max(axis=0)     # bounds every |phi_i|
+    assert np.all(e <= 1e-4 * np.abs(r).sum() * h)                        # float32 accuracy, not a vacuous bound
+    floor = np.quantile(np.abs(exact), 0.8)
+    v, e = lasso._dots32(X, r, f.W, f.b, f.C, floor, True)
+    exact_at = e == 0
+    assert np.all(exact_at[np.abs(exact) >= floor * (1 + 1e-12)])
+    assert np.all(np.abs(v[~exact_at]) + e[~exact_at] < floor)
+    assert np.all(np.abs(v - exact)[exact_at] <= 1e-13 * np.abs(r).sum() * h[exact_at])     # float64 rounding only
+    assert np.mean(~exact_at) <= 0.8 and (shift or np.mean(~exact_at) > 0.5)   # unshifted: most stayed in float32
