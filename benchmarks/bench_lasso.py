@@ -15,7 +15,9 @@ except noise (N(0, 1)). Each case runs in a fresh process, so its peak RSS is it
 
 The reference of the scale cases, measured in the same process: one complete pricing pass over the
 whole dictionary (the beta_max pass); their time is also printed in those passes, which the machine's
-load affects less than seconds. ``LG_BENCH_N`` shrinks N = 300 for a quick run (e.g. 120: 3.4M columns).
+load affects less than seconds. ``LG_BENCH_N`` shrinks N = 300 for a quick run (e.g. 120: 3.4M columns);
+``LG_BENCH_CASES`` runs some cases only, by their index in ``CASES`` (0: N = 300 at 0.1 beta_max, 1-2: against
+cvxpy, 3: 5e-4 beta_max, 4-6: the paths).
 """
 from __future__ import annotations
 
@@ -42,8 +44,13 @@ def _data(N: int, target: str = "smooth", seed: int = 0):
 
 
 def _compile() -> None:
+    """Every numba kernel a case reaches, compiled (or loaded from numba's cache) outside the timings: a single fit,
+    and a short path down to 1e-3 beta_max, which reaches the cache's kernels (``NearCache``) and the passes
+    against several residuals."""
     X, y = _data(12)
-    ReflectionLasso(depth=3).fit(X, y)                    # numba kernels compiled outside the timings
+    ReflectionLasso(depth=3).fit(X, y)
+    X, y = _data(30, "sign")
+    ReflectionLasso(depth=3, n_betas=3, beta_min_ratio=1e-3).fit(X, y)
 
 
 def _peak_mb() -> float:
@@ -125,7 +132,11 @@ def _run(case) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    for case in CASES:
+    """Every case, or those whose indices in ``CASES`` are listed in ``LG_BENCH_CASES`` (e.g. "4,5,6": the paths)."""
+    pick = os.environ.get("LG_BENCH_CASES")
+    for i, case in enumerate(CASES):
+        if pick and str(i) not in pick.replace(" ", "").split(","):
+            continue
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
             rows = pool.submit(_run, case).result()
         width = max(len(k) for k, _ in rows)
