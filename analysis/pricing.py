@@ -99,14 +99,6 @@ def _cells(D: Dictionary) -> _Cells:
     return _Cells(first, per, n_sets, np.array([f.n_labelings for f in D.families], dtype=np.int64))
 
 
-def _up32(v: np.ndarray) -> np.ndarray:
-    """Float32 upper bounds of the float64 values ``v``: the cast (infinite beyond float32), one step up where
-    it rounded down."""
-    with np.errstate(over="ignore"):
-        out = v.astype(np.float32)
-    return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
-
-
 def _sphere_bounds(screen: Screen, refs: np.ndarray) -> np.ndarray:
     """A sphere bound of every cell (float32, rounded up; infinite where never scored or not a number): the smaller
     of ``max + norm * ||r - r_ref||`` and the bound around the best multiple of ``r_ref``, in one compiled loop over
@@ -235,28 +227,22 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
     _kernels.start_threads()
     R = np.ascontiguousarray(r, dtype=float).reshape(-1, D.n_points)
     X = D.X if D.X.flags.aligned else np.array(D.X)        # unpickled from a Dask frame, X may be unaligned
-    multi, none = np.ndim(r) == 2, np.empty(0, dtype=np.float32)
+    multi = np.ndim(r) == 2
+    keep64, threshold64 = (np.nan if v is None else float(v) for v in (keep, threshold))
     for (fi, start, count, *per), wn in zip(blocks, want_norms):
         f = D.families[fi]
         start, count = np.atleast_1d(start), np.atleast_1d(count)
         s, norms, bests = _kernels.score_block_multi(X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
                                                      bool(wn), floor)
-        p, at = per[0] if per else 1, np.cumsum(count) - count                # where each run's rows begin
-        cells = -(-count // p)
-        cuts = _aranges(at, cells, p)
-        sets = _aranges(start, count)                                        # the set of each row
-        cell_max = none if multi else _up32(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
-        cell_norm = _up32(np.maximum.reduceat(norms.max(axis=1, initial=0.0), cuts)) if wn and not multi else none
+        cell_max, cell_norm, (n_ok, n_neg, n_rep, found), pick, ids = _kernels.summarise_block(
+            s, norms, start.astype(np.int64), count.astype(np.int64), per[0] if per else 1, f.offset, not multi,
+            bool(wn) and not multi, keep64, threshold64)
         s = s.ravel()
-        ok = s >= 0
-        pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
-        found = int(np.count_nonzero(s[pick] > threshold)) if threshold is not None else pick.size
         if pick.size > top_k:
-            pick = pick[np.argpartition(-s[pick], top_k - 1)[:top_k]]
-        n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
-        yield Block(cell_max, cell_norm, int(ok.sum()), int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found,
-                    f.offset + sets[pick // f.n_labelings] * f.n_labelings + pick % f.n_labelings, s[pick],
-                    float(bests.max()), bests if multi else None)
+            top = np.argpartition(-s[pick], top_k - 1)[:top_k]
+            pick, ids = pick[top], ids[top]
+        yield Block(cell_max, cell_norm, int(n_ok), int(s.size - n_ok - n_neg), int(n_rep), int(n_neg), int(found),
+                    ids, s[pick], float(bests.max()), bests if multi else None)
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
