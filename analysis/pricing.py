@@ -27,6 +27,7 @@ from .dictionary import Dictionary
 log = logging.getLogger(__name__)
 
 COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
+MERGE_EVERY = 64              # blocks merged into the screen together (one scatter of their cells)
 COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
 
 
@@ -310,6 +311,27 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     complete = True
     n_groups = groups.size - 1
     run_norm = _block_max(screen.block_norm, plan) if n_groups and not multi else None   # its cells are set once
+    held: list = []                                   # blocks merged, not yet written to the screen
+    found_ids: list = []                              # their columns, not yet merged into the best top_k
+
+    def flush():
+        """Write the held blocks' cells to the screen (consecutive plan rows: one scatter each) and merge their
+        columns into the best ``top_k``."""
+        nonlocal ids, scores
+        if held and not multi:
+            rows = plan[held[0][0]: held[-1][1]]
+            at = _aranges(rows[:, 0], rows[:, 1] - rows[:, 0])
+            screen.block_max[at] = np.concatenate([b.cell_max for _, _, _, b in held])
+            screen.block_ref[at] = ref_now
+            wn = [w for _, _, w, _ in held]
+            if any(wn):
+                mask = np.repeat(wn, [b.cell_max.size for _, _, _, b in held])
+                screen.block_norm[at[mask]] = np.concatenate([b.cell_norm for _, _, w, b in held if w])
+        if found_ids:
+            ids, scores = _merge_top(ids, scores, *map(np.concatenate, zip(*found_ids)), top_k)
+        held.clear()
+        found_ids.clear()
+
     for lo in range(0, n_groups, batch):
         if stop_after is not None and n_found >= stop_after:
             complete = False
@@ -319,17 +341,12 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         want = [False] * len(blocks) if multi else \
             np.isinf(np.maximum.reduceat(run_norm[g[0]: g[-1]], g[:-1] - g[0])).tolist()
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
+        n_ids = 0
         for pos, (a, z, wn, b) in enumerate(zip(g[:-1], g[1:], want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
                 complete = False
                 break
-            if not multi:
-                c0, c1 = plan[a:z, 0], plan[a:z, 1]
-                at = _aranges(c0, c1 - c0)
-                screen.block_max[at] = b.cell_max
-                screen.block_ref[at] = ref_now
-                if wn:
-                    screen.block_norm[at] = b.cell_norm
+            held.append((a, z, wn, b))
             n_degen += b.n_degenerate
             n_repeat += b.n_repeated
             n_negative += b.n_negative
@@ -340,8 +357,13 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             bound = max(bound, best)
             n_found += b.n_found
             if b.ids.size:
-                ids, scores = _merge_top(ids, scores, b.ids, b.scores, top_k)
+                found_ids.append((b.ids, b.scores))
+                n_ids += b.ids.size
+            if len(held) == MERGE_EVERY or n_ids > 4 * top_k:
+                flush()
+                n_ids = 0
             bar.update(b.n_valid + b.n_degenerate + b.n_negative)
+        flush()
         if not complete:
             break
     covered = n_eval + n_degen + n_negative + n_skip_cols
