@@ -667,6 +667,73 @@ def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_nor
     return scores, norms, out
 
 
+@njit(cache=True, inline='always')
+def _up32(v):
+    """The smallest float32 ``>= v`` for ``v >= 0`` (infinite beyond float32; NaN stays NaN)."""
+    f = np.float32(v)
+    if np.float64(f) < v:
+        f = np.nextafter(f, np.float32(np.inf))
+    return f
+
+
+@njit(cache=True, inline='always')
+def _max_nan(m, v):
+    """``max(m, v)`` that keeps a NaN once met (as NumPy's ``max``)."""
+    return v if m == m and not (v <= m) else m
+
+
+@njit(cache=True)
+def summarise_block(s, norms, starts, counts, per, offset, cells, want_norms, keep, threshold):
+    """What ``pricing.price`` merges of one scored block (``s``, ``norms``: ``score_block_multi``'s, rows of runs of
+    ``counts[i]`` sets from set ``starts[i]``, cells of ``per`` sets from each run's first): with ``cells``, per cell
+    ``max(0, max s)`` and (``want_norms``) ``max(0, max norms)`` as float32 rounded up (NaN kept); the numbers of
+    entries ``s >= 0``, ``s == -2``, ``s == -3`` and, among those picked (``s > keep``, or ``s >= 0`` when ``keep`` is
+    NaN), above ``threshold`` (all when NaN); the picked entries' flat indices and column ids
+    ``offset + set * n_lab + labeling``. No fastmath: NaN tested, rounding kept."""
+    n_lab = s.shape[1]
+    n_cells = 0
+    for i in range(counts.size):
+        n_cells += -(-counts[i] // per)
+    cell_max = np.zeros(n_cells if cells else 0, dtype=np.float32)
+    cell_norm = np.zeros(n_cells if cells and want_norms else 0, dtype=np.float32)
+    tally = np.zeros(4, dtype=np.int64)              # valid, negative offset, repeated points, found
+    pick = np.empty(s.size, dtype=np.int64)
+    ids = np.empty(s.size, dtype=np.int64)
+    n_pick = 0
+    row = 0
+    cell = 0
+    by_keep = keep == keep
+    for i in range(counts.size):
+        for first in range(0, counts[i], per):
+            m = 0.0
+            nm = 0.0
+            for j in range(first, min(first + per, counts[i])):
+                for lab in range(n_lab):
+                    v = s[row, lab]
+                    m = _max_nan(m, v)
+                    if want_norms:
+                        nm = _max_nan(nm, norms[row, lab])
+                    if v >= 0.0:
+                        tally[0] += 1
+                    elif v == -2.0:
+                        tally[1] += 1
+                    elif v == -3.0:
+                        tally[2] += 1
+                    if (v > keep) if by_keep else (v >= 0.0):
+                        pick[n_pick] = row * n_lab + lab
+                        ids[n_pick] = offset + (starts[i] + j) * n_lab + lab
+                        n_pick += 1
+                        if not (threshold == threshold) or v > threshold:
+                            tally[3] += 1
+                row += 1
+            if cells:
+                cell_max[cell] = _up32(m)
+                if want_norms:
+                    cell_norm[cell] = _up32(nm)
+            cell += 1
+    return cell_max, cell_norm, tally, pick[:n_pick].copy(), ids[:n_pick].copy()
+
+
 _started = []
 
 

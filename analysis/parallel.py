@@ -1,17 +1,16 @@
 """Pricing on other processes: the blocks of a pass scored by a pool of workers, streamed back in order.
 
-``BlockScorer`` is a ``pricing.price`` scorer. It follows joblib's configuration, the
-scikit-learn way: ``n_jobs`` loky processes on this machine (joblib's reusable executor), or,
-under ``joblib.parallel_config(backend="dask")`` with a ``dask.distributed.Client``, the workers
-of that cluster. The dictionary (X, labelings, binomial table) is scattered to every Dask worker
-once per fit and each pass scatters its residual once; a task scores consecutive blocks, at most
-``TASK_WORK`` column-point products (a few tenths of a second on one core, so a task's overhead
-of a few milliseconds stays near 1% of its work), fewer in the first tasks of a pass (a partial
-pass often stops after a few blocks) and in its last ones (load balance), and returns one ``pricing.Block``
-summary per block (per screening cell the maximum and, when asked, the centred-norm maximum, float32
-rounded up, none against several residuals; counts, the best ids above the threshold), never a score array.
-A task lost with its worker is re-run by Dask; ``price`` checks that the columns of a complete pass add up
-to the whole dictionary.
+``BlockScorer`` is a ``pricing.price`` scorer. It follows joblib's configuration, the scikit-learn way: ``n_jobs``
+loky processes on this machine (joblib's reusable executor), or, under ``joblib.parallel_config(backend="dask")`` with
+a ``dask.distributed.Client``, the workers of that cluster. The dictionary (X, labelings, binomial table) is scattered
+to every Dask worker once per fit and each pass scatters its residual once; a task scores consecutive blocks, at most
+``TASK_WORK`` column-point products (a few tenths of a second on one core, so a task's overhead of a few milliseconds
+stays near 1% of its work), fewer in the first tasks of a pass (a partial pass often stops after a few blocks) and in
+its last ones (load balance), and returns the ``pricing.Block`` summaries of its blocks packed in seven arrays
+(``_pack``: a few frames to serialise, not five per block; per screening cell the maximum and, when asked, the
+centred-norm maximum, float32 rounded up, none against several residuals; counts, the best ids above the threshold),
+never a score array. A task lost with its worker is re-run by Dask; ``price`` checks that the columns of a complete
+pass add up to the whole dictionary.
 """
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ import numpy as np
 from joblib.externals.loky import get_reusable_executor
 from joblib.parallel import get_active_backend
 
-from .pricing import COLUMNS_PER_BLOCK, score_blocks
+from .pricing import COLUMNS_PER_BLOCK, Block, score_blocks
 
 TASK_WORK = 1e9            # column x point products per task: ~0.1-0.3 s on one core (float32 pre-screen)
 GUIDED = 2                 # a task takes at most 1/(GUIDED x workers) of the blocks left (load balance)
@@ -35,6 +34,7 @@ TAIL = 8                   # the last tasks of a pass are at least 1/TAIL of a f
 IN_FLIGHT_PER_WORKER = 2   # tasks submitted ahead per worker while results stream back
 RESCATTERS = 3             # times a pass sends its data again after a lost worker took the last copy
 log = logging.getLogger(__name__)
+_NONE32, _NONE64 = np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
 
 
 def dask_client():
@@ -51,10 +51,29 @@ def parallel_scorer(D, n_jobs=None):
     return BlockScorer(D, n_jobs)
 
 
-def _score_task(D, r, blocks, want_norms, threshold, keep, top_k) -> list:
-    """``score_blocks`` of some blocks on a worker, with one numba thread (workers share the cores)."""
+def _score_task(D, r, blocks, want_norms, threshold, keep, top_k) -> tuple:
+    """``score_blocks`` of some blocks on a worker, with one numba thread (workers share the cores), packed."""
     numba.set_num_threads(1)
-    return list(score_blocks(D, r, blocks, want_norms, threshold, keep, top_k))
+    return _pack(list(score_blocks(D, r, blocks, want_norms, threshold, keep, top_k)))
+
+
+def _pack(done: list) -> tuple:
+    """A task's ``Block`` summaries as seven arrays (a few frames to serialise, not five per block): per block the
+    sizes of its four arrays and its counts, its best score(s); then each array field concatenated."""
+    ints = np.array([(b.cell_max.size, b.cell_norm.size, b.ids.size, b.n_valid, b.n_degenerate, b.n_repeated,
+                      b.n_negative, b.n_found) for b in done], dtype=np.int64).reshape(-1, 8)
+    cat = [np.concatenate([getattr(b, name) for b in done] or [empty]) for name, empty in
+           (("cell_max", _NONE32), ("cell_norm", _NONE32), ("ids", _NONE64), ("scores", np.empty(0)))]
+    bests = np.stack([b.bests for b in done]) if done and done[0].bests is not None else None
+    return ints, np.array([b.best for b in done]), *cat, bests
+
+
+def _unpack(packed: tuple) -> list:
+    """The ``Block`` summaries of ``_pack`` (views of its arrays)."""
+    ints, best, *cat, bests = packed
+    parts = [np.split(a, np.cumsum(ints[:, i])[:-1]) for i, a in zip((0, 1, 2, 2), cat)]   # scores: as ids
+    return [Block(cm, cn, *map(int, row[3:]), ids, s, float(b), None if bests is None else bests[i])
+            for i, (row, b, cm, cn, ids, s) in enumerate(zip(ints, best, *parts))]
 
 
 class BlockScorer:
@@ -142,7 +161,7 @@ class BlockScorer:
                     pending = deque(submit(lo, hi) for _, lo, hi in pending)
                     continue
                 pending.popleft()
-                yield from done
+                yield from _unpack(done)
         finally:                                         # a partial pass stopped early: drop what is queued
             for f, *_ in pending:
                 f.cancel()

@@ -27,6 +27,7 @@ from .dictionary import Dictionary
 log = logging.getLogger(__name__)
 
 COLUMNS_PER_BLOCK = 1 << 14   # columns per call of the scorer, at most
+MERGE_EVERY = 64              # blocks merged into the screen together (one scatter of their cells)
 COLUMNS_PER_CELL = 16         # screening granularity: one point set (all its fold labelings) or a few
 
 
@@ -97,14 +98,6 @@ def _cells(D: Dictionary) -> _Cells:
     n_sets = np.array([f.n_sets for f in D.families], dtype=np.int64)
     first = np.concatenate([[0], np.cumsum(-(-n_sets // per))]).astype(np.int64)
     return _Cells(first, per, n_sets, np.array([f.n_labelings for f in D.families], dtype=np.int64))
-
-
-def _up32(v: np.ndarray) -> np.ndarray:
-    """Float32 upper bounds of the float64 values ``v``: the cast (infinite beyond float32), one step up where
-    it rounded down."""
-    with np.errstate(over="ignore"):
-        out = v.astype(np.float32)
-    return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
 def _sphere_bounds(screen: Screen, refs: np.ndarray) -> np.ndarray:
@@ -235,28 +228,22 @@ def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: fl
     _kernels.start_threads()
     R = np.ascontiguousarray(r, dtype=float).reshape(-1, D.n_points)
     X = D.X if D.X.flags.aligned else np.array(D.X)        # unpickled from a Dask frame, X may be unaligned
-    multi, none = np.ndim(r) == 2, np.empty(0, dtype=np.float32)
+    multi = np.ndim(r) == 2
+    keep64, threshold64 = (np.nan if v is None else float(v) for v in (keep, threshold))
     for (fi, start, count, *per), wn in zip(blocks, want_norms):
         f = D.families[fi]
         start, count = np.atleast_1d(start), np.atleast_1d(count)
         s, norms, bests = _kernels.score_block_multi(X, R, f.labels, D.bias, f.k, start, count, D.binom, D.tol,
                                                      bool(wn), floor)
-        p, at = per[0] if per else 1, np.cumsum(count) - count                # where each run's rows begin
-        cells = -(-count // p)
-        cuts = _aranges(at, cells, p)
-        sets = _aranges(start, count)                                        # the set of each row
-        cell_max = none if multi else _up32(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
-        cell_norm = _up32(np.maximum.reduceat(norms.max(axis=1, initial=0.0), cuts)) if wn and not multi else none
+        cell_max, cell_norm, (n_ok, n_neg, n_rep, found), pick, ids = _kernels.summarise_block(
+            s, norms, start.astype(np.int64), count.astype(np.int64), per[0] if per else 1, f.offset, not multi,
+            bool(wn) and not multi, keep64, threshold64)
         s = s.ravel()
-        ok = s >= 0
-        pick = np.flatnonzero(s > keep) if keep is not None else np.flatnonzero(ok)
-        found = int(np.count_nonzero(s[pick] > threshold)) if threshold is not None else pick.size
         if pick.size > top_k:
-            pick = pick[np.argpartition(-s[pick], top_k - 1)[:top_k]]
-        n_neg, n_rep = int(np.count_nonzero(s == -2.0)), int(np.count_nonzero(s == -3.0))
-        yield Block(cell_max, cell_norm, int(ok.sum()), int(s.size - ok.sum()) - n_neg, n_rep, n_neg, found,
-                    f.offset + sets[pick // f.n_labelings] * f.n_labelings + pick % f.n_labelings, s[pick],
-                    float(bests.max()), bests if multi else None)
+            top = np.argpartition(-s[pick], top_k - 1)[:top_k]
+            pick, ids = pick[top], ids[top]
+        yield Block(cell_max, cell_norm, int(n_ok), int(s.size - n_ok - n_neg), int(n_rep), int(n_neg), int(found),
+                    ids, s[pick], float(bests.max()), bests if multi else None)
 
 
 def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
@@ -324,6 +311,27 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
     complete = True
     n_groups = groups.size - 1
     run_norm = _block_max(screen.block_norm, plan) if n_groups and not multi else None   # its cells are set once
+    held: list = []                                   # blocks merged, not yet written to the screen
+    found_ids: list = []                              # their columns, not yet merged into the best top_k
+
+    def flush():
+        """Write the held blocks' cells to the screen (consecutive plan rows: one scatter each) and merge their
+        columns into the best ``top_k``."""
+        nonlocal ids, scores
+        if held and not multi:
+            rows = plan[held[0][0]: held[-1][1]]
+            at = _aranges(rows[:, 0], rows[:, 1] - rows[:, 0])
+            screen.block_max[at] = np.concatenate([b.cell_max for _, _, _, b in held])
+            screen.block_ref[at] = ref_now
+            wn = [w for _, _, w, _ in held]
+            if any(wn):
+                mask = np.repeat(wn, [b.cell_max.size for _, _, _, b in held])
+                screen.block_norm[at[mask]] = np.concatenate([b.cell_norm for _, _, w, b in held if w])
+        if found_ids:
+            ids, scores = _merge_top(ids, scores, *map(np.concatenate, zip(*found_ids)), top_k)
+        held.clear()
+        found_ids.clear()
+
     for lo in range(0, n_groups, batch):
         if stop_after is not None and n_found >= stop_after:
             complete = False
@@ -333,17 +341,12 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
         want = [False] * len(blocks) if multi else \
             np.isinf(np.maximum.reduceat(run_norm[g[0]: g[-1]], g[:-1] - g[0])).tolist()
         done = scorer(D, r, blocks, want, threshold, keep, top_k)
+        n_ids = 0
         for pos, (a, z, wn, b) in enumerate(zip(g[:-1], g[1:], want, done)):
             if pos and stop_after is not None and n_found >= stop_after:
                 complete = False
                 break
-            if not multi:
-                c0, c1 = plan[a:z, 0], plan[a:z, 1]
-                at = _aranges(c0, c1 - c0)
-                screen.block_max[at] = b.cell_max
-                screen.block_ref[at] = ref_now
-                if wn:
-                    screen.block_norm[at] = b.cell_norm
+            held.append((a, z, wn, b))
             n_degen += b.n_degenerate
             n_repeat += b.n_repeated
             n_negative += b.n_negative
@@ -354,8 +357,13 @@ def price(D: Dictionary, r, top_k: int = 256, threshold: float | None = None,
             bound = max(bound, best)
             n_found += b.n_found
             if b.ids.size:
-                ids, scores = _merge_top(ids, scores, b.ids, b.scores, top_k)
+                found_ids.append((b.ids, b.scores))
+                n_ids += b.ids.size
+            if len(held) == MERGE_EVERY or n_ids > 4 * top_k:
+                flush()
+                n_ids = 0
             bar.update(b.n_valid + b.n_degenerate + b.n_negative)
+        flush()
         if not complete:
             break
     covered = n_eval + n_degen + n_negative + n_skip_cols

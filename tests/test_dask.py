@@ -188,3 +188,25 @@ def test_a_pass_whose_scattered_data_was_lost_sends_it_again(client, local_fit, 
         remote = ReflectionLasso(depth=3).fit(X, y)
     assert cancelled and "sending it again (1 of 3)" in caplog.text
     _same_fit(local, remote)
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_a_task_packs_its_block_summaries_without_loss(multi):
+    """``parallel._unpack(_pack(blocks))`` gives back every field of every block (none lost or shifted), with
+    blocks that return no column, per-cell norms or not, and several residuals."""
+    from analysis.pricing import score_blocks
+    X, y = _data(N=16)
+    D = Dictionary(X, 3)
+    blocks = [(fi, np.array([s, s + 3]), np.array([2, 1]), 2) for fi, f in enumerate(D.families)
+              for s in range(0, f.n_sets - 3, 4)]
+    r = y - y.mean()
+    r = np.stack([r, -0.5 * r + 1e-3]) if multi else r
+    threshold = 0.97 * price(D, r, top_k=1).max_score
+    want = [i % 2 == 0 for i in range(len(blocks))]
+    done = list(score_blocks(D, r, blocks, want, threshold, None, 5))
+    assert any(b.ids.size == 0 for b in done) and any(b.ids.size for b in done)
+    back = parallel._unpack(parallel._pack(done))
+    assert len(back) == len(done)
+    for a, b in zip(done, back):
+        for x, z in zip(a, b):
+            assert (x is None and z is None) or np.array_equal(np.asarray(x), np.asarray(z))

@@ -311,3 +311,41 @@ def test_the_plan_covers_the_needed_cells_once_in_blocks_of_one_family(monkeypat
     v = np.random.default_rng(2).random(cells.size).astype(np.float32)
     shuffled = plan[np.random.default_rng(3).permutation(len(plan))]
     assert np.array_equal(_block_max(v, shuffled), [v[a:b].max() for a, b in shuffled.tolist()])
+
+
+def _up32_reference(v):
+    """The smallest float32 >= each float64 ``v`` (NumPy: the cast, one step up where it rounded down)."""
+    with np.errstate(over="ignore"):
+        out = v.astype(np.float32)
+    return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6, 1e30, 3.4e38])
+def test_block_summary_equals_numpy_and_rounds_cells_up(scale):
+    """``_kernels.summarise_block`` against NumPy on the same scores: per-cell maxima and norms as float32 upper
+    bounds (the smallest ones), codes counted, the picked columns and their ids; runs of sets cut into cells."""
+    from analysis._kernels import summarise_block
+    rng = np.random.default_rng(int(np.log10(scale) + 40))
+    starts, counts, per, n_lab, offset = np.array([3, 40, 7]), np.array([5, 1, 9]), 2, 4, 1000
+    s = rng.uniform(0, scale, size=(counts.sum(), n_lab)) * (1 + rng.uniform(-1e-7, 1e-7, (counts.sum(), n_lab)))
+    coded = rng.random(s.shape) < 0.3
+    s[coded] = rng.choice([-1.0, -2.0, -3.0], size=int(coded.sum()))
+    s[0, :] = -2.0                                         # a cell whose first set has no valid column
+    norms = rng.uniform(0, 3 * scale, size=s.shape)
+    keep, threshold = 0.5 * scale, 0.8 * scale
+    cm, cn, tally, pick, ids = summarise_block(s, norms, starts, counts, per, offset, True, True, keep, threshold)
+    at = np.cumsum(counts) - counts
+    cuts = np.concatenate([np.arange(a, a + c, per) for a, c in zip(at, counts)])
+    assert np.array_equal(cm, _up32_reference(np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts)))
+    assert np.array_equal(cn, _up32_reference(np.maximum.reduceat(norms.max(axis=1, initial=0.0), cuts)))
+    assert np.all(cm.astype(float) >= np.maximum.reduceat(s.max(axis=1, initial=0.0), cuts))
+    flat = s.ravel()
+    sets = np.concatenate([np.arange(a, a + c) for a, c in zip(starts, counts)])
+    assert list(tally) == [np.count_nonzero(flat >= 0), np.count_nonzero(flat == -2), np.count_nonzero(flat == -3),
+                           np.count_nonzero(flat > threshold)]
+    assert np.array_equal(pick, np.flatnonzero(flat > keep))
+    assert np.array_equal(ids, offset + sets[pick // n_lab] * n_lab + pick % n_lab)
+    _, no_norm, _, pick_all, _ = summarise_block(s, norms, starts, counts, per, offset, True, False, np.nan, np.nan)
+    assert no_norm.size == 0 and np.array_equal(pick_all, np.flatnonzero(flat >= 0))
+    s[1, 2] = np.nan                                      # NaN kept (the screen then never skips that cell)
+    assert np.isnan(summarise_block(s, norms, starts, counts, per, offset, True, True, keep, threshold)[0][0])
