@@ -8,6 +8,7 @@ is the numpy twin used for the reference tests).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 from numba import njit, prange
@@ -737,16 +738,33 @@ def summarise_block(s, norms, starts, counts, per, offset, cells, want_norms, ke
 _started = []
 
 
+def _others_running(samples: int = 5, every: float = 0.02) -> float:
+    """Threads of other processes running or runnable now: the median over ``samples`` readings of ``/proc/loadavg``'s
+    runnable count, less this reading thread (the 1-minute load average where that file is missing, e.g. macOS)."""
+    try:
+        counts = []
+        for i in range(samples):
+            if i:
+                time.sleep(every)
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+        return float(np.median(counts))
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+
+
 def start_threads() -> None:
     """Start numba's thread pool (on the first call only), with ``OMP_WAIT_POLICY=PASSIVE`` when the machine is
-    already oversubscribed (1-minute load above its cores) and the user did not set it: GNU OpenMP reads it when
-    numba loads it. Spinning threads took the cores of a loaded machine from the working ones (2 threads 5x slower
-    per CPU second than 1 at load 6), while on a quiet one passive waits made a 20-beta path's pricing 1.5x
-    slower (N=120: 27.7 s against 18.5 s, load ~1), both measured. The variable is set only while the pool
-    starts, so OpenMP runtimes loaded later (torch's) keep their default."""
+    already oversubscribed (as many other threads running now as cores, ``_others_running``) and the user did not
+    set it: GNU OpenMP reads it when numba loads it. Spinning threads took the cores of a loaded machine from the
+    working ones (2 threads 5x slower per CPU second than 1 at load 6), while on a quiet one passive waits made a
+    complete N=300 pass 2.3x slower (17.0 s against 7.3 s, 2 cores; one thread 13.4 s), both measured. The test is
+    of the moment, not the 1-minute load average, which a process that just ended (a previous benchmark case, a
+    previous fit) keeps above the cores for a minute. The variable is set only while the pool starts, so OpenMP
+    runtimes loaded later (torch's) keep their default."""
     if _started:
         return
-    unset = "OMP_WAIT_POLICY" not in os.environ and os.getloadavg()[0] > (os.cpu_count() or 1)
+    unset = "OMP_WAIT_POLICY" not in os.environ and _others_running() >= (os.cpu_count() or 1)
     if unset:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:

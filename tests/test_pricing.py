@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -349,3 +351,20 @@ def test_block_summary_equals_numpy_and_rounds_cells_up(scale):
     assert no_norm.size == 0 and np.array_equal(pick_all, np.flatnonzero(flat >= 0))
     s[1, 2] = np.nan                                      # NaN kept (the screen then never skips that cell)
     assert np.isnan(summarise_block(s, norms, starts, counts, per, offset, True, True, keep, threshold)[0][0])
+
+
+def test_other_running_threads_are_counted_now_not_averaged():
+    """``start_threads`` picks OpenMP's wait policy from the threads running at that moment: two busy processes
+    started a moment ago count, though the 1-minute load average has barely moved."""
+    import subprocess
+    import sys
+
+    from analysis._kernels import _others_running
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        assert _others_running() >= 1.0
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
