@@ -8,6 +8,7 @@ is the numpy twin used for the reference tests).
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -736,6 +737,7 @@ def summarise_block(s, norms, starts, counts, per, offset, cells, want_norms, ke
 
 
 _started = []
+_starting = threading.Lock()
 
 
 def _others_running(samples: int = 5, every: float = 0.02) -> float:
@@ -764,14 +766,18 @@ def start_threads() -> None:
     runtimes loaded later (torch's) keep their default."""
     if _started:
         return
-    unset = "OMP_WAIT_POLICY" not in os.environ and _others_running() >= (os.cpu_count() or 1)
-    if unset:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        X = np.zeros((1, 1))
-        # floor passed: numba's cache never matches an omitted NaN default (nan != nan), it would compile again
-        score_block(X, np.zeros(1), np.zeros((1, 1, 0)), True, 1, 0, 1, binomial_table(1, 1), 1e-9, False, np.nan)
-    finally:
+    with _starting:                                  # fits in several threads (the pipeline's depths) start it once
+        if _started:
+            return
+        unset = "OMP_WAIT_POLICY" not in os.environ and _others_running() >= (os.cpu_count() or 1)
         if unset:
-            del os.environ["OMP_WAIT_POLICY"]
-    _started.append(True)
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            X = np.zeros((1, 1))
+            # floor passed: numba's cache never matches an omitted NaN default (nan != nan), it would compile again
+            score_block(X, np.zeros(1), np.zeros((1, 1, 0)), True, 1, 0, 1, binomial_table(1, 1), 1e-9, False,
+                        np.nan)
+        finally:
+            if unset:
+                os.environ.pop("OMP_WAIT_POLICY", None)
+        _started.append(True)

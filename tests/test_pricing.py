@@ -1,3 +1,4 @@
+import os
 import time
 
 import numpy as np
@@ -368,3 +369,20 @@ def test_other_running_threads_are_counted_now_not_averaged():
         for p in busy:
             p.kill()
             p.wait()
+
+
+def test_threads_starting_the_pool_together_on_a_busy_machine():
+    """Two fits in two threads (the pipeline fits its depths so) start numba's pool at once on a busy machine (here
+    said busy), so the passive wait policy is set and removed around it: once, without a race (the second thread's
+    removal raised KeyError and failed a default run)."""
+    import subprocess
+    import sys
+    code = ("import os, threading, time\nfrom analysis import _kernels\n"
+            "_kernels._others_running = lambda: (time.sleep(0.1), 1e9)[1]\n"  # as slow as its 5 readings
+            "errors = []\ndef go():\n    try:\n        _kernels.start_threads()\n"
+            "    except Exception as e:\n        errors.append(e)\n"
+            "ts = [threading.Thread(target=go) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n"
+            "assert not errors and 'OMP_WAIT_POLICY' not in os.environ, errors\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr[-2000:]
