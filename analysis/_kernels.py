@@ -517,21 +517,16 @@ def score_block_multi(X, R, labels, bias, k, start, count, binom, tol, want_norm
                               float(floor) if prescreen else np.inf, prescreen)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_norms, floor, prescreen):
-    """``score_block_multi`` (``prescreen``: the float32 pre-screen against ``floor``); row ``j`` of run ``i``
-    (``ends[i-1] <= j < ends[i]``) is combination ``starts[i] + j - ends[i-1]``."""
-    n_pts, d = X.shape
-    count = ends[-1] if ends.size else 0
+@njit(cache=True, fastmath=True)
+def prescreen32(XT, R, m, prescreen):
+    """The float32 pre-screen's set-up for residuals ``R`` (K, N) against points ``XT`` (d, N), ``m`` fold offsets:
+    ``(f32, scale, Rsum, Q, xmax, ops, g_sum, tiny, tiny_sum, r32, XT32)``. ``f32``: it applies (``prescreen``,
+    d <= 3, m <= 2, some r != 0, points below ``BIG32``); each residual scaled by a power of two to max |r| <= 1
+    (exact), the sums ``sum |r|`` and ``sum |r| |x_t|`` of the scaled residuals, ``max |x_t|``, the roundings of one
+    point's term (and the casts) and the constants of ``_bound32``; residuals and points as float32, zero-padded to a
+    multiple of ``PAD32`` (r = 0 there: no scalar remainder loop)."""
+    d, n_pts = XT.shape
     K = R.shape[0]
-    XT = np.ascontiguousarray(X.T)
-    n_lab = labels.shape[0]
-    m = labels.shape[2]
-    scores = np.empty((count, n_lab))
-    norms = np.zeros((count, n_lab))
-    n_chunks = min(count, 64)
-    best = np.zeros((max(n_chunks, 1), K))
-    # float32 pre-screen: each residual scaled by a power of two to max |r| <= 1 (exact), sums for the bound
     rmax = np.zeros(K)
     for q in range(K):
         rmax[q] = np.abs(R[q]).max() if n_pts else 0.0
@@ -551,16 +546,35 @@ def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_nor
         Rsum[q] = np.abs(Rs[q]).sum()
         for t in range(d):
             Q[q, t] = (np.abs(Rs[q]) * np.abs(XT[t])).sum()
-    n_pad = -(-n_pts // PAD32) * PAD32 if f32 else 0   # zero-padded points (r = 0): no scalar remainder loop
-    ops = 2 * d + 2 * m + 8                            # roundings of one point's term, and the casts
+    n_pad = -(-n_pts // PAD32) * PAD32 if f32 else 0
+    ops = 2 * d + 2 * m + 8
     g_sum = 2.0 * _gamma32(n_pad + ops)
-    g_phi = 2.0 * _gamma32(ops)
     tiny = 2.0 * TINY32 * max(n_pad, 1)
     tiny_sum = tiny * (ops + xmax.sum())
     r32 = np.zeros((K, n_pad), dtype=np.float32)
     r32[:, :n_pts] = Rs[:, :n_pad]
     XT32 = np.zeros((d, n_pad), dtype=np.float32)
     XT32[:, :n_pts] = XT[:, :n_pad]
+    return f32, scale, Rsum, Q, xmax, ops, g_sum, tiny, tiny_sum, r32, XT32
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_norms, floor, prescreen):
+    """``score_block_multi`` (``prescreen``: the float32 pre-screen against ``floor``); row ``j`` of run ``i``
+    (``ends[i-1] <= j < ends[i]``) is combination ``starts[i] + j - ends[i-1]``."""
+    n_pts, d = X.shape
+    count = ends[-1] if ends.size else 0
+    K = R.shape[0]
+    XT = np.ascontiguousarray(X.T)
+    n_lab = labels.shape[0]
+    m = labels.shape[2]
+    scores = np.empty((count, n_lab))
+    norms = np.zeros((count, n_lab))
+    n_chunks = min(count, 64)
+    best = np.zeros((max(n_chunks, 1), K))
+    f32, scale, Rsum, Q, xmax, ops, g_sum, tiny, tiny_sum, r32, XT32 = prescreen32(XT, R, m, prescreen)
+    n_pad = XT32.shape[1]
+    g_phi = 2.0 * _gamma32(ops)
     x0 = XT32[0]
     x1 = XT32[1] if d > 1 else XT32[0]
     x2 = XT32[2] if d > 2 else XT32[0]

@@ -20,7 +20,7 @@ from numba import njit, prange
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from ._kernels import BIG32, PAD32, TINY32, _bound32, _column_dot, _fused_dot, _gamma32
+from ._kernels import BIG32, _bound32, _column_dot, _fused_dot, prescreen32
 from .features import FoldFeatures
 from .pricing import COLUMNS_PER_BLOCK, _up32, price, score_blocks
 
@@ -507,26 +507,8 @@ def _dots32(X, r, W, b, C, floor, prescreen):
     n_pts, d = X.shape
     n, m = W.shape[0], C.shape[1]
     XT = np.ascontiguousarray(X.T)
-    rmax = np.abs(r).max() if n_pts else 0.0
-    xmax = np.zeros(d)
-    for t in range(d):
-        xmax[t] = np.abs(XT[t]).max() if n_pts else 0.0
-    f32 = prescreen and d <= 3 and m <= 2 and n_pts > 0 and rmax > 0.0 and xmax.max() < BIG32
-    scale = 2.0 ** -np.ceil(np.log2(rmax)) if f32 else 1.0
-    rs = r * scale
-    Rsum = np.full(1, np.abs(rs).sum())
-    Q = np.zeros((1, d))
-    for t in range(d):
-        Q[0, t] = (np.abs(rs) * np.abs(XT[t])).sum()
-    n_pad = -(-n_pts // PAD32) * PAD32 if f32 else 0   # zero-padded points (r = 0), as the pricing kernel's
-    ops = 2 * d + 2 * m + 8
-    g_sum = 2.0 * _gamma32(n_pad + ops)
-    tiny = 2.0 * TINY32 * max(n_pad, 1)
-    tiny_sum = tiny * (ops + xmax.sum())
-    r32 = np.zeros(n_pad, dtype=np.float32)
-    r32[:n_pts] = rs[:n_pad]
-    XT32 = np.zeros((d, n_pad), dtype=np.float32)
-    XT32[:, :n_pts] = XT[:, :n_pad]
+    f32, scales, Rsum, Q, xmax, _, g_sum, tiny, tiny_sum, R32, XT32 = prescreen32(XT, r.reshape(1, -1), m, prescreen)
+    scale, r32, n_pad = scales[0], R32[0], XT32.shape[1]
     x0 = XT32[0]
     x1 = XT32[1] if d > 1 else XT32[0]
     x2 = XT32[2] if d > 2 else XT32[0]
