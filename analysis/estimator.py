@@ -24,7 +24,7 @@ from .dictionary import Dictionary, n_candidates, points_per_feature
 from .features import FoldFeatures
 from .parallel import parallel_scorer
 from .preprocess import check_target, frame
-from .pricing import price
+from .pricing import gamma64, price
 from .sampling import SampledSource, Sampler
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,8 @@ def _rounding_level(y, rc, l1: float, rel: float) -> float:
     mean(y)`` is orthogonal to every column (e.g. duplicated points whose conflicting targets average to the mean).
     In intrinsic coordinates (unit-size data) ``|A_nj| <= 2^(depth - 1)``, so ``l1 = N 2^(depth - 1)`` with ``rel =
     2^-30`` (point sets near the degeneracy tolerance) bounds the rounding of every score."""
-    n = y.size
-    gamma = n * 2.0 ** -53 / (1 - n * 2.0 ** -53)
-    return l1 * (gamma * (float(np.abs(y).max()) + 2 * float(np.abs(rc).max())) + rel * float(np.abs(rc).max()))
+    top, r = float(np.abs(y).max()), float(np.abs(rc).max())
+    return l1 * (gamma64(y.size) * (top + 2 * r) + rel * r)
 
 
 def _is_int(v) -> bool:

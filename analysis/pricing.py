@@ -117,13 +117,17 @@ def _sphere_bounds(screen: Screen, refs: np.ndarray) -> np.ndarray:
     return est
 
 
+def gamma64(n: int) -> float:
+    """``gamma_n = n u / (1 - n u)``, Higham's bound of ``n`` float64 roundings (``u = 2^-53``)."""
+    return n * 2.0 ** -53 / (1 - n * 2.0 ** -53)
+
+
 def _ref_geometry(r: np.ndarray, refs) -> np.ndarray:
     """``(||r - q||, ||q||, p, ||r - p q||, x)`` of each stored residual ``q`` (``p = r . q / ||q||^2`` as rounded, 0
     for ``q = 0``), then ``(0, ||r||, 1, 0, 0)`` for ``r`` itself. ``x = 8 gamma_(N+2) ||r|| ||q||`` bounds twice the
     cross term ``|q . (r - p q)|`` that the rounding of ``p`` leaves (``|p - r.q/||q||^2| ||q||^2 <= 4 gamma_(N+2)
     ||r|| ||q||``), which ``||r - c q||^2 = ||r - p q||^2 + (c - p)^2 ||q||^2 - 2 (c - p) q . (r - p q)`` contains."""
-    n = r.size + 2
-    gamma = n * 2.0 ** -53 / (1 - n * 2.0 ** -53)
+    gamma = gamma64(r.size + 2)
     norm_r = float(np.linalg.norm(r))
     out = np.zeros((len(refs) + 1, 5))
     for i, q in enumerate(refs):
