@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 CANDIDATES = ("dictionary", "continuum", "sampled")
 SOLVERS = ("column-generation", "cvxpy")
 BATCH = 256                   # columns added per pricing pass
-PROBE = 64 * BATCH            # random columns scored before the first pass, for its floor (``_first_floor``)
+PROBE = 64 * BATCH            # random columns scored before the first pass, for its floors (``_first_floors``)
 CVXPY_MAX_COLUMNS = 300_000
 PATH_GROUP = 4                # betas of a path certified by one complete pricing pass (lasso.path_generation)
 FEATURE_COLUMNS = ["id", "kind", "depth", "points", "labels", "w", "b", "offsets", "coef", "source", "equivalents"]
@@ -48,13 +48,18 @@ def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray
     return float(intercept) + phi @ features["coef"].to_numpy(float)
 
 
-def _first_floor(D: Dictionary, rc: np.ndarray) -> float:
+def _first_floors(D: Dictionary, rc: np.ndarray, cache_fraction: float = 0.0) -> tuple[float, float]:
     """The first pass's float32 floor: the ``BATCH + 1``-th best ``|A_j . rc|`` over ``PROBE`` distinct random
     columns (0 if fewer), at most the dictionary's ``BATCH + 1``-th best, so its best ``BATCH`` score above it and
-    it scores in float64 only the columns whose float32 bound reaches the floor (a few percent, not a quarter)."""
+    it scores in float64 only the columns whose float32 bound reaches the floor (a few percent, not a quarter);
+    and its cache's floor, the probe's quantile with twice ``cache_fraction`` of it above (0 when that is all),
+    so the cache still fills with the best columns while most of the dictionary is scored in float32 only."""
     ids = np.unique(np.random.default_rng(0).integers(D.n_candidates, size=min(PROBE, D.n_candidates)))
     s = np.concatenate([np.abs(rc @ D.columns(c[D.valid(c)])) for c in np.array_split(ids, -(-ids.size // 2048))])
-    return float(np.partition(s, s.size - BATCH - 1)[s.size - BATCH - 1]) if s.size > BATCH else 0.0
+    s.sort()
+    floor = float(s[s.size - BATCH - 1]) if s.size > BATCH else 0.0
+    above = int(np.ceil(2 * cache_fraction * s.size))
+    return floor, min(floor, float(s[s.size - above - 1])) if above < s.size else 0.0
 
 
 def _rounding_level(y, rc, l1: float, rel: float) -> float:
@@ -270,11 +275,11 @@ class _ReflectionLassoBase(BaseEstimator):
             self._dictionary = D = Dictionary(X, self.depth, self.bias)
             self._matrix = None
             scorer = parallel_scorer(D, self.n_jobs)         # None: price in this process
-            floor = _first_floor(D, rc)
             n_betas, _, betas = self._path_spec
             self._source = lasso.DictionaryPricing(D, progress=self.verbose, scorer=scorer,   # a cache along paths
                                                    cache=n_betas > 1 or (betas is not None and len(betas) > 1))
-            res = self._source.first_pass(rc, floor, BATCH)        # its best BATCH are above the floor
+            floor, cache_floor = _first_floors(D, rc, self._source.cache.size / D.n_candidates)
+            res = self._source.first_pass(rc, floor, BATCH, cache_floor)   # its best BATCH are above the floor
             lasso.add_dictionary_columns(ws, D, res.ids)
             self._n_degenerate = res.n_degenerate, res.n_repeated     # the first pass prices every block
             self.beta_max_ = float(res.max_score)

@@ -712,9 +712,10 @@ class DictionaryPricing:
         self.scorer = self.cache.collect(score_blocks if scorer is None else scorer)
         self._last = (None, np.inf)        # residual and bound of the last complete pass
 
-    def first_pass(self, residual, threshold: float, top_k: int):
-        """A complete pass at ``residual`` (no screening state yet) that fills the cache: ``price``'s result."""
-        return self._price(residual, threshold, top_k, 0.0, None)
+    def first_pass(self, residual, threshold: float, top_k: int, cache_floor: float = 0.0):
+        """A complete pass at ``residual`` (no screening state yet) that fills the cache with columns above
+        ``cache_floor``: ``price``'s result."""
+        return self._price(residual, threshold, top_k, cache_floor, None)
 
     def _price(self, residual, threshold, top_k, floor, stop_after, collect=None):
         self.cache.floor = floor if self.use_cache else None

@@ -233,21 +233,28 @@ def test_pricing_several_residuals_equals_brute_force():
         assert res.bound >= brute.max() * (1 - 1e-12)
 
 
-def test_the_first_pass_floor_keeps_the_best_batch_and_the_maximum():
+def test_the_first_pass_floors_keep_the_best_batch_the_maximum_and_fill_the_cache():
     """The estimator's first pass: its floor (a sampled order statistic) is at most the dictionary's ``BATCH + 1``-th
-    best score, so the pass at that floor returns the brute-force best ``BATCH`` columns and the exact maximum."""
-    from analysis.estimator import BATCH, _first_floor
+    best score, so the pass at that floor returns the brute-force best ``BATCH`` columns and the exact maximum; its
+    cache floor (a sampled quantile) leaves more columns above it than the cache holds, so the cache still fills
+    with the brute-force best, while three quarters of the columns score below it."""
+    from analysis.estimator import BATCH, _first_floors
+    from analysis.lasso import DictionaryPricing
     D, A, ids, r = _setup(2, 3, N=24, seed=4)
     brute = np.abs(A.T @ r)
     assert brute.size > 4 * BATCH
-    floor = _first_floor(D, r)
+    source = DictionaryPricing(D, cache_size=brute.size // 8)
+    floor, cache_floor = _first_floors(D, r, source.cache.size / D.n_candidates)
     top = np.sort(brute)[::-1]
     assert top[4 * BATCH] < floor <= top[BATCH]              # high, and below the best BATCH + 1
-    res = price(D, r, top_k=BATCH, threshold=floor)
+    assert top[brute.size // 8] >= cache_floor >= top[brute.size // 2]
+    res = source.first_pass(r, floor, BATCH, cache_floor)
     assert np.isclose(res.max_score, top[0], rtol=1e-12) and res.complete
     assert np.allclose(res.scores, top[:BATCH], rtol=1e-12)
     pos = {c: i for i, c in enumerate(ids)}
     assert np.allclose(brute[[pos[c] for c in res.ids]], res.scores, rtol=1e-12)
+    assert len(source.cache) == source.cache.size
+    assert np.allclose(np.sort(brute[[pos[c] for c in source.cache.ids]]), np.sort(top[: source.cache.size]))
 
 
 def test_sphere_bounds_round_up_the_float64_value():
