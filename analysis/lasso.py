@@ -649,12 +649,12 @@ class NearCache:
 
     def collect(self, scorer):
         """A scorer like ``scorer`` that also keeps, while ``floor`` is set, the columns above it."""
-        def wrapped(D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256):
+        def wrapped(D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256, exact=None):
             if self.floor is None:
-                yield from scorer(D, r, blocks, want_norms, threshold, keep, top_k)
+                yield from scorer(D, r, blocks, want_norms, threshold, keep, top_k, exact)
                 return
             low = self.floor if keep is None else min(self.floor, keep)
-            for blk in scorer(D, r, blocks, want_norms, threshold, low, max(top_k, self.cap)):
+            for blk in scorer(D, r, blocks, want_norms, threshold, low, max(top_k, self.cap), keep):
                 above = blk.scores > self.floor
                 self._hold(blk.ids[above], blk.scores[above])
                 sel = np.flatnonzero(blk.scores > keep) if keep is not None else np.arange(blk.ids.size)

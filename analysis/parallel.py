@@ -51,10 +51,10 @@ def parallel_scorer(D, n_jobs=None):
     return BlockScorer(D, n_jobs)
 
 
-def _score_task(D, r, blocks, want_norms, threshold, keep, top_k) -> tuple:
+def _score_task(D, r, blocks, want_norms, threshold, keep, top_k, exact) -> tuple:
     """``score_blocks`` of some blocks on a worker, with one numba thread (workers share the cores), packed."""
     numba.set_num_threads(1)
-    return _pack(list(score_blocks(D, r, blocks, want_norms, threshold, keep, top_k)))
+    return _pack(list(score_blocks(D, r, blocks, want_norms, threshold, keep, top_k, exact)))
 
 
 def _pack(done: list) -> tuple:
@@ -105,7 +105,7 @@ class BlockScorer:
 
     def _warm_up(self) -> None:
         """Load (or compile) the numba kernels once in every worker process before the first pass."""
-        tiny = (self._D, np.zeros(self.dictionary.n_points), [(0, 0, 1)], [True], None, None, 1)
+        tiny = (self._D, np.zeros(self.dictionary.n_points), [(0, 0, 1)], [True], None, None, 1, None)
         workers = list(self.client.scheduler_info()["workers"]) if self.client is not None else [None] * self.n_workers
         for f in [self._submit(*tiny, worker=[w] if w else None) for w in workers]:
             f.result()
@@ -127,7 +127,7 @@ class BlockScorer:
                     return
             size *= 2
 
-    def __call__(self, D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256):
+    def __call__(self, D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256, exact=None):
         """``pricing.Block`` summaries of ``blocks`` against ``r``, in order, computed by the workers."""
         if D is not self.dictionary:
             raise ValueError("BlockScorer: priced a different dictionary than the one it was built for")
@@ -138,7 +138,8 @@ class BlockScorer:
 
         def submit(lo, hi):
             self.n_tasks += 1
-            return self._submit(self._D, shared, blocks[lo:hi], want_norms[lo:hi], threshold, keep, top_k), lo, hi
+            return self._submit(self._D, shared, blocks[lo:hi], want_norms[lo:hi], threshold, keep, top_k,
+                                exact), lo, hi
         try:
             while True:
                 for lo, hi in islice(ranges, IN_FLIGHT_PER_WORKER * self.n_workers - len(pending)):

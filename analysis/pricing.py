@@ -227,16 +227,18 @@ class Block(NamedTuple):
 
 
 def score_blocks(D: Dictionary, r: np.ndarray, blocks, want_norms, threshold: float | None = None,
-                 keep: float | None = None, top_k: int = 256, prescreen: bool = True):
+                 keep: float | None = None, top_k: int = 256, exact: float | None = None, prescreen: bool = True):
     """``Block`` summaries of blocks ``(family, first set, count[, sets per cell])`` of ``D`` against ``r``, in this
     process (cells of one set when not given; no per-cell arrays for residuals ``r`` (K, N)):
     scores ``|A_j . r|`` (``max_q |A_j . r_q|`` for residuals ``r`` (K, N)) by ``_kernels.score_block_multi``
     (codes -1 degenerate, -3 repeated points, -2 negative offset), reduced to what ``price`` merges; ``keep``
     (default ``threshold``) selects the returned columns.
-    With ``prescreen``, the kernel's float32 pre-screen (exact scores above ``keep``, exact maximum, upper
-    bounds elsewhere) unless every score is needed (no ``keep`` and ``top_k > 1``)."""
+    With ``prescreen``, the kernel's float32 pre-screen (exact scores above ``exact``, default ``keep``, exact
+    maximum, upper bounds within ``_kernels._bound32``'s radius elsewhere: so a column kept between ``keep`` and a
+    higher ``exact`` may carry such a bound) unless every score is needed (no ``keep`` and ``top_k > 1``)."""
     keep = threshold if keep is None else keep
-    floor = np.nan if not prescreen else keep if keep is not None else np.inf if top_k <= 1 else np.nan
+    exact = keep if exact is None else exact
+    floor = np.nan if not prescreen else exact if exact is not None else np.inf if top_k <= 1 else np.nan
     _kernels.start_threads()
     R = np.ascontiguousarray(r, dtype=float).reshape(-1, D.n_points)
     X = D.X if D.X.flags.aligned else np.array(D.X)        # unpickled from a Dask frame, X may be unaligned

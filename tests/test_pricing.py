@@ -185,14 +185,16 @@ def test_prescreened_pricing_equals_float64_pricing_and_brute_force(scale, shift
         assert np.allclose(brute[[pos[c] for c in a.ids]], a.scores, rtol=1e-12)
 
 
-@pytest.mark.parametrize("scale,shift,r_scales", [(1e-6, 0.0, (1e-30, 1.0, 1e3)), (1.0, 0.0, (1.0, 1e-8, 1e8)),
+@pytest.mark.parametrize("scale,shift,r_scales", [(1e-6, 0.0, (1e-30, 1.0, 1e3)),
+                                                  (1.0, 0.0, (1.0, 1e-8, 1e8, 0.5, 3.0, 1e-3)),   # 4 + 2
                                                   (1e6, 0.0, (1e30, 1e25)), (1.0, 1e4, (1.0, 1e-3)),
-                                                  (1e3, -1e6, (1e-3, 1e3, 1.0)), (1e-2, 0.0, (1e-6, 1e6))])
+                                                  (1e3, -1e6, (1e-3, 1e3, 1.0, 2.0)), (1e-2, 0.0, (1e-6, 1e6))])
 @pytest.mark.parametrize("d,depth", [(1, 3), (2, 3), (3, 2)])
 def test_multi_residual_kernel_equals_single_residual_calls(d, depth, scale, shift, r_scales):
-    """Residuals of very different magnitudes in one batch: each one's maximum equals, to the bit, the one of a
-    call with that residual alone (float64 and float32 pre-screened), every entry bounds every residual's score
-    from above, and entries reaching the floor are the exact maximum over the residuals."""
+    """Residuals of very different magnitudes in one batch (the float32 pass sums four at a time, then one by
+    one): each one's maximum equals, to the bit, the one of a call with that residual alone (float64 and float32
+    pre-screened), every entry bounds every residual's score from above, and entries reaching the floor are the
+    exact maximum over the residuals."""
     from analysis._kernels import score_block, score_block_multi
     D, _ = _raw(d, depth, scale, shift, 1.0, N={1: 40, 2: 14, 3: 20}[d])
     rng = np.random.default_rng(4)
