@@ -156,9 +156,10 @@ def _lifted_params(X, pts, labels, lab, bias, tol, M, minor, piv, v, w, c):
     return VALID, b
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def params_for(X, points, labs, labels, bias, tol):
-    """Parameters ``(W, b, C, valid)`` of the columns given by point sets and labeling indices."""
+    """Parameters ``(W, b, C, valid)`` of the columns given by point sets and labeling indices (in 64 chunks, each
+    with its own scratch, on numba's threads)."""
     n = points.shape[0]
     k = points.shape[1]
     d = X.shape[1]
@@ -167,22 +168,24 @@ def params_for(X, points, labs, labels, bias, tol):
     B = np.zeros(n)
     C = np.zeros((n, m))
     valid = np.zeros(n, dtype=np.bool_)
-    M = np.empty((max(k, 1), k + 1))
-    minor = np.empty((max(k, 1), max(k, 1)))
-    piv = np.empty(max(k, 1), dtype=np.int64)
-    v = np.empty(k + 1)
-    for j in range(n):
-        status, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, piv, v, W[j], C[j])
-        valid[j] = status == VALID
-        B[j] = b
+    n_chunks = min(n, 64)
+    for ch in prange(n_chunks):
+        M = np.empty((max(k, 1), k + 1))
+        minor = np.empty((max(k, 1), max(k, 1)))
+        piv = np.empty(max(k, 1), dtype=np.int64)
+        v = np.empty(k + 1)
+        for j in range(n * ch // n_chunks, n * (ch + 1) // n_chunks):
+            status, b = _lifted_params(X, points[j], labels, labs[j], bias, tol, M, minor, piv, v, W[j], C[j])
+            valid[j] = status == VALID
+            B[j] = b
     return W, B, C, valid
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def unrank_many(ranks, n, k, binom):
     """Point sets (len(ranks), k) of the given lexicographic ranks."""
     out = np.empty((ranks.shape[0], k), dtype=np.int64)
-    for j in range(ranks.shape[0]):
+    for j in prange(ranks.shape[0]):
         _unrank(ranks[j], n, k, binom, out[j])
     return out
 
@@ -700,6 +703,16 @@ def _up32(v):
     if np.float64(f) < v:
         f = np.nextafter(f, np.float32(np.inf))
     return f
+
+
+@njit(cache=True, parallel=True)
+def up32(v):
+    """``_up32`` of every entry of the float64 array ``v`` (>= 0): float32 upper bounds (no fastmath: the rounding
+    is tested)."""
+    out = np.empty(v.size, dtype=np.float32)
+    for i in prange(v.size):
+        out[i] = _up32(v[i])
+    return out
 
 
 @njit(cache=True, inline='always')

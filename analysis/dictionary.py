@@ -168,6 +168,7 @@ class Dictionary:
 
     def _family_params(self, fam: Family, local: np.ndarray):
         ranks, labs = np.divmod(local, fam.n_labelings)
+        _kernels.start_threads()                     # numba's pool, under this machine's wait policy
         pts = _kernels.unrank_many(ranks, self.n_points, fam.k, self.binom)
         W, b, C, valid = _kernels.params_for(self.X, pts, labs, fam.labels, self.bias, self.tol)
         return pts, labs, W, b, C, valid

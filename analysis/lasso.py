@@ -20,9 +20,9 @@ from numba import njit, prange
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from ._kernels import BIG32, _bound32, _column_dot, _fused_dot, prescreen32
+from ._kernels import BIG32, _bound32, _column_dot, _fused_dot, prescreen32, up32
 from .features import FoldFeatures
-from .pricing import COLUMNS_PER_BLOCK, _up32, price, score_blocks
+from .pricing import COLUMNS_PER_BLOCK, price, score_blocks
 
 log = logging.getLogger(__name__)
 
@@ -642,7 +642,7 @@ class NearCache:
             self._V = np.empty((self.ids.size, SPHERE_REFS))
             self._E = np.empty((self.ids.size, SPHERE_REFS), dtype=np.float32)
         slot = len(slots) if len(slots) < SPHERE_REFS else slots[0]
-        self._V[:, slot], self._E[:, slot] = v, _up32(err)
+        self._V[:, slot], self._E[:, slot] = v, up32(err)
         self._refs = (self.ids, (R + [r.copy()])[-SPHERE_REFS:], (slots + [slot])[-SPHERE_REFS:])
         where = np.flatnonzero(np.abs(v) + err > threshold)
         return where, np.abs(v[where])

@@ -100,14 +100,6 @@ def _cells(D: Dictionary) -> _Cells:
     return _Cells(first, per, n_sets, np.array([f.n_labelings for f in D.families], dtype=np.int64))
 
 
-def _up32(v: np.ndarray) -> np.ndarray:
-    """Float32 upper bounds of the float64 values ``v``: the cast (infinite beyond float32), one step up where
-    it rounded down."""
-    with np.errstate(over="ignore"):
-        out = v.astype(np.float32)
-    return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
-
-
 def _sphere_bounds(screen: Screen, refs: np.ndarray) -> np.ndarray:
     """A sphere bound of every cell (float32, rounded up; infinite where never scored or not a number): the smaller
     of ``max + norm * ||r - r_ref||`` and the bound around the best multiple of ``r_ref``, in one compiled loop over

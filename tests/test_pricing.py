@@ -332,6 +332,19 @@ def _up32_reference(v):
     return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
+def test_float32_upper_bounds_of_an_array_equal_numpy():
+    """``_kernels.up32`` (the cache's error radii): the smallest float32 at or above each value, exact float32
+    values kept, infinite past float32, at every magnitude."""
+    from analysis._kernels import up32
+    rng = np.random.default_rng(3)
+    v = rng.random(20_000) * 10.0 ** rng.integers(-45, 39, 20_000)
+    v[:100] = v[:100].astype(np.float32)                        # already float32: unchanged
+    v[100:110] = [0.0, 3.5e38, 1e300, np.finfo(np.float32).max, 1e-46, 1e-40, 1.0, 2.0 ** -149, 7.0, 1e-30]
+    got = up32(v)
+    assert got.dtype == np.float32 and np.array_equal(got, _up32_reference(v))
+    assert np.all(got.astype(float) >= v) and np.array_equal(got[:100], v[:100])
+
+
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6, 1e30, 3.4e38])
 def test_block_summary_equals_numpy_and_rounds_cells_up(scale):
     """``_kernels.summarise_block`` against NumPy on the same scores: per-cell maxima and norms as float32 upper
