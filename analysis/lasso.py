@@ -35,7 +35,8 @@ PATH_CACHE_FLOOR = 0.7   # the same for the shared passes of a path (price_many)
                          # above it (N = 180 paths, 20 betas to 1e-3: CPU 96.9 -> 66.3 s noise, 101.4 -> 62.3 s
                          # sign, loaded 2 cores; the same passes and objectives as at 0.3)
 CACHE_RATIO = 2.0        # partial passes re-score the cache when the last complete pass scored <= this x beta
-CACHE_TOP_K = 4096       # violators a partial pass over the cache adds, at most
+CACHE_TOP_K = 1024       # violators a partial pass over the cache adds, at most (4096 held twice the atoms for
+                         # the same time: N=300 sign path 189k -> 82k atoms, peak RSS 3.0 -> 2.5 GB)
 SPHERE_FULL = 0.5         # the cache is scored in full (its scores kept) when its bound keeps more than this
                           # fraction of it
 SPHERE_REFS = 4           # residuals whose cache scores are kept (NearCache.violators)
