@@ -19,6 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import lasso
+from ._memory import held_memory
 from .certificate import ContinuumSource, certify, certify_constant, continuum_oracle
 from .dictionary import Dictionary, n_candidates, points_per_feature
 from .features import FoldFeatures
@@ -580,7 +581,8 @@ class ReflectionLasso(RegressorMixin, _ReflectionLassoBase):
     """
 
     def fit(self, X, y):
-        return self._fit(X, y)
+        with held_memory():                       # freed arrays stay with the process while it fits (_memory)
+            return self._fit(X, y)
 
     def predict(self, X) -> np.ndarray:
         """``f(x) = intercept_ + sum_j coef_j phi_j(x)``."""
@@ -639,7 +641,8 @@ history_, n_iter_, timings_, n_features_in_
         if len(classes) != 2:
             raise ValueError(f"{type(self).__name__}: Only binary classification is supported, got "
                              f"{len(classes)} class{'es' if len(classes) != 1 else ''}: {classes[:5]!r}")
-        self._fit(X, np.where(y == classes[1], 1.0, -1.0))
+        with held_memory():
+            self._fit(X, np.where(y == classes[1], 1.0, -1.0))
         self.classes_ = classes
         return self
 
