@@ -316,7 +316,6 @@ class WorkingSet:
         self.keys: list = []
         self.sources: list[str] = []
         self.members: list[list[tuple[object, float]]] = []
-        self._canon = np.empty((n_points, 0))
         self._hash = np.empty(0)
         self._sign = np.empty(0)
         self._index: dict = {}
@@ -358,7 +357,7 @@ class WorkingSet:
                 continue
             tol = tols[j]
             atom = next((i for i in np.sort(by_hash[lo[j]: hi[j]])
-                         if np.linalg.norm(self._canon[:, i] - canon[:, j]) <= tol), None) if lo[j] < hi[j] else None
+                         if np.linalg.norm(self._canonical(i) - canon[:, j]) <= tol), None) if lo[j] < hi[j] else None
             if atom is None and close[j]:
                 for i in reversed(fresh):
                     if hashes[j] - hashes[i] > tol:
@@ -379,11 +378,17 @@ class WorkingSet:
             self.sources += [source] * len(fresh)
             self._sign = np.concatenate([self._sign, signs[fresh]])
             self._hash = np.concatenate([self._hash, hashes[fresh]])
-            self.A, self._canon = self._grow(self.A, A[:, fresh]), self._grow(self._canon, canon[:, fresh])
+            self.A = self._grow(self.A, A[:, fresh])
             self.W = np.vstack([self.W, features.W[fresh]])
             self.b = np.concatenate([self.b, features.b[fresh]])
             self.C = np.vstack([self.C, features.C[fresh]])
         return len(fresh)
+
+    def _canonical(self, atom: int) -> np.ndarray:
+        """The atom's column centred, with the sign that makes its product with the first random direction >= 0
+        (computed again from ``A``, as ``add`` computed it: not stored, it would double the working set's memory)."""
+        a = self.A[:, atom]
+        return (a - a.mean()) * self._sign[atom]
 
     @staticmethod
     def _grow(M, new):
