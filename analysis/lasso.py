@@ -654,7 +654,8 @@ class NearCache:
         return where, np.abs(v[where])
 
     def collect(self, scorer):
-        """A scorer like ``scorer`` that also keeps, while ``floor`` is set, the columns above it."""
+        """A scorer like ``scorer`` that also keeps, while ``floor`` is set, the columns above it: exact above the
+        caller's ``keep``, below it maybe the float32 pre-screen's upper bounds (they only rank the cache)."""
         def wrapped(D, r, blocks, want_norms, threshold=None, keep=None, top_k: int = 256, exact=None):
             if self.floor is None:
                 yield from scorer(D, r, blocks, want_norms, threshold, keep, top_k, exact)
