@@ -210,3 +210,22 @@ def test_float32_cache_dots_stay_within_their_rigorous_bound(x_scale, shift, r_s
     assert np.all(np.abs(v[~exact_at]) + e[~exact_at] < floor)
     assert np.all(np.abs(v - exact)[exact_at] <= 1e-13 * np.abs(r).sum() * h[exact_at])     # float64 rounding only
     assert np.mean(~exact_at) <= 0.8 and (shift or np.mean(~exact_at) > 0.5)   # unshifted: most stayed in float32
+
+
+def test_make_basic_removes_dependent_columns_keeping_the_fit_and_not_raising_l1():
+    """A support with two dependent columns (a repeat, and a sum of two others): ``_make_basic`` moves along null
+    directions until the support is independent, with the same fitted values and an l1 norm no larger."""
+    from analysis.lasso import _make_basic
+    rng = np.random.default_rng(5)
+    Ac = rng.normal(size=(12, 6))
+    Ac[:, 3] = Ac[:, 0]
+    Ac[:, 5] = Ac[:, 1] + Ac[:, 2]
+    Ac -= Ac.mean(axis=0)
+    z = np.array([0.7, 0.4, -0.3, 0.5, 0.0, 0.2])
+    basic = _make_basic(Ac, z.copy())
+    S = np.flatnonzero(basic)
+    assert np.linalg.matrix_rank(Ac[:, S]) == S.size and S.size <= 3
+    assert np.allclose(Ac @ basic, Ac @ z, atol=1e-12)
+    assert np.abs(basic).sum() <= np.abs(z).sum() + 1e-12
+    independent = np.array([0.7, 0.0, -0.3, 0.0, 0.1, 0.0])
+    assert np.array_equal(_make_basic(Ac, independent.copy()), independent)
