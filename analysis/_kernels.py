@@ -705,16 +705,6 @@ def _up32(v):
     return f
 
 
-@njit(cache=True, parallel=True)
-def up32(v):
-    """``_up32`` of every entry of the float64 array ``v`` (>= 0): float32 upper bounds (no fastmath: the rounding
-    is tested)."""
-    out = np.empty(v.size, dtype=np.float32)
-    for i in prange(v.size):
-        out[i] = _up32(v[i])
-    return out
-
-
 @njit(cache=True, inline='always')
 def _max_nan(m, v):
     """``max(m, v)`` that keeps a NaN once met (as NumPy's ``max``)."""

@@ -20,7 +20,7 @@ from numba import njit, prange
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from ._kernels import BIG32, _bound32, _column_dot, _fused_dot, prescreen32, up32
+from ._kernels import BIG32, _bound32, _column_dot, _fused_dot, _up32, prescreen32
 from .features import FoldFeatures
 from .pricing import COLUMNS_PER_BLOCK, price, score_blocks
 
@@ -552,6 +552,18 @@ def _sphere_out(V, E, slots, c, norms, e, threshold):
     return np.flatnonzero(out)
 
 
+@njit(cache=True, parallel=True)
+def _store_scores(V, E, slot, v, e, threshold):
+    """``V[:, slot] = v`` and ``E[:, slot]`` the float32 upper bounds of ``e`` (``_kernels._up32``; no fastmath: the
+    rounding is tested), in one pass; the positions ``j`` with ``|v_j| + e_j > threshold``."""
+    out = np.zeros(v.size, dtype=np.bool_)
+    for j in prange(v.size):
+        V[j, slot] = v[j]
+        E[j, slot] = _up32(e[j])
+        out[j] = abs(v[j]) + e[j] > threshold
+    return np.flatnonzero(out)
+
+
 class NearCache:
     """The ``size`` best-scoring columns of the last complete pricing pass (and of the cache before it, when it
     was used), kept as ids; their parameters and centred norms are computed on first use (a fit that certifies at
@@ -647,9 +659,8 @@ class NearCache:
             self._V = np.empty((self.ids.size, SPHERE_REFS))
             self._E = np.empty((self.ids.size, SPHERE_REFS), dtype=np.float32)
         slot = len(slots) if len(slots) < SPHERE_REFS else slots[0]
-        self._V[:, slot], self._E[:, slot] = v, up32(err)
+        where = _store_scores(self._V, self._E, slot, v, err, float(threshold))
         self._refs = (self.ids, (R + [r.copy()])[-SPHERE_REFS:], (slots + [slot])[-SPHERE_REFS:])
-        where = np.flatnonzero(np.abs(v) + err > threshold)
         return where, np.abs(v[where])
 
     def collect(self, scorer):

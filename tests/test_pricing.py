@@ -332,17 +332,23 @@ def _up32_reference(v):
     return np.nextafter(out, np.float32(np.inf), out=out, where=out < v)
 
 
-def test_float32_upper_bounds_of_an_array_equal_numpy():
-    """``_kernels.up32`` (the cache's error radii): the smallest float32 at or above each value, exact float32
-    values kept, infinite past float32, at every magnitude."""
-    from analysis._kernels import up32
+def test_the_cache_stores_its_scores_with_float32_radii_rounded_up():
+    """``lasso._store_scores`` (a full scoring of the cache kept as a sphere reference): the values in their slot,
+    the radii as the smallest float32 at or above each (exact float32 values kept, infinite past float32, at every
+    magnitude), the other slots untouched, and the positions whose value and radius exceed the threshold."""
+    from analysis.lasso import _store_scores
     rng = np.random.default_rng(3)
-    v = rng.random(20_000) * 10.0 ** rng.integers(-45, 39, 20_000)
-    v[:100] = v[:100].astype(np.float32)                        # already float32: unchanged
-    v[100:110] = [0.0, 3.5e38, 1e300, np.finfo(np.float32).max, 1e-46, 1e-40, 1.0, 2.0 ** -149, 7.0, 1e-30]
-    got = up32(v)
-    assert got.dtype == np.float32 and np.array_equal(got, _up32_reference(v))
-    assert np.all(got.astype(float) >= v) and np.array_equal(got[:100], v[:100])
+    n = 20_000
+    e = rng.random(n) * 10.0 ** rng.integers(-45, 39, n)
+    e[:100] = e[:100].astype(np.float32)                        # already float32: unchanged
+    e[100:110] = [0.0, 3.5e38, 1e300, np.finfo(np.float32).max, 1e-46, 1e-40, 1.0, 2.0 ** -149, 7.0, 1e-30]
+    v = rng.normal(size=n) * 10.0 ** rng.integers(-3, 3, n)
+    V, E = np.full((n, 4), 5.0), np.full((n, 4), 6.0, dtype=np.float32)
+    where = _store_scores(V, E, 2, v, e, 1.0)
+    assert np.array_equal(V[:, 2], v) and E.dtype == np.float32 and np.array_equal(E[:, 2], _up32_reference(e))
+    assert np.all(E[:, 2].astype(float) >= e) and np.array_equal(E[:100, 2], e[:100])
+    assert np.all(V[:, [0, 1, 3]] == 5.0) and np.all(E[:, [0, 1, 3]] == 6.0)
+    assert np.array_equal(where, np.flatnonzero(np.abs(v) + e > 1.0)) and 0 < where.size < n
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6, 1e30, 3.4e38])
