@@ -6,8 +6,8 @@ scores at every refill, the working set's buffers). glibc returns each one to th
 on, a page the host has not backed yet costs about 8 us: 1 GB first touched took 3-8 s, touched again 0.15 s.
 While a fit runs, ``held_memory`` has glibc serve large arrays from its heap and keep what is freed (``mallopt``:
 no ``mmap``, no trimming); when the last fit ends, the defaults return and ``malloc_trim`` gives the memory back.
-Measured: an N=300 sign path, 20 betas to 1e-3 beta_max, 2 cores: 210.5 s -> 192.3 s, CPU 321 -> 304 s, peak RSS
-2.5 -> 2.6 GB.
+Measured: an N=300 sign path, 20 betas to 1e-3 beta_max, 2 cores: 210.5 s -> 168.8 s, CPU 321 -> 273 s, peak RSS
+2.5 -> 2.6 GB (the same allocator settings from ``GLIBC_TUNABLES`` outside the process: 192.3 s, CPU 304 s).
 """
 from __future__ import annotations
 
