@@ -648,8 +648,9 @@ def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_nor
                         s1 = s2 = np.float32(0.0)
                         q = 0
                         while q < K:
+                            step = 4 if q + 4 <= K else 1
                             a0 = a1 = a2 = a3 = np.float32(0.0)
-                            if q + 4 <= K:
+                            if step == 4:
                                 r0, r1, r2, r3 = r32[q], r32[q + 1], r32[q + 2], r32[q + 3]
                                 for i in range(n_pad):
                                     ui = u32[i]
@@ -662,9 +663,9 @@ def _score_block_multi(X, R, labels, bias, k, starts, ends, binom, tol, want_nor
                                 for i in range(n_pad):
                                     a0 += r0[i] * u32[i]
                             sums = (a0, a1, a2, a3)
-                            for t in range(4 if q + 4 <= K else 1):
+                            for t in range(step):
                                 upper[q + t] = (abs(np.float64(sums[t])) + (err[q + t] + tiny_sum)) / scale[q + t]
-                            q += 4 if q + 4 <= K else 1
+                            q += step
                         if want_norms:
                             s1, s2 = _moments32(u32, n_pts)
                     if want_norms:     # an upper bound of the norm, whether the column is scored again or not
