@@ -49,7 +49,7 @@ def evaluate_features(features: pd.DataFrame, intercept: float, X) -> np.ndarray
     return float(intercept) + phi @ features["coef"].to_numpy(float)
 
 
-def _first_floors(D: Dictionary, rc: np.ndarray, cache_fraction: float = 0.0) -> tuple[float, float]:
+def _first_floors(D: Dictionary, rc: np.ndarray, cache_fraction: float) -> tuple[float, float]:
     """The first pass's float32 floor: the ``BATCH + 1``-th best ``|A_j . rc|`` over ``PROBE`` distinct random
     columns (0 if fewer), at most the dictionary's ``BATCH + 1``-th best, so its best ``BATCH`` score above it and
     it scores in float64 only the columns whose float32 bound reaches the floor (a few percent, not a quarter);
